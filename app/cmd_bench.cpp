@@ -1,0 +1,153 @@
+// `harmonic bench`: forward and training throughput and peak GPU memory per model and sequence
+// length, on random tokens, with warm-up and the median of timed repeats.
+#include <fmt/core.h>
+#include <fmt/ostream.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include "app/commands.h"
+#include "model/checkpoint.h"
+#include "model/error.h"
+#include "model/io.h"
+
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#define HARMONIC_HAVE_CUDA_ALLOCATOR 1
+#endif
+
+namespace harmonic::cli {
+
+namespace {
+
+struct BenchArgs {
+    std::vector<std::string> models{"harmonic"};
+    int64_t d_model = 256, vocab = 50257, batch = 2, warmup = 3, repeats = 10;
+    std::vector<int64_t> seq_lens{1024};
+    bool train = false;
+    std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema";
+};
+
+void sync(const torch::Device& device) {
+    if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+void reset_peak(const torch::Device& device) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+}
+
+double peak_gb(const torch::Device& device) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (device.is_cuda()) {
+        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+        return double(stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) / 1e9;
+    }
+#endif
+    return 0.0;
+}
+
+int run_bench(const BenchArgs& a) {
+    const torch::Device device = parse_device(a.device);
+    const bool bf16 = a.precision == "bf16" && device.is_cuda();
+    if (device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
+    std::ostringstream csv;
+    csv << "model,parameters,d_model,vocab,batch,seq_len,mode,precision,ms_median,tokens_per_s,peak_gb\n";
+    fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {:>10} {:>12} {:>8}\n", "model", "params", "seq", "batch", "mode",
+               "ms", "tok/s", "peak GB");
+    for (const auto& name : a.models) {
+        ModelConfig c;
+        c.family = family_from_name(name, "--model");
+        c.d_model = a.d_model;
+        c.vocab_size = a.vocab;
+        c.tokenizer = a.vocab == 256 ? "bytes" : "bpe";
+        c.harmonic.cell = a.harmonic_cell;
+        c.validate("harmonic bench");
+        torch::manual_seed(0);
+        auto model = make_model(c);
+        model->to(device);
+        torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
+        for (int64_t T : a.seq_lens) {
+            auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
+            auto step = [&] {
+                if (bf16) {
+                    at::autocast::set_autocast_enabled(at::kCUDA, true);
+                    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+                }
+                if (a.train) {
+                    opt.zero_grad();
+                    auto loss = bits_per_token(model->forward(tokens).logits, tokens);
+                    loss.backward();
+                    opt.step();
+                } else {
+                    torch::NoGradGuard no_grad;
+                    model->forward(tokens);
+                }
+                if (bf16) {
+                    at::autocast::set_autocast_enabled(at::kCUDA, false);
+                    at::autocast::clear_cache();
+                }
+            };
+            std::vector<double> ms;
+            try {
+                for (int64_t i = 0; i < a.warmup; ++i) step();
+                sync(device);
+                reset_peak(device);
+                for (int64_t i = 0; i < a.repeats; ++i) {
+                    sync(device);
+                    const auto t0 = std::chrono::steady_clock::now();
+                    step();
+                    sync(device);
+                    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+                }
+            } catch (const c10::Error& e) {
+                const bool oom = std::string(e.what()).find("out of memory") != std::string::npos;
+                fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {}\n", name, model->parameter_count(), T, a.batch,
+                           a.train ? "train" : "fwd", oom ? "out of memory" : e.what_without_backtrace());
+                csv << fmt::format("{},{},{},{},{},{},{},{},,,{}\n", name, model->parameter_count(), a.d_model, a.vocab,
+                                   a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", oom ? "OOM" : "error");
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+                if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+                continue;
+            }
+            std::sort(ms.begin(), ms.end());
+            const double median = ms[ms.size() / 2];
+            const double tps = double(a.batch * T) / (median / 1000.0);
+            fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {:>10.3f} {:>12.0f} {:>8.3f}\n", name, model->parameter_count(), T,
+                       a.batch, a.train ? "train" : "fwd", median, tps, peak_gb(device));
+            csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
+                               a.vocab, a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", median, tps,
+                               peak_gb(device));
+        }
+    }
+    if (!a.out.empty()) write_file_atomically(a.out, csv.str());
+    return 0;
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app, std::vector<Command>& commands) {
+    auto args = std::make_shared<BenchArgs>();
+    auto* cmd = app.add_subcommand("bench", "forward / training throughput and peak GPU memory on random tokens");
+    cmd->add_option("--model", args->models, "harmonic | transformer | mamba (repeatable or comma-separated)")
+        ->delimiter(',')
+        ->check(CLI::IsMember({"harmonic", "transformer", "mamba"}));
+    cmd->add_option("--d-model", args->d_model, "model width")->check(CLI::Range(1, 65536));
+    cmd->add_option("--vocab-size", args->vocab, "vocabulary size")->check(CLI::Range(256, 10000000));
+    cmd->add_option("--seq-len", args->seq_lens, "sequence lengths, e.g. 1024,8192")->delimiter(',')->check(CLI::Range(2, 1 << 24));
+    cmd->add_option("--batch", args->batch, "batch size")->check(CLI::Range(1, 1 << 16));
+    cmd->add_option("--warmup", args->warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000));
+    cmd->add_option("--repeats", args->repeats, "timed steps (median reported)")->check(CLI::Range(1, 10000));
+    cmd->add_flag("--train", args->train, "time a full training step (forward, backward, AdamW)");
+    cmd->add_option("--device", args->device, "cuda | cpu | auto");
+    cmd->add_option("--precision", args->precision, "bf16 (autocast) | fp32")->check(CLI::IsMember({"bf16", "fp32"}));
+    cmd->add_option("--cell", args->harmonic_cell, "Harmonic cell: gated_ema | selective");
+    cmd->add_option("--out", args->out, "write the results as CSV");
+    commands.push_back({cmd, [args] { return run_bench(*args); }});
+}
+
+}  // namespace harmonic::cli

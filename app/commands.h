@@ -1,0 +1,19 @@
+// Each `harmonic` subcommand lives in its own file and registers itself here.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+namespace harmonic::cli {
+
+struct Command {
+    CLI::App* app = nullptr;
+    std::function<int()> run;
+};
+
+void register_bench(CLI::App& app, std::vector<Command>& commands);
+
+}  // namespace harmonic::cli

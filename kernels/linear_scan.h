@@ -1,0 +1,20 @@
+// The first-order linear recurrence behind every Harmonic level:
+//     h_t = a_t ⊙ h_{t-1} + b_t,   t = 0 .. T-1,   h_{-1} = h0.
+// a: (B, T, C) per-token decay, or (C) one decay per channel for all steps (the fixed-decay cell).
+// b: (B, T, C).  h0: (B, C) or an undefined tensor (zeros).  Returns h: (B, T, C), in b's dtype,
+// accumulated in fp32.
+#pragma once
+
+#include <torch/types.h>
+
+namespace harmonic::kernels {
+
+// Picks the CUDA kernel for CUDA tensors when the project was built with CUDA, else the reference.
+torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0);
+
+// Pure-LibTorch reference: a Hillis–Steele scan (log2 T passes of whole-tensor ops, no per-step
+// loop), differentiable by autograd, runs on CPU and GPU. Its error against an fp64 evaluation
+// is the yardstick for the CUDA kernel.
+torch::Tensor linear_scan_reference(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0);
+
+}  // namespace harmonic::kernels

@@ -1,0 +1,32 @@
+// Mamba's selective scan (Gu & Dao 2023, Algorithm 2), per channel e and state index n:
+//     dA_t = exp(Δ_t,e · A_e,n)                 (zero-order hold)
+//     h_t  = dA_t ⊙ h_{t-1} + Δ_t,e · B_t,n · x_t,e
+//     y_t,e = Σ_n C_t,n h_t,e,n + D_e x_t,e,     then y ⊙ SiLU(z) when z is given.
+// x, delta, z: (B, T, E);  A: (E, N);  Bm, Cm: (B, T, N);  D: (E);  h0: (B, E, N) or undefined.
+// delta is already positive (softplus applied by the caller).
+#pragma once
+
+#include <torch/types.h>
+
+#include <utility>
+
+namespace harmonic::kernels {
+
+struct SelectiveScanResult {
+    torch::Tensor y;        // (B, T, E) in x's dtype
+    torch::Tensor h_last;   // (B, E, N) fp32, the state after the last step (for stateful chunks)
+};
+
+SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
+                                   const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
+                                   const torch::Tensor& z, const torch::Tensor& h0);
+
+// Pure-LibTorch reference: time is cut into chunks of `chunk` steps, each scanned in parallel with
+// linear_scan_reference over the flattened (E·N) state, so memory is O(B·chunk·E·N), not O(B·T·E·N).
+SelectiveScanResult selective_scan_reference(const torch::Tensor& x, const torch::Tensor& delta,
+                                             const torch::Tensor& A, const torch::Tensor& Bm,
+                                             const torch::Tensor& Cm, const torch::Tensor& D,
+                                             const torch::Tensor& z, const torch::Tensor& h0,
+                                             int64_t chunk = 128);
+
+}  // namespace harmonic::kernels

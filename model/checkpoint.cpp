@@ -1,0 +1,150 @@
+#include "model/checkpoint.h"
+
+#include <cstring>
+#include <fstream>
+
+#include "model/error.h"
+#include "model/io.h"
+
+namespace harmonic {
+
+namespace fs = std::filesystem;
+namespace st = safetensors;
+
+namespace {
+
+torch::ScalarType torch_dtype(st::DType dtype) {
+    switch (dtype) {
+        case st::DType::F32: return torch::kFloat32;
+        case st::DType::F16: return torch::kFloat16;
+        case st::DType::BF16: return torch::kBFloat16;
+        case st::DType::F64: return torch::kFloat64;
+        default: return torch::kFloat32;
+    }
+}
+
+bool is_float(st::DType dtype) {
+    return dtype == st::DType::F32 || dtype == st::DType::F16 || dtype == st::DType::BF16 || dtype == st::DType::F64;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+}  // namespace
+
+torch::Device parse_device(const std::string& name) {
+    if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    torch::Device device(torch::kCPU);
+    try {
+        device = torch::Device(name);
+    } catch (const std::exception&) {
+        throw Error("--device: unknown device '" + name + "' (expected cpu, cuda, cuda:N or auto)");
+    }
+    if (device.is_cuda() && !torch::cuda::is_available())
+        throw Error("--device " + name + ": no CUDA GPU is available on this machine (use --device cpu)");
+    if (device.is_cuda() && device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
+        throw Error("--device " + name + ": this machine has " + std::to_string(torch::cuda::device_count()) + " GPU(s)");
+    return device;
+}
+
+std::vector<TensorBlob> export_parameters(const LanguageModel& model, st::DType dtype) {
+    if (!is_float(dtype)) throw Error("checkpoint dtype must be F32, F16, BF16 or F64");
+    std::vector<TensorBlob> blobs;
+    for (const auto& item : model.named_parameters()) {
+        auto t = item.value().detach().to(torch::kCPU, torch_dtype(dtype)).contiguous();
+        TensorBlob blob{item.key(), dtype, t.sizes().vec(), {}};
+        blob.bytes.resize(t.numel() * t.element_size());
+        if (!blob.bytes.empty()) std::memcpy(blob.bytes.data(), t.data_ptr(), blob.bytes.size());
+        blobs.push_back(std::move(blob));
+    }
+    return blobs;
+}
+
+void save_checkpoint(const LanguageModel& model, const fs::path& dir, const SaveOptions& options) {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) fail_file(dir, "cannot create folder: " + ec.message());
+    const auto& config = model.config();
+    if (config.tokenizer == "bpe") {
+        if (options.tokenizer_json.empty())
+            throw Error(dir.string() + ": a BPE model needs its tokenizer.json (none was given)");
+        if (fs::absolute(options.tokenizer_json) != fs::absolute(dir / "tokenizer.json")) {
+            const auto bytes = read_file_bytes(options.tokenizer_json, 1u << 30);
+            write_file_atomically(dir / "tokenizer.json", std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        }
+    }
+    const auto blobs = export_parameters(model, options.dtype);
+    std::vector<st::TensorToWrite> tensors;
+    for (const auto& b : blobs) tensors.push_back({b.name, b.dtype, b.shape, b.bytes.data()});
+    auto metadata = options.metadata;
+    metadata["format"] = "pt";
+    metadata["model_type"] = family_name(config.family);
+    st::write(dir / "model.safetensors", tensors, metadata);
+    config.save(dir / "config.json");
+}
+
+LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
+    if (!fs::exists(dir)) fail_file(dir, "no such checkpoint folder");
+    if (!fs::is_directory(dir)) fail_file(dir, "a checkpoint is a folder with config.json and model.safetensors, not a file");
+    const fs::path config_path = dir / "config.json", weights_path = dir / "model.safetensors";
+    if (!fs::exists(config_path)) fail_file(config_path, "missing (not a checkpoint folder?)");
+    if (!fs::exists(weights_path)) fail_file(weights_path, "missing");
+
+    LoadedModel loaded;
+    loaded.dir = dir;
+    loaded.config = ModelConfig::load(config_path);
+    loaded.tokenizer = load_tokenizer(loaded.config.tokenizer, dir);
+    if (loaded.tokenizer->vocab_size() > loaded.config.vocab_size)
+        fail_file(config_path, "vocab_size " + std::to_string(loaded.config.vocab_size) + " is smaller than the tokenizer's " +
+                                   std::to_string(loaded.tokenizer->vocab_size()) + " tokens");
+
+    const st::File file = st::File::read(weights_path);
+    loaded.metadata = file.metadata();
+    auto model = make_model(loaded.config);
+    const auto params = model->named_parameters();
+    // Check everything before copying anything, so a bad file never leaves a half-loaded model.
+    std::vector<std::string> missing, problems;
+    for (const auto& item : params) {
+        const std::string& name = item.key();
+        if (!file.contains(name)) {
+            missing.push_back(name);
+            continue;
+        }
+        const auto& info = file.info(name);
+        if (!is_float(info.dtype))
+            problems.push_back("tensor '" + name + "' has dtype " + st::dtype_name(info.dtype) + ", expected a float type");
+        if (info.shape != item.value().sizes().vec())
+            problems.push_back("tensor '" + name + "' has shape " + shape_string(info.shape) + ", the config implies " +
+                               shape_string(item.value().sizes().vec()));
+    }
+    if (!missing.empty()) {
+        std::string list;
+        for (std::size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
+        if (missing.size() > 5) list += ", ... (" + std::to_string(missing.size()) + " in all)";
+        fail_file(weights_path, "missing tensors for this " + family_name(loaded.config.family) + " config: " + list);
+    }
+    if (!problems.empty()) fail_file(weights_path, problems.front());
+    for (const auto& name : file.names())
+        if (!params.contains(name))
+            fail_file(weights_path, "unexpected tensor '" + name + "' (does config.json describe this model?)");
+
+    torch::NoGradGuard no_grad;
+    for (auto& item : params) {
+        const auto& info = file.info(item.key());
+        auto src = torch::from_blob(const_cast<uint8_t*>(file.data(item.key())), info.shape,
+                                    torch::TensorOptions().dtype(torch_dtype(info.dtype)));
+        auto value = src.to(torch::kFloat32);
+        if (!torch::isfinite(value).all().item<bool>())
+            loaded.warnings.push_back(weights_path.string() + ": tensor '" + item.key() + "' contains NaN or Inf values");
+        item.value().copy_(value);
+    }
+    model->to(device);
+    model->eval();
+    loaded.model = model;
+    return loaded;
+}
+
+}  // namespace harmonic

@@ -1,0 +1,75 @@
+// One interface for the three model families (docs/MODEL.md):
+//  - forward(tokens): the full-sequence forward used for training;
+//  - forward_chunk(tokens, state): the stateful forward over a text of any length, chunk by chunk
+//    (Harmonic and Mamba carry their recurrent state at constant memory; the Transformer keeps a
+//    sliding window of `context` keys/values);
+//  - traces on request: per-level hidden states, prediction errors and decays.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+
+namespace harmonic {
+
+// What one level (Harmonic) or layer (baselines) did over the tokens of one call.
+struct LevelOutput {
+    std::string name;
+    int64_t stride = 1;        // tokens per step
+    double nominal_tau = 0.0;  // configured tau in the level's own steps (0 = none)
+    torch::Tensor hidden;      // (B, steps, C) recurrent state / layer output at each step
+    torch::Tensor error;       // (B, steps, d) the level's input prediction error (undefined if none)
+    torch::Tensor decay;       // (B, steps, C) or (C): the decay a applied at each step
+    int64_t first_step = 0;    // global index of the first step in this call
+};
+
+struct ForwardOutput {
+    torch::Tensor logits;              // (B, T, V)
+    std::vector<LevelOutput> levels;   // filled only when traces were requested
+};
+
+// Per-family recurrent state of forward_chunk; create with LanguageModel::initial_state.
+class StreamState {
+public:
+    virtual ~StreamState() = default;
+    int64_t position = 0;  // tokens consumed so far
+    // Cuts the autograd history (stateful training carries detached state between chunks).
+    virtual void detach() = 0;
+};
+
+class LanguageModel : public torch::nn::Module {
+public:
+    explicit LanguageModel(ModelConfig config) : config_(config.resolved()) {}
+    const ModelConfig& config() const { return config_; }
+    int64_t parameter_count() const;
+
+    // tokens: (B, T) int64. Logits at position t depend on tokens <= t only.
+    virtual ForwardOutput forward(const torch::Tensor& tokens, bool trace = false) = 0;
+    virtual std::unique_ptr<StreamState> initial_state(int64_t batch, const torch::Device& device) const = 0;
+    // Continues from `state` (updated in place). Chunks of any length, including ones that are not
+    // multiples of the pooling strides, give the same logits as one forward over the whole text.
+    virtual ForwardOutput forward_chunk(const torch::Tensor& tokens, StreamState& state, bool trace = false) = 0;
+
+protected:
+    ModelConfig config_;
+};
+
+std::shared_ptr<LanguageModel> make_model(const ModelConfig& config);
+
+// Building blocks shared by the families (model/modules.cpp).
+struct RMSNormImpl : torch::nn::Module {
+    explicit RMSNormImpl(int64_t dim, double eps = 1e-6);
+    torch::Tensor forward(const torch::Tensor& x);
+    torch::Tensor weight;
+    double eps;
+};
+TORCH_MODULE(RMSNorm);
+
+// Mean next-token cross-entropy in bits per token over positions 0..T-2 predicting 1..T-1.
+torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& tokens);
+
+}  // namespace harmonic

@@ -1,0 +1,60 @@
+#include "model/tokenizer.h"
+
+#include "model/error.h"
+
+namespace harmonic {
+
+namespace {
+
+// One token per byte: the tokenizer every byte-level model uses, so it needs no file.
+class ByteTokenizer final : public Tokenizer {
+public:
+    Encoding encode(std::string_view text) const override {
+        Encoding out;
+        out.ids.resize(text.size());
+        out.byte_offsets.resize(text.size());
+        for (size_t i = 0; i < text.size(); ++i) {
+            out.ids[i] = static_cast<unsigned char>(text[i]);
+            out.byte_offsets[i] = static_cast<int64_t>(i);
+        }
+        return out;
+    }
+
+    std::string decode(const std::vector<int64_t>& ids) const override {
+        std::string out;
+        out.reserve(ids.size());
+        for (int64_t id : ids) {
+            check(id);
+            out.push_back(static_cast<char>(static_cast<unsigned char>(id)));
+        }
+        return out;
+    }
+
+    std::string token_bytes(int64_t id) const override {
+        check(id);
+        return std::string(1, static_cast<char>(static_cast<unsigned char>(id)));
+    }
+
+    int64_t vocab_size() const override { return 256; }
+    std::string kind() const override { return "bytes"; }
+
+private:
+    static void check(int64_t id) {
+        if (id < 0 || id >= 256) {
+            throw Error("byte tokenizer: token id " + std::to_string(id) + " is outside [0, 256)");
+        }
+    }
+};
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> make_byte_tokenizer() { return std::make_unique<ByteTokenizer>(); }
+
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::filesystem::path& checkpoint_dir) {
+    if (kind == "bytes") return make_byte_tokenizer();
+    if (kind == "bpe") return load_bpe_tokenizer(checkpoint_dir / "tokenizer.json");
+    fail_file(checkpoint_dir / "config.json",
+              "unknown tokenizer \"" + kind + "\" (expected \"bytes\" or \"bpe\")");
+}
+
+}  // namespace harmonic

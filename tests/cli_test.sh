@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# End-to-end test of the `harmonic` command-line tool: init / info / score, and the exit status
+# and message of each kind of bad input. Run by CTest with HARMONIC=<binary>.
+set -u
+: "${HARMONIC:?set HARMONIC to the harmonic binary}"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+passes=0
+pass() { passes=$((passes + 1)); }
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+# expect_error "description" "phrase in stderr" command...
+expect_error() {
+  local what=$1 phrase=$2
+  shift 2
+  local err
+  err=$("$@" 2>&1 >/dev/null)
+  local rc=$?
+  if [ $rc -ne 1 ]; then fail "$what: exit status $rc, expected 1 ($err)"; return; fi
+  case "$err" in *"$phrase"*) pass ;; *) fail "$what: stderr lacks '$phrase': $err" ;; esac
+}
+
+# init + info: the parameter line is the closed form 2·V·d + 34·d² + 24·d (V = 256, d = 64).
+"$HARMONIC" init --model harmonic --d-model 64 --seed 1 --out "$tmp/h" >/dev/null || fail "init harmonic"
+out=$("$HARMONIC" info "$tmp/h")
+grep -qx "parameters: 173568" <<<"$out" && pass || fail "info harmonic: $out"
+"$HARMONIC" init --model harmonic --d-model 64 --routing raw --out "$tmp/hraw" >/dev/null
+grep -qx "parameters: 165376" <<<"$("$HARMONIC" info "$tmp/hraw")" && pass || fail "raw routing drops 2·d² parameters"
+"$HARMONIC" init --model harmonic --d-model 64 --timescales 16,16,16 --cell selective --out "$tmp/hflat" >/dev/null
+grep -qx "parameters: 173568" <<<"$("$HARMONIC" info "$tmp/hflat")" && pass || fail "flat/selective keep the count"
+for m in transformer mamba; do
+  "$HARMONIC" init --model $m --d-model 64 --out "$tmp/$m" >/dev/null || fail "init $m"
+  n=$("$HARMONIC" info "$tmp/$m" | sed -n 's/^parameters: //p')
+  # within 3% of Harmonic's 173568
+  if [ -n "$n" ] && [ $(( (n - 173568) * 100 / 173568 )) -ge -3 ] && [ $(( (n - 173568) * 100 / 173568 )) -le 3 ]; then pass; else fail "$m parameters $n not within 3%"; fi
+done
+
+# score: CSV header and one row per scored token; mean printed.
+printf 'The quick brown fox jumps over the lazy dog.\nÜber naïve café — 東京.\n' >"$tmp/text.txt"
+bytes=$(wc -c <"$tmp/text.txt")
+out=$("$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 7 --out "$tmp/s.csv") || fail "score"
+grep -q "mean bpt:" <<<"$out" && pass || fail "score prints the mean: $out"
+[ "$(head -1 "$tmp/s.csv")" = "index,byte_offset,token_id,bpt" ] && pass || fail "CSV header"
+[ "$(($(wc -l <"$tmp/s.csv") - 1))" -eq $((bytes - 1)) ] && pass || fail "CSV has one row per scored byte token"
+# chunked scoring does not depend on the chunk size (mean to 3 decimals)
+m7=$(sed -n 's/^mean bpt: //p' <<<"$out")
+m1000=$("$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 1000 | sed -n 's/^mean bpt: //p')
+[ "$m7" = "$m1000" ] && pass || fail "mean bpt differs by chunk size: $m7 vs $m1000"
+
+# bad input: exit 1, message names the file or flag
+expect_error "missing checkpoint" "$tmp/nope" "$HARMONIC" info "$tmp/nope"
+expect_error "missing text" "$tmp/none.txt" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/none.txt"
+: >"$tmp/empty.txt"
+expect_error "empty text" "empty" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/empty.txt"
+printf 'ok\xff\xfe bad' >"$tmp/bad.txt"
+expect_error "invalid UTF-8" "UTF-8" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/bad.txt"
+printf 'a\0b\0c' >"$tmp/bin.txt"
+expect_error "binary text" "binary" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/bin.txt"
+expect_error "unknown model" "unknown model_type 'lstm'" "$HARMONIC" init --model lstm --d-model 8 --out "$tmp/x"
+expect_error "bad timescales" "--timescales" "$HARMONIC" init --model harmonic --d-model 8 --timescales 4,x --out "$tmp/x"
+expect_error "bad routing" "harmonic.routing" "$HARMONIC" init --model harmonic --d-model 8 --routing up --out "$tmp/x"
+expect_error "bad chunk" "--chunk" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 0
+expect_error "bad device" "--device" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --device tpu
+mkdir -p "$tmp/broken" && cp "$tmp/h/config.json" "$tmp/broken/" && head -c 100 "$tmp/h/model.safetensors" >"$tmp/broken/model.safetensors"
+expect_error "truncated weights" "model.safetensors" "$HARMONIC" info "$tmp/broken"
+"$HARMONIC" score --checkpoint "$tmp/h" >/dev/null 2>&1
+[ $? -ne 0 ] && pass || fail "missing --text must fail"
+
+echo "$passes passed, $failures failed"
+[ "$failures" -eq 0 ]

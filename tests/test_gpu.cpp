@@ -1,0 +1,95 @@
+// GPU checks (tag [gpu]): every family's forward and backward on CUDA in fp32 and under bf16
+// autocast, against the same weights on the CPU. On a machine without a GPU each case says so and
+// checks nothing else; on the GPU machine they run (see docs/BENCHMARKS.md for the command).
+#include <catch2/catch.hpp>
+#include <torch/torch.h>
+
+#include "model/language_model.h"
+
+using namespace harmonic;
+
+namespace {
+
+bool have_gpu() {
+    if (torch::cuda::is_available()) return true;
+    WARN("no CUDA GPU on this machine: GPU test not run here (it runs on the GPU machine)");
+    return false;
+}
+
+ModelConfig config_for(Family family) {
+    ModelConfig c;
+    c.family = family;
+    c.d_model = 64;
+    c.vocab_size = 256;
+    c.transformer.layers = 2;
+    c.mamba.layers = 2;
+    return c;
+}
+
+double rel(const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a.to(torch::kCPU, torch::kFloat64) - b.to(torch::kCPU, torch::kFloat64)).abs().max() /
+            b.to(torch::kFloat64).abs().max().clamp_min(1e-12))
+        .item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("GPU forward/backward matches the CPU in fp32 and bf16 autocast", "[gpu]") {
+    if (!have_gpu()) return;
+    at::globalContext().setAllowTF32CuBLAS(false);
+    for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
+        INFO(family_name(family));
+        torch::manual_seed(1);
+        auto cpu = make_model(config_for(family));
+        torch::manual_seed(1);
+        auto gpu = make_model(config_for(family));
+        gpu->to(torch::kCUDA);
+        auto tokens = torch::randint(0, 256, {2, 300}, torch::kLong);
+        auto ref = cpu->forward(tokens).logits;
+        auto out = gpu->forward(tokens.to(torch::kCUDA)).logits;
+        CHECK(rel(out, ref) < 1e-4);
+
+        auto loss_cpu = bits_per_token(ref, tokens);
+        loss_cpu.backward();
+        auto loss_gpu = bits_per_token(out, tokens.to(torch::kCUDA));
+        loss_gpu.backward();
+        for (const auto& p : cpu->named_parameters()) {
+            INFO(p.key());
+            CHECK(rel(gpu->named_parameters()[p.key()].grad(), p.value().grad()) < 1e-3);
+        }
+
+        // bf16 autocast: logits within bf16 precision of fp32, and the loss still trains (finite grads).
+        gpu->zero_grad();
+        at::autocast::set_autocast_enabled(at::kCUDA, true);
+        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+        auto out16 = gpu->forward(tokens.to(torch::kCUDA)).logits;
+        auto loss16 = bits_per_token(out16, tokens.to(torch::kCUDA));
+        at::autocast::set_autocast_enabled(at::kCUDA, false);
+        at::autocast::clear_cache();
+        CHECK(rel(out16.to(torch::kFloat32), ref) < 5e-2);
+        CHECK(std::abs(loss16.item<double>() - loss_cpu.item<double>()) < 0.05);
+        loss16.backward();
+        for (const auto& p : gpu->parameters()) CHECK(torch::isfinite(p.grad()).all().item<bool>());
+    }
+}
+
+TEST_CASE("GPU chunked forward equals the full forward and is causal", "[gpu]") {
+    if (!have_gpu()) return;
+    torch::NoGradGuard no_grad;
+    for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
+        INFO(family_name(family));
+        torch::manual_seed(2);
+        auto model = make_model(config_for(family));
+        model->to(torch::kCUDA);
+        auto tokens = torch::randint(0, 256, {1, 333}, torch::kLong).to(torch::kCUDA);
+        auto full = model->forward(tokens).logits;
+        auto state = model->initial_state(1, torch::kCUDA);
+        std::vector<torch::Tensor> parts;
+        for (int64_t s = 0; s < 333; s += 37) parts.push_back(model->forward_chunk(tokens.slice(1, s, std::min<int64_t>(333, s + 37)), *state).logits);
+        CHECK(rel(torch::cat(parts, 1), full) < 1e-4);
+        auto changed = tokens.clone();
+        changed.slice(1, 101).random_(0, 256);
+        auto moved = (model->forward(changed).logits.slice(1, 0, 101) - full.slice(1, 0, 101)).abs().max().item<double>();
+        CHECK(moved == 0.0);
+    }
+}
