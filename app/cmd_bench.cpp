@@ -73,10 +73,7 @@ int run_bench(const BenchArgs& a) {
         for (int64_t T : a.seq_lens) {
             auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
             auto step = [&] {
-                if (bf16) {
-                    at::autocast::set_autocast_enabled(at::kCUDA, true);
-                    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-                }
+                Bf16Autocast autocast(bf16);
                 if (a.train) {
                     opt.zero_grad();
                     auto loss = bits_per_token(model->forward(tokens).logits, tokens);
@@ -85,10 +82,6 @@ int run_bench(const BenchArgs& a) {
                 } else {
                     torch::NoGradGuard no_grad;
                     model->forward(tokens);
-                }
-                if (bf16) {
-                    at::autocast::set_autocast_enabled(at::kCUDA, false);
-                    at::autocast::clear_cache();
                 }
             };
             std::vector<double> ms;

@@ -69,6 +69,18 @@ struct RMSNormImpl : torch::nn::Module {
 };
 TORCH_MODULE(RMSNorm);
 
+// bf16 autocast on CUDA for the guard's lifetime; does nothing when `enable` is false.
+class Bf16Autocast {
+public:
+    explicit Bf16Autocast(bool enable);
+    ~Bf16Autocast();
+    Bf16Autocast(const Bf16Autocast&) = delete;
+    Bf16Autocast& operator=(const Bf16Autocast&) = delete;
+
+private:
+    bool active_;
+};
+
 // Mean next-token cross-entropy in bits per token over positions 0..T-2 predicting 1..T-1.
 torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& tokens);
 

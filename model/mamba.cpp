@@ -87,12 +87,14 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
         // Causal depthwise conv: the k-1 inputs before this chunk come from the state.
         auto padded = torch::cat({state.conv[i].to(xs.scalar_type()), xs}, 2);
         state.conv[i] = padded.index({Slice(), Slice(), Slice(padded.size(2) - (L.d_conv - 1))});
-        auto u = torch::silu(torch::conv1d(padded, L.conv_weight.to(xs.scalar_type()), L.conv_bias.to(xs.scalar_type()),
-                                           1, 0, 1, E))
-                     .transpose(1, 2);  // (B, T, E)
+        auto conv = torch::conv1d(padded, L.conv_weight.to(xs.scalar_type()), L.conv_bias.to(xs.scalar_type()),
+                                  /*stride=*/torch::IntArrayRef{1}, /*padding=*/torch::IntArrayRef{0},
+                                  /*dilation=*/torch::IntArrayRef{1}, /*groups=*/E);
+        auto u = torch::silu(conv).transpose(1, 2);  // (B, T, E)
         auto dbc = L.x_proj(u);
         auto delta = torch::nn::functional::softplus(L.dt_proj(dbc.index({"...", Slice(0, R)})));
-        auto Bm = dbc.index({"...", Slice(R, R + N)}), Cm = dbc.index({"...", Slice(R + N)});
+        auto Bm = dbc.index({"...", Slice(R, R + N)});
+        auto Cm = dbc.index({"...", Slice(R + N)});
         auto A = -torch::exp(L.A_log.to(torch::kFloat32));
         auto scan = kernels::selective_scan(u, delta, A, Bm, Cm, L.D, z, state.ssm[i]);
         state.ssm[i] = scan.h_last;
@@ -100,7 +102,12 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
         if (trace) {
             // Per-channel decay per step, averaged over the N state dimensions.
             auto decay = torch::exp(delta.to(torch::kFloat32).unsqueeze(-1) * A).mean(-1);
-            out.levels.push_back({"layer " + std::to_string(i + 1), 1, 0.0, scan.y, {}, decay, state.position});
+            LevelOutput level;
+            level.name = "layer " + std::to_string(i + 1);
+            level.hidden = scan.y;
+            level.decay = decay;
+            level.first_step = state.position;
+            out.levels.push_back(level);
         }
     }
     auto zf = final_norm(x);

@@ -1,3 +1,5 @@
+#include <ATen/autocast_mode.h>
+
 #include <cmath>
 
 #include "model/error.h"
@@ -17,6 +19,18 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
     auto xf = x.to(torch::kFloat32);
     auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
     return (y * weight.to(torch::kFloat32)).to(x.scalar_type());
+}
+
+Bf16Autocast::Bf16Autocast(bool enable) : active_(enable) {
+    if (!active_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+}
+
+Bf16Autocast::~Bf16Autocast() {
+    if (!active_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
 }
 
 int64_t LanguageModel::parameter_count() const {

@@ -19,19 +19,8 @@ void stream_tokens(LanguageModel& model, const std::vector<int64_t>& ids, const 
         const int64_t len = std::min(chunk, n - start);
         auto tokens = torch::from_blob(const_cast<int64_t*>(ids.data() + start), {1, len}, torch::kLong).to(device);
         ForwardOutput out;
-        if (options.bf16 && device.is_cuda()) {
-            at::autocast::set_autocast_enabled(at::kCUDA, true);
-            at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-            try {
-                out = model.forward_chunk(tokens, *state, options.trace);
-            } catch (...) {
-                at::autocast::set_autocast_enabled(at::kCUDA, false);
-                at::autocast::clear_cache();
-                throw;
-            }
-            at::autocast::set_autocast_enabled(at::kCUDA, false);
-            at::autocast::clear_cache();
-        } else {
+        {
+            Bf16Autocast autocast(options.bf16 && device.is_cuda());
             out = model.forward_chunk(tokens, *state, options.trace);
         }
         on_chunk(out, start, tokens);

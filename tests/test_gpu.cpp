@@ -60,12 +60,12 @@ TEST_CASE("GPU forward/backward matches the CPU in fp32 and bf16 autocast", "[gp
 
         // bf16 autocast: logits within bf16 precision of fp32, and the loss still trains (finite grads).
         gpu->zero_grad();
-        at::autocast::set_autocast_enabled(at::kCUDA, true);
-        at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-        auto out16 = gpu->forward(tokens.to(torch::kCUDA)).logits;
-        auto loss16 = bits_per_token(out16, tokens.to(torch::kCUDA));
-        at::autocast::set_autocast_enabled(at::kCUDA, false);
-        at::autocast::clear_cache();
+        torch::Tensor out16, loss16;
+        {
+            Bf16Autocast autocast(true);
+            out16 = gpu->forward(tokens.to(torch::kCUDA)).logits;
+            loss16 = bits_per_token(out16, tokens.to(torch::kCUDA));
+        }
         CHECK(rel(out16.to(torch::kFloat32), ref) < 5e-2);
         CHECK(std::abs(loss16.item<double>() - loss_cpu.item<double>()) < 0.05);
         loss16.backward();
