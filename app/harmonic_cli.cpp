@@ -1,6 +1,7 @@
 // `harmonic`: the command-line tool over the model library (init, info, score; more in later
 // subcommands). Errors: one line on stderr naming the file or flag, exit status 1.
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <fmt/core.h>
 #include <fmt/ostream.h>
 
@@ -165,6 +166,8 @@ int main(int argc, char** argv) {
 
     std::vector<cli::Command> commands;
     cli::register_bench(app, commands);
+    cli::register_train(app, commands);
+    cli::register_eval(app, commands);
 
     try {
         app.parse(argc, argv);

@@ -175,7 +175,9 @@ HarmonicModel::HarmonicModel(const ModelConfig& config) : LanguageModel(config) 
     if (!c.tie_embeddings)
         head = register_module("head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
     torch::NoGradGuard no_grad;
-    torch::nn::init::normal_(embed->weight, 0.0, 1.0);
+    // Untied: the embedding is only ever read through RMSNorm or next to normalised outputs, so unit
+    // scale. Tied: it is also the head, and must give near-uniform logits at initialisation.
+    torch::nn::init::normal_(embed->weight, 0.0, c.tie_embeddings ? 0.02 : 1.0);
     if (head) torch::nn::init::normal_(head->weight, 0.0, 0.02);
 }
 

@@ -1,7 +1,6 @@
 // Checkpoint folders: round trip for every family, and each malformed input rejected with the
 // file and the problem, never a half-loaded model.
-#include <catch2/catch.hpp>
-#include <torch/torch.h>
+#include "torch_catch.h"
 
 #include <filesystem>
 #include <fstream>

@@ -1,8 +1,7 @@
 // GPU checks (tag [gpu]): every family's forward and backward on CUDA in fp32 and under bf16
 // autocast, against the same weights on the CPU. On a machine without a GPU each case says so and
 // checks nothing else; on the GPU machine they run (see docs/BENCHMARKS.md for the command).
-#include <catch2/catch.hpp>
-#include <torch/torch.h>
+#include "torch_catch.h"
 
 #include "model/language_model.h"
 

@@ -1,7 +1,6 @@
 // The three model families: parameter counts, strict causality (full and chunked paths),
 // chunked = full, traces, gradients.
-#include <catch2/catch.hpp>
-#include <torch/torch.h>
+#include "torch_catch.h"
 
 #include <cmath>
 

@@ -1,6 +1,5 @@
 // The pure-LibTorch recurrences against a plain sequential loop in fp64.
-#include <catch2/catch.hpp>
-#include <torch/torch.h>
+#include "torch_catch.h"
 
 #include "kernels/linear_scan.h"
 #include "kernels/selective_scan.h"

@@ -1,0 +1,280 @@
+// Scan kernel benchmark: the card's two ceilings (device-to-device copy bandwidth, bf16 matrix
+// rate), then each CUDA scan's time and effective bandwidth (the bytes that must move / time) as a
+// fraction of the measured copy bandwidth, next to the pure-LibTorch reference.
+//
+//   bench_kernels [--out FILE] [--quick]
+//
+// Times are medians of CUDA-event-timed repetitions after warm-up; inputs rotate over several
+// sets when one set would fit in L2. Bytes counted: every input read once, every output written
+// once (status/checkpoint traffic of the kernels is not counted: it is overhead).
+#include <ATen/cuda/CUDAContext.h>
+#include <cuda_runtime_api.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/ops.h"
+#include "kernels/level_scan.h"
+#include "kernels/linear_scan.h"
+#include "kernels/selective_scan.h"
+
+using torch::Tensor;
+namespace hk = harmonic::kernels;
+namespace hc = harmonic::kernels::cuda;
+
+namespace {
+
+std::ostringstream g_log;
+
+void emit(const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    g_log << line << "\n";
+}
+
+void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// Median time in ms of f(rep) over `reps` runs after `warmup` runs.
+double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
+    auto stream = at::cuda::getCurrentCUDAStream().stream();
+    for (int i = 0; i < warmup; ++i) f(i);
+    check(cudaStreamSynchronize(stream), "sync");
+    cudaEvent_t e0, e1;
+    check(cudaEventCreate(&e0), "event");
+    check(cudaEventCreate(&e1), "event");
+    std::vector<float> ts;
+    for (int r = 0; r < reps; ++r) {
+        check(cudaEventRecord(e0, stream), "record");
+        f(r);
+        check(cudaEventRecord(e1, stream), "record");
+        check(cudaEventSynchronize(e1), "sync");
+        float ms = 0;
+        check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
+        ts.push_back(ms);
+    }
+    check(cudaGetLastError(), "kernel");
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ts.begin(), ts.end());
+    return ts[ts.size() / 2];
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, f);
+    std::vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+double g_copy_gbs = 0;  // measured device-to-device copy bandwidth, GB/s (read + write)
+
+// ref_ms: the reference's time for the same work (for a backward row: its forward + autograd backward).
+void row(const std::string& name, double ms, double bytes, double ref_ms) {
+    const double gbs = bytes / ms / 1e6;
+    std::string r = fmt("%-52s %9.3f ms %8.0f GB/s %5.1f%% of copy", name.c_str(), ms, gbs, 100.0 * gbs / g_copy_gbs);
+    if (ref_ms > 0) r += fmt("   reference %9.2f ms (x%.0f)", ref_ms, ref_ms / ms);
+    emit(r);
+}
+
+int rotation(double bytes_per_set) { return bytes_per_set < 200e6 ? 4 : 1; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string out_path;
+    bool quick = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a == "--out" && i + 1 < argc) out_path = argv[++i];
+        else if (a == "--quick") quick = true;
+    }
+    if (!torch::cuda::is_available()) {
+        std::fprintf(stderr, "bench_kernels: no CUDA GPU\n");
+        return 1;
+    }
+    torch::NoGradGuard no_grad;
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "props");
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    emit(fmt("card: %s, %d SMs, L2 %d MB, %.1f GB; %s", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
+             prop.totalGlobalMem / 1e9, date));
+    const int reps = quick ? 5 : 20;
+
+    // Ceiling 1: device-to-device copy of 1 GiB (bytes read + bytes written).
+    {
+        const int64_t n = (int64_t(1) << 30) / 4;
+        auto src = torch::randn({n}, dev), dst = torch::empty({n}, dev);
+        const double ms = time_ms([&](int) { dst.copy_(src); }, 3, reps);
+        g_copy_gbs = 2.0 * n * 4 / ms / 1e6;
+        emit(fmt("ceiling: device-to-device copy 1 GiB: %.3f ms, %.0f GB/s (read + write)", ms, g_copy_gbs));
+    }
+    // Ceiling 2: bf16 matrix product 8192^3 on random data.
+    {
+        const int64_t n = 8192;
+        auto a = torch::randn({n, n}, dev.dtype(torch::kBFloat16)), b = torch::randn({n, n}, dev.dtype(torch::kBFloat16));
+        auto c = torch::empty({n, n}, dev.dtype(torch::kBFloat16));
+        const double ms = time_ms([&](int) { torch::mm_out(c, a, b); }, 3, quick ? 5 : 10);
+        emit(fmt("ceiling: bf16 matmul 8192^3: %.3f ms, %.0f TFLOP/s", ms, 2.0 * n * n * n / ms / 1e9));
+    }
+
+    const int64_t B = 2, C = 512;
+    std::vector<int64_t> Ts = {8192, 32768, 65536};
+    if (quick) Ts = {8192, 65536};
+
+    emit("");
+    emit("linear scan h_t = a_t h_{t-1} + b_t, B=2 C=512 (bytes: a, b read once, h written once; backward: a, b, dh read, da, db written)");
+    for (int64_t T : Ts) {
+        for (bool per_token : {false, true}) {
+            for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * C;
+                const double sa = per_token ? (dt == torch::kBFloat16 ? 2 : 4) : 0;
+                const int R = rotation(n * (s + sa));
+                std::vector<Tensor> as, bs, dhs;
+                for (int r = 0; r < R; ++r) {
+                    as.push_back(per_token ? (torch::rand({B, T, C}, dev) * 0.5 + 0.5).to(dt)
+                                           : torch::rand({C}, dev) * 0.2 + 0.79);
+                    bs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    dhs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                }
+                auto h0 = torch::randn({B, C}, dev);
+                const std::string tag = fmt("T=%-6lld %s %s", (long long)T, per_token ? "per-token" : "fixed    ",
+                                            dt == torch::kBFloat16 ? "bf16" : "fp32");
+                hc::ScanForward fw;
+                const double f_ms = time_ms([&](int r) { fw = hc::scan_forward(hc::Cell::Linear, as[r % R], bs[r % R], h0); }, 3, reps);
+                double ref_ms = -1;
+                if (!quick || T == Ts.front())
+                    ref_ms = time_ms([&](int r) { hk::linear_scan_reference(as[r % R], bs[r % R], h0); }, 1, 3);
+                row("linear fwd " + tag, f_ms, n * (2 * s + sa), ref_ms);
+                auto fw0 = hc::scan_forward(hc::Cell::Linear, as[0], bs[0], h0);
+                const double b_ms = time_ms(
+                    [&](int r) {
+                        hc::scan_backward(hc::Cell::Linear, as[0], bs[0], h0, fw0, dhs[r % R], Tensor(), true);
+                    },
+                    3, reps);
+                double refb_ms = -1;
+                if (T == Ts.front()) {
+                    torch::AutoGradMode grad(true);
+                    auto a = as[0].clone().requires_grad_(true), b = bs[0].clone().requires_grad_(true);
+                    refb_ms = time_ms(
+                        [&](int r) {
+                            auto h = hk::linear_scan_reference(a, b, h0);
+                            torch::autograd::grad({h}, {a, b}, {dhs[r % R]});
+                        },
+                        1, 3);
+                }
+                row("linear bwd " + tag, b_ms, n * (3 * s + 2 * sa), refb_ms);
+            }
+        }
+    }
+
+    emit("");
+    emit("fused Harmonic level cell (pre, u read; h written; backward: pre, u, dh read, dpre, du written), B=2 D=512, tau=32");
+    for (int64_t T : Ts) {
+        for (bool selective : {false, true}) {
+            for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * C;
+                const int R = rotation(n * 2 * s);
+                std::vector<Tensor> ps, us, dhs;
+                for (int r = 0; r < R; ++r) {
+                    ps.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    us.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    dhs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                }
+                const auto cell = selective ? hc::Cell::Selective : hc::Cell::GatedEma;
+                const std::string tag = fmt("T=%-6lld %s %s", (long long)T, selective ? "selective" : "gated_ema",
+                                            dt == torch::kBFloat16 ? "bf16" : "fp32");
+                const double f_ms = time_ms([&](int r) { hc::scan_forward(cell, ps[r % R], us[r % R], Tensor(), 32.0); }, 3, reps);
+                // The unfused LibTorch path of the model (elementwise a, b, then the CUDA linear scan).
+                const double u_ms = time_ms(
+                    [&](int r) {
+                        const auto& pre = ps[r % R];
+                        const auto& u = us[r % R];
+                        Tensor a, b;
+                        if (selective) {
+                            a = torch::exp(-torch::nn::functional::softplus(pre.to(torch::kFloat32)) / 32.0);
+                            b = (1.0 - a) * u;
+                        } else {
+                            const double decay = std::exp(-1.0 / 32.0);
+                            a = torch::full({C}, decay, u.options().dtype(torch::kFloat32));
+                            b = (1.0 - decay) * torch::sigmoid(pre) * u;
+                        }
+                        hk::linear_scan(a, b, Tensor());
+                    },
+                    2, reps);
+                row("level fwd " + tag, f_ms, n * 3 * s, -1);
+                emit(fmt("    unfused (LibTorch elementwise + CUDA linear scan): %.3f ms (fused is x%.1f)", u_ms, u_ms / f_ms));
+                auto fw0 = hc::scan_forward(cell, ps[0], us[0], Tensor(), 32.0);
+                const double b_ms = time_ms(
+                    [&](int r) { hc::scan_backward(cell, ps[0], us[0], Tensor(), fw0, dhs[r % R], Tensor(), true, 32.0); }, 3,
+                    reps);
+                row("level bwd " + tag, b_ms, n * 5 * s, -1);
+            }
+        }
+    }
+
+    emit("");
+    emit("selective scan (Mamba), B=2 E=512 N=16, delta in the dtype of x; bytes: x, delta, z read + y written "
+         "(+ B, C fp32); backward: x, delta, z, dy read, dx, ddelta, dz written (+ B, C read, dB, dC written)");
+    for (int64_t T : Ts) {
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            const int64_t E = 512, N = 16;
+            const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+            const int R = rotation(n * 3 * s);
+            std::vector<Tensor> xs, ds, zs, dys;
+            for (int r = 0; r < R; ++r) {
+                xs.push_back(torch::randn({B, T, E}, dev).to(dt));
+                ds.push_back((torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt));
+                zs.push_back(torch::randn({B, T, E}, dev).to(dt));
+                dys.push_back(torch::randn({B, T, E}, dev).to(dt));
+            }
+            auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
+            auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
+            auto h0 = torch::randn({B, E, N}, dev);
+            const std::string tag = fmt("T=%-6lld %s", (long long)T, dt == torch::kBFloat16 ? "bf16" : "fp32");
+            const double f_ms =
+                time_ms([&](int r) { hc::sel_forward(xs[r % R], ds[r % R], A, Bm, Cm, D, zs[r % R], h0); }, 3, reps);
+            double ref_ms = -1;
+            if (T <= 32768 && (!quick || T == Ts.front()))
+                ref_ms = time_ms([&](int r) { hk::selective_scan_reference(xs[r % R], ds[r % R], A, Bm, Cm, D, zs[r % R], h0); }, 1, 2);
+            row("selective fwd " + tag, f_ms, n * 4 * s + 2 * nbc, ref_ms);
+            auto fw0 = hc::sel_forward(xs[0], ds[0], A, Bm, Cm, D, zs[0], h0);
+            const double b_ms = time_ms(
+                [&](int r) { hc::sel_backward(xs[0], ds[0], A, Bm, Cm, D, zs[0], h0, fw0, dys[r % R], Tensor()); }, 3, reps);
+            double refb_ms = -1;
+            if (T == 8192) {
+                torch::AutoGradMode grad(true);
+                auto x = xs[0].clone().requires_grad_(true), d = ds[0].clone().requires_grad_(true);
+                refb_ms = time_ms(
+                    [&](int r) {
+                        auto y = hk::selective_scan_reference(x, d, A, Bm, Cm, D, zs[0], h0).y;
+                        torch::autograd::grad({y}, {x, d}, {dys[r % R]});
+                    },
+                    1, 2);
+            }
+            row("selective bwd " + tag, b_ms, n * 7 * s + 4 * nbc, refb_ms);
+        }
+    }
+
+    if (!out_path.empty()) {
+        std::ofstream(out_path) << g_log.str();
+        std::printf("written to %s\n", out_path.c_str());
+    }
+    return 0;
+}
