@@ -15,5 +15,8 @@ struct Command {
 };
 
 void register_bench(CLI::App& app, std::vector<Command>& commands);
+void register_analyze(CLI::App& app, std::vector<Command>& commands);  // builds with Qt only
+void register_train(CLI::App& app, std::vector<Command>& commands);
+void register_eval(CLI::App& app, std::vector<Command>& commands);
 
 }  // namespace harmonic::cli

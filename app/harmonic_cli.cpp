@@ -166,6 +166,9 @@ int main(int argc, char** argv) {
 
     std::vector<cli::Command> commands;
     cli::register_bench(app, commands);
+#ifdef HARMONIC_HAVE_VIEWS
+    cli::register_analyze(app, commands);
+#endif
     cli::register_train(app, commands);
     cli::register_eval(app, commands);
 
@@ -185,6 +188,9 @@ int main(int argc, char** argv) {
         return 1;
     } catch (const c10::Error& e) {
         fmt::print(std::cerr, "error: {}\n", e.what_without_backtrace());
+        return 1;
+    } catch (const std::exception& e) {
+        fmt::print(std::cerr, "error: {}\n", e.what());
         return 1;
     }
     return 0;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
+#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -97,10 +98,16 @@ int rotation(double bytes_per_set) { return bytes_per_set < 200e6 ? 4 : 1; }
 int main(int argc, char** argv) {
     std::string out_path;
     bool quick = false;
+    bool profile = false;  // a few launches only, for ncu
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--out" && i + 1 < argc) out_path = argv[++i];
         else if (a == "--quick") quick = true;
+        else if (a == "--profile") profile = true;
+        else {
+            std::printf("usage: bench_kernels [--out FILE] [--quick] [--profile]\n");
+            return a == "--help" ? 0 : 2;
+        }
     }
     if (!torch::cuda::is_available()) {
         std::fprintf(stderr, "bench_kernels: no CUDA GPU\n");
@@ -110,6 +117,22 @@ int main(int argc, char** argv) {
     const auto dev = torch::TensorOptions().device(torch::kCUDA);
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "props");
+    if (profile) {
+        // Two launches each of the kernels worth profiling, at T = 65536 (ncu -k regex:... -c N).
+        const int64_t B = 2, C = 512, T = 65536, E = 512, N = 16;
+        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
+        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        for (int r = 0; r < 2; ++r) {
+            auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
+            hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
+            hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        }
+        auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
+        auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
+        for (int r = 0; r < 2; ++r) hc::sel_forward(x, d, A, Bm, Cm, Tensor(), x, Tensor());
+        check(cudaDeviceSynchronize(), "sync");
+        return 0;
+    }
     const std::time_t now = std::time(nullptr);
     char date[32];
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
@@ -182,6 +205,34 @@ int main(int argc, char** argv) {
                 row("linear bwd " + tag, b_ms, n * (3 * s + 2 * sa), refb_ms);
             }
         }
+    }
+
+    // Variant: the look-back walking one predecessor per round trip (window 1) against 32.
+    {
+        const int64_t T = Ts.back();
+        emit("");
+        emit(fmt("look-back window (predecessors inspected per round trip; default 4), forward, T=%lld:", (long long)T));
+        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
+        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        for (const char* win : {"1", "4", "32"}) {
+            setenv("HARMONIC_LOOKBACK_WINDOW", win, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear fwd per-token fp32, window %s", win),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+            row(fmt("linear fwd fixed bf16, window %s", win),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
+        }
+        unsetenv("HARMONIC_LOOKBACK_WINDOW");
+        // Variant: 2 channels per thread (fewer registers, more resident blocks) against 4.
+        for (const char* vec : {"2", "4"}) {
+            setenv("HARMONIC_LIN_VEC", vec, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear fwd per-token fp32, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+            row(fmt("linear fwd fixed bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
+        }
+        unsetenv("HARMONIC_LIN_VEC");
     }
 
     emit("");
@@ -269,6 +320,31 @@ int main(int argc, char** argv) {
                     1, 2);
             }
             row("selective bwd " + tag, b_ms, n * 7 * s + 4 * nbc, refb_ms);
+        }
+    }
+
+    // Variant: the two selective-scan block shapes (16 warps, one block per SM; 8 warps, two).
+    {
+        const int64_t T = Ts.back(), E = 512, N = 16;
+        emit("");
+        emit(fmt("selective scan block shape, T=%lld (default 16 warps = 1 block/SM; 8 warps = 2 blocks/SM):", (long long)T));
+        auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
+        auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            auto x = torch::randn({B, T, E}, dev).to(dt), d = (torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt);
+            auto z = torch::randn({B, T, E}, dev).to(dt), dy = torch::randn({B, T, E}, dev).to(dt);
+            const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+            for (const char* warps : {"16", "8"}) {
+                setenv("HARMONIC_SEL_WARPS", warps, 1);
+                const double f_ms = time_ms([&](int) { hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor()); }, 2, reps);
+                auto fw = hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor());
+                const double b_ms =
+                    time_ms([&](int) { hc::sel_backward(x, d, A, Bm, Cm, D, z, Tensor(), fw, dy, Tensor()); }, 2, reps);
+                const char* tn = dt == torch::kBFloat16 ? "bf16" : "fp32";
+                row(fmt("selective fwd %s, %s warps", tn, warps), f_ms, n * 4 * s + 2 * nbc, -1);
+                row(fmt("selective bwd %s, %s warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
+            }
+            unsetenv("HARMONIC_SEL_WARPS");
         }
     }
 

@@ -57,6 +57,8 @@ torch::Tensor linear_scan_reference(const torch::Tensor& a_in, const torch::Tens
 }
 
 #ifndef HARMONIC_WITH_CUDA_KERNELS
+bool cuda_kernels_available() { return false; }
+
 torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0) {
     return linear_scan_reference(a, b, h0);
 }

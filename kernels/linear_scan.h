@@ -10,11 +10,16 @@
 namespace harmonic::kernels {
 
 // Picks the CUDA kernel for CUDA tensors when the project was built with CUDA, else the reference.
+// The CUDA path is a torch::autograd::Function (gradients for a, b and h0).
 torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0);
 
 // Pure-LibTorch reference: a Hillis–Steele scan (log2 T passes of whole-tensor ops, no per-step
 // loop), differentiable by autograd, runs on CPU and GPU. Its error against an fp64 evaluation
 // is the yardstick for the CUDA kernel.
 torch::Tensor linear_scan_reference(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0);
+
+// True when this build contains the CUDA kernels (HARMONIC_WITH_CUDA_KERNELS); says nothing about
+// whether a GPU is present.
+bool cuda_kernels_available();
 
 }  // namespace harmonic::kernels

@@ -32,7 +32,7 @@ SelectiveScanResult selective_scan_reference(const torch::Tensor& x, const torch
         h = hs.index({Slice(), L - 1});
     }
     auto y = T > 0 ? torch::cat(ys, 1) : torch::zeros_like(xf);
-    y = y + xf * D.to(f32);
+    if (D.defined()) y = y + xf * D.to(f32);
     if (z.defined()) y = y * torch::silu(z.to(f32));
     return {y.to(x.scalar_type()), h};
 }

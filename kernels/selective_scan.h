@@ -2,7 +2,8 @@
 //     dA_t = exp(Δ_t,e · A_e,n)                 (zero-order hold)
 //     h_t  = dA_t ⊙ h_{t-1} + Δ_t,e · B_t,n · x_t,e
 //     y_t,e = Σ_n C_t,n h_t,e,n + D_e x_t,e,     then y ⊙ SiLU(z) when z is given.
-// x, delta, z: (B, T, E);  A: (E, N);  Bm, Cm: (B, T, N);  D: (E);  h0: (B, E, N) or undefined.
+// x, delta, z: (B, T, E);  A: (E, N);  Bm, Cm: (B, T, N);  D: (E) or undefined (no skip);
+// z undefined: no gate;  h0: (B, E, N) or undefined.
 // delta is already positive (softplus applied by the caller).
 #pragma once
 
@@ -17,6 +18,9 @@ struct SelectiveScanResult {
     torch::Tensor h_last;   // (B, E, N) fp32, the state after the last step (for stateful chunks)
 };
 
+// Picks the CUDA kernel for CUDA tensors when built with CUDA (d_state ≤ 16; larger N takes the
+// reference), else the reference. The CUDA path is a torch::autograd::Function: gradients for
+// every input, h_last included.
 SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
                                    const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                    const torch::Tensor& z, const torch::Tensor& h0);

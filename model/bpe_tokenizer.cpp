@@ -442,11 +442,32 @@ std::string read_capped(const std::filesystem::path& file) {
     return data;
 }
 
-std::string json_quoted(const std::string& s) { return json(s).dump(); }
+// Text quoted from the file into a message is clipped: a megabyte-long token must not make a
+// megabyte-long message (cut at a character boundary, so the message stays valid UTF-8).
+std::string clip(std::string s, size_t limit = 200) {
+    if (s.size() <= limit) return s;
+    const size_t full = s.size();
+    size_t n = limit;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s.resize(n);
+    return s + "... (" + std::to_string(full) + " bytes)";
+}
+
+std::string json_quoted(const std::string& s) { return clip(json(s).dump(-1, ' ', false, json::error_handler_t::replace)); }
+
+// A value for a message. dump() recurses once per level of nesting, and a 256 MB file can nest
+// a hundred million levels deep: a value with nested arrays or objects is named by its type.
+std::string shown(const json& v) {
+    if (v.is_structured()) {
+        for (const auto& element : v)
+            if (element.is_structured()) return v.is_array() ? "an array" : "an object";
+    }
+    return clip(v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
 
 // Ids are validated once here so the encode path can index tables without checks.
 int64_t read_id(const json& v, const std::filesystem::path& file, const std::string& where) {
-    if (!v.is_number_integer()) fail_file(file, where + " is " + v.dump() + ", not an integer id");
+    if (!v.is_number_integer()) fail_file(file, where + " is " + shown(v) + ", not an integer id");
     if (v.is_number_unsigned()) {
         const uint64_t u = v.get<uint64_t>();
         if (u >= static_cast<uint64_t>(kMaxId)) {
@@ -536,7 +557,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     try {
         root = json::parse(data);
     } catch (const json::exception& e) {
-        fail_file(file, "invalid JSON: " + after_bracket(e.what()));
+        fail_file(file, "invalid JSON: " + clip(after_bracket(e.what()), 400));
     }
     if (!root.is_object()) fail_file(file, "expected a JSON object at the top level");
     auto t = std::make_unique<BpeTokenizer>();
@@ -547,7 +568,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     const json& model = *mit;
     const std::string type = model.contains("type") && model["type"].is_string() ? model["type"].get<std::string>() : "";
     if (type != "BPE") {
-        fail_file(file, "model.type is " + (model.contains("type") ? model["type"].dump() : std::string("missing")) +
+        fail_file(file, "model.type is " + (model.contains("type") ? shown(model["type"]) : std::string("missing")) +
                             ", expected \"BPE\"");
     }
     for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
@@ -565,7 +586,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
                                     it->contains("normalizers") && (*it)["normalizers"].is_array() &&
                                     (*it)["normalizers"].empty();
         if (!empty_sequence) {
-            fail_file(file, "normalizer " + (it->is_object() && it->contains("type") ? (*it)["type"].dump() : it->dump()) +
+            fail_file(file, "normalizer " + (it->is_object() && it->contains("type") ? shown((*it)["type"]) : shown(*it)) +
                                 " is not supported (byte-level BPE without a normalizer only)");
         }
     }
@@ -577,10 +598,22 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     if (vit == model.end() || !vit->is_object()) fail_file(file, "model.vocab must be an object {token: id}");
     if (vit->empty()) fail_file(file, "model.vocab is empty");
     std::vector<const std::string*> token_of;  // id -> vocab key, for duplicate messages
+    // Tables are indexed by id (bytes_of holds a string per id, ~40 bytes with token_of). Writing
+    // down N tokens takes more than N bytes, so an id at or past the file's size cannot belong to
+    // a dense vocabulary: refused before anything is sized by it, so that a small file cannot
+    // make us allocate hundreds of megabytes.
+    auto check_dense = [&](int64_t id, const std::string& where) {
+        if (static_cast<uint64_t>(id) >= data.size()) {
+            fail_file(file, where + " is " + std::to_string(id) + ", beyond the " + std::to_string(data.size()) +
+                                "-byte file's possible vocabulary (ids must be dense)");
+        }
+    };
     int64_t max_id = -1;
     t->vocab.reserve(vit->size());
     for (auto it = vit->begin(); it != vit->end(); ++it) {
-        const int64_t id = read_id(it.value(), file, "model.vocab[" + json_quoted(it.key()) + "]");
+        const std::string where = "model.vocab[" + json_quoted(it.key()) + "]";
+        const int64_t id = read_id(it.value(), file, where);
+        check_dense(id, where);
         if (static_cast<size_t>(id) >= token_of.size()) token_of.resize(static_cast<size_t>(id) + 1, nullptr);
         if (token_of[static_cast<size_t>(id)]) {
             fail_file(file, "model.vocab: id " + std::to_string(id) + " is used by both " +
@@ -601,6 +634,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
                 fail_file(file, where + " must be an object with \"id\" and \"content\"");
             }
             const int64_t id = read_id(a["id"], file, where + ".id");
+            check_dense(id, where + ".id");
             added.emplace_back(id, a["content"].get<std::string>());
             max_id = std::max(max_id, id);
         }
@@ -662,7 +696,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
                 a = m[0].get<std::string>();
                 b = m[1].get<std::string>();
             } else {
-                fail_file(file, where + " is " + m.dump() + ", expected \"a b\" or [\"a\", \"b\"]");
+                fail_file(file, where + " is " + shown(m) + ", expected \"a b\" or [\"a\", \"b\"]");
             }
             auto ia = t->vocab.find(a), ib = t->vocab.find(b), iab = t->vocab.find(a + b);
             if (ia == t->vocab.end()) fail_file(file, where + ": token " + json_quoted(a) + " is not in model.vocab");
@@ -685,7 +719,7 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& token
         return load(tokenizer_json);
     } catch (const json::exception& e) {
         // Type checks above should catch everything; this keeps any miss a clean Error.
-        fail_file(tokenizer_json, "unexpected structure: " + after_bracket(e.what()));
+        fail_file(tokenizer_json, "unexpected structure: " + clip(after_bracket(e.what()), 400));
     }
 }
 

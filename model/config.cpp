@@ -1,9 +1,11 @@
 #include "model/config.h"
 
 #include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "model/error.h"
 #include "model/io.h"
@@ -11,6 +13,29 @@
 namespace harmonic {
 
 using nlohmann::json;
+
+namespace {
+
+// Text quoted from the file into a message is clipped: a megabyte-long value must not make a
+// megabyte-long message (cut at a character boundary, so the message stays valid UTF-8).
+std::string clip(const std::string& s, std::size_t limit = 200) {
+    if (s.size() <= limit) return s;
+    std::size_t n = limit;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return s.substr(0, n) + "... (" + std::to_string(s.size()) + " bytes)";
+}
+
+// A value for a message. dump() recurses once per level of nesting, so a deeply nested value
+// (a file can hold a million levels) is named by its type instead of printed.
+std::string shown(const json& v) {
+    if (v.is_structured()) {
+        for (const auto& element : v)
+            if (element.is_structured()) return std::string(v.is_array() ? "an array" : "an object");
+    }
+    return clip(v.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+}  // namespace
 
 std::string family_name(Family family) {
     switch (family) {
@@ -25,7 +50,7 @@ Family family_from_name(const std::string& name, const std::string& source) {
     if (name == "harmonic") return Family::Harmonic;
     if (name == "transformer") return Family::Transformer;
     if (name == "mamba") return Family::Mamba;
-    throw Error(source + ": unknown model_type '" + name + "' (expected harmonic, transformer or mamba)");
+    throw Error(source + ": unknown model_type '" + clip(name) + "' (expected harmonic, transformer or mamba)");
 }
 
 namespace {
@@ -63,16 +88,25 @@ int64_t mamba_layer_per_inner(const ModelConfig& c) {
 template <typename T>
 void read_field(const json& j, const char* key, T& out, const std::string& where) {
     if (!j.contains(key)) return;
+    const json& v = j.at(key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+        // nlohmann converts a float to an integer with a plain cast: 64.5 would silently become
+        // 64, and 1e300 is undefined behaviour. Only integers are sizes.
+        if (!v.is_number_integer())
+            throw Error(where + ": field '" + key + "' has the wrong type (" + shown(v) + "), expected an integer");
+        if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max()))
+            throw Error(where + ": field '" + key + "' is out of range (" + shown(v) + ")");
+    }
     try {
-        out = j.at(key).get<T>();
+        out = v.get<T>();
     } catch (const json::exception&) {
-        throw Error(where + ": field '" + key + "' has the wrong type (" + j.at(key).dump() + ")");
+        throw Error(where + ": field '" + key + "' has the wrong type (" + shown(v) + ")");
     }
 }
 
 void reject_unknown(const json& j, const std::set<std::string>& known, const std::string& where) {
     for (const auto& [key, value] : j.items()) {
-        if (!known.count(key)) throw Error(where + ": unknown field '" + key + "'");
+        if (!known.count(key)) throw Error(where + ": unknown field '" + clip(key) + "'");
     }
 }
 
@@ -108,13 +142,16 @@ ModelConfig ModelConfig::resolved() const {
 }
 
 void ModelConfig::validate(const std::string& source) const {
+    // d_ff, d_inner: room for the automatic sizes (about vocab_size + 17 d_model at most), small
+    // enough that parameter_count() stays far from overflowing.
+    constexpr int64_t max_inner = int64_t{1} << 24;
     auto bad = [&](const std::string& field, const std::string& problem) {
         throw Error(source + ": " + field + ": " + problem);
     };
     if (d_model < 1 || d_model > 65536) bad("d_model", "must be in [1, 65536], got " + std::to_string(d_model));
     if (vocab_size < 2 || vocab_size > 10'000'000)
         bad("vocab_size", "must be in [2, 10000000], got " + std::to_string(vocab_size));
-    if (tokenizer != "bytes" && tokenizer != "bpe") bad("tokenizer", "must be \"bytes\" or \"bpe\", got \"" + tokenizer + "\"");
+    if (tokenizer != "bytes" && tokenizer != "bpe") bad("tokenizer", "must be \"bytes\" or \"bpe\", got \"" + clip(tokenizer) + "\"");
     if (tokenizer == "bytes" && vocab_size < 256) bad("vocab_size", "a byte-level model needs at least 256, got " + std::to_string(vocab_size));
     switch (family) {
         case Family::Harmonic: {
@@ -124,10 +161,10 @@ void ModelConfig::validate(const std::string& source) const {
             for (double tau : h.timescales)
                 if (!(tau >= 1.0 && tau <= 1e7)) bad("harmonic.timescales", "each tau must be in [1, 1e7]");
             if (h.pool < 2 || h.pool > 64) bad("harmonic.pool", "must be in [2, 64]");
-            if (h.routing != "error" && h.routing != "raw") bad("harmonic.routing", "must be \"error\" or \"raw\", got \"" + h.routing + "\"");
-            if (h.cell != "gated_ema" && h.cell != "selective") bad("harmonic.cell", "must be \"gated_ema\" or \"selective\", got \"" + h.cell + "\"");
+            if (h.routing != "error" && h.routing != "raw") bad("harmonic.routing", "must be \"error\" or \"raw\", got \"" + clip(h.routing) + "\"");
+            if (h.cell != "gated_ema" && h.cell != "selective") bad("harmonic.cell", "must be \"gated_ema\" or \"selective\", got \"" + clip(h.cell) + "\"");
             if (h.prediction != "temporal" && h.prediction != "top_down")
-                bad("harmonic.prediction", "must be \"temporal\" or \"top_down\", got \"" + h.prediction + "\"");
+                bad("harmonic.prediction", "must be \"temporal\" or \"top_down\", got \"" + clip(h.prediction) + "\"");
             if (h.prediction == "top_down" && h.routing == "raw") bad("harmonic.prediction", "top_down needs routing \"error\"");
             if (h.blocks < 1 || h.blocks > 64) bad("harmonic.blocks", "must be in [1, 64]");
             break;
@@ -136,18 +173,23 @@ void ModelConfig::validate(const std::string& source) const {
             const auto& t = transformer;
             if (t.layers < 1 || t.layers > 256) bad("transformer.layers", "must be in [1, 256]");
             if (t.heads < 0 || t.d_ff < 0) bad("transformer", "heads and d_ff must not be negative");
+            // Bounded so that parameter_count() cannot overflow (d_model and layers are bounded too).
+            if (t.d_ff > max_inner) bad("transformer.d_ff", "must be at most " + std::to_string(max_inner) + ", got " + std::to_string(t.d_ff));
             const int64_t heads = t.heads == 0 ? std::max<int64_t>(1, d_model / 64) : t.heads;
             if (d_model % heads != 0 || (d_model / heads) % 2 != 0)
                 bad("transformer.heads", "d_model / heads must be an even integer (RoPE), got d_model " +
                                              std::to_string(d_model) + " and " + std::to_string(heads) + " heads");
             if (t.context < 1) bad("transformer.context", "must be at least 1");
-            if (!(t.rope_theta > 1.0)) bad("transformer.rope_theta", "must be > 1");
+            // Finite too: to_json() would write an infinity as null, which does not load back.
+            if (!(t.rope_theta > 1.0) || !std::isfinite(t.rope_theta)) bad("transformer.rope_theta", "must be a finite number > 1");
             break;
         }
         case Family::Mamba: {
             const auto& m = mamba;
             if (m.layers < 1 || m.layers > 256) bad("mamba.layers", "must be in [1, 256]");
             if (m.d_inner < 0 || m.dt_rank < 0) bad("mamba", "d_inner and dt_rank must not be negative");
+            if (m.d_inner > max_inner) bad("mamba.d_inner", "must be at most " + std::to_string(max_inner) + ", got " + std::to_string(m.d_inner));
+            if (m.dt_rank > 65536) bad("mamba.dt_rank", "must be at most 65536, got " + std::to_string(m.dt_rank));
             if (m.d_state < 1 || m.d_state > 256) bad("mamba.d_state", "must be in [1, 256]");
             if (m.d_conv < 1 || m.d_conv > 16) bad("mamba.d_conv", "must be in [1, 16]");
             break;
@@ -250,7 +292,7 @@ ModelConfig ModelConfig::load(const std::filesystem::path& config_json) {
         j = json::parse(bytes.begin(), bytes.end());
     } catch (const json::exception& e) {
         // nlohmann reports invalid UTF-8 and syntax errors here with the byte position.
-        fail_file(config_json, std::string("not valid JSON: ") + e.what());
+        fail_file(config_json, "not valid JSON: " + clip(e.what(), 400));
     }
     return from_json(j, config_json.string());
 }

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "kernels/linear_scan.h"
+#include "kernels/level_scan.h"
 #include "model/error.h"
 
 namespace harmonic {
@@ -25,20 +25,17 @@ LevelCellImpl::LevelCellImpl(int64_t d, double tau_, bool selective_) : tau(tau_
     }
 }
 
-LevelCellImpl::Out LevelCellImpl::forward(const torch::Tensor& x, const torch::Tensor& h0) {
+LevelCellImpl::Out LevelCellImpl::forward(const torch::Tensor& x, const torch::Tensor& h0, bool want_decay) {
     auto u = w_in(norm(x));
     auto pre = w_g(u);
-    torch::Tensor a, b;
-    if (selective) {
-        a = torch::exp(-torch::nn::functional::softplus(pre.to(torch::kFloat32)) / tau);
-        b = (1.0 - a) * u;
-    } else {
-        const double decay = std::exp(-1.0 / tau);
-        a = torch::full({u.size(2)}, decay, u.options().dtype(torch::kFloat32));
-        b = (1.0 - decay) * torch::sigmoid(pre) * u;
+    // The decay a and the scan input b are formed inside the (fused) scan and never stored.
+    auto r = kernels::level_scan(pre, u, h0, tau, selective);
+    torch::Tensor decay;
+    if (want_decay) {
+        decay = selective ? torch::exp(-torch::nn::functional::softplus(pre.detach().to(torch::kFloat32)) / tau)
+                          : torch::full({u.size(2)}, std::exp(-1.0 / tau), u.options().dtype(torch::kFloat32));
     }
-    auto h = kernels::linear_scan(a, b, h0);
-    return {w_out(h.to(u.scalar_type())), h, a};
+    return {w_out(r.h), r.h, decay, r.h_last};
 }
 
 OutputTripleImpl::OutputTripleImpl(int64_t d) {
@@ -99,8 +96,8 @@ torch::Tensor block_forward(HarmonicBlockImpl& block, const torch::Tensor& x, st
                             int64_t pos0, const std::string& prefix, std::vector<LevelOutput>* traces) {
     const int64_t B = x.size(0), C = x.size(1), K = block.pool;
     auto& level1 = *block.levels[0]->as<LevelCellImpl>();
-    auto first = level1.forward(x, st[0].h);
-    st[0].h = first.h.index({Slice(), -1});
+    auto first = level1.forward(x, st[0].h, traces != nullptr);
+    st[0].h = first.h_last;
     if (traces) traces->push_back({prefix + "level 1", 1, level1.tau, first.h, {}, first.decay, pos0});
 
     torch::Tensor o = x + first.y;
@@ -125,13 +122,15 @@ torch::Tensor block_forward(HarmonicBlockImpl& block, const torch::Tensor& x, st
                 torch::Tensor y_prev = last_before;
                 for (int64_t j = 0; j < n; ++j) {
                     auto e = m.index({Slice(), Slice(j, j + 1)}) - P.forward(y_prev.to(m.scalar_type())).unsqueeze(1);
-                    auto step = cell.forward(e, s.h);
-                    s.h = step.h.index({Slice(), -1});
+                    auto step = cell.forward(e, s.h, traces != nullptr);
+                    s.h = step.h_last;
                     y_prev = step.y.index({Slice(), -1});
                     ys.push_back(step.y), hs.push_back(step.h), es.push_back(e);
-                    ds.push_back(step.decay.dim() == 1 ? step.decay.expand({B, 1, step.decay.size(0)}) : step.decay);
+                    if (step.decay.defined())
+                        ds.push_back(step.decay.dim() == 1 ? step.decay.expand({B, 1, step.decay.size(0)}) : step.decay);
                 }
-                y = torch::cat(ys, 1), h = torch::cat(hs, 1), decay = torch::cat(ds, 1), err = torch::cat(es, 1);
+                y = torch::cat(ys, 1), h = torch::cat(hs, 1), err = torch::cat(es, 1);
+                if (!ds.empty()) decay = torch::cat(ds, 1);
             } else {
                 if (block.error_routing) {
                     // e_j = m_j − P m_{j−1}, with m_{−1} = 0 carried in the state.
@@ -142,9 +141,9 @@ torch::Tensor block_forward(HarmonicBlockImpl& block, const torch::Tensor& x, st
                     err = m;
                 }
                 s.prev_m = m.index({Slice(), -1});
-                auto out = cell.forward(err, s.h);
+                auto out = cell.forward(err, s.h, traces != nullptr);
                 y = out.y, h = out.h, decay = out.decay;
-                s.h = h.index({Slice(), -1});
+                s.h = out.h_last;
             }
         } else {
             y = below.new_zeros({B, 0, below.size(2)});

@@ -13,10 +13,10 @@ namespace harmonic {
 struct LevelCellImpl : torch::nn::Module {
     LevelCellImpl(int64_t d, double tau, bool selective);
     struct Out {
-        torch::Tensor y, h, decay;
+        torch::Tensor y, h, decay, h_last;  // decay only when asked for (traces); h_last fp32 (B, D)
     };
-    // x: (B, n, d); h0: (B, D). Parallel over n (one linear scan).
-    Out forward(const torch::Tensor& x, const torch::Tensor& h0);
+    // x: (B, n, d); h0: (B, D). Parallel over n (one fused scan, kernels/level_scan.h).
+    Out forward(const torch::Tensor& x, const torch::Tensor& h0, bool want_decay = false);
     RMSNorm norm{nullptr};
     torch::nn::Linear w_in{nullptr}, w_g{nullptr}, w_out{nullptr};
     double tau;

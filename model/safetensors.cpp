@@ -300,6 +300,15 @@ int64_t TensorInfo::numel() const {
 }
 
 File File::read(const std::filesystem::path& file) {
+    // A pipe or device has no size to check the header against and may never end (/dev/zero
+    // would be read up to max_file_bytes): only regular files are read.
+    std::error_code ec;
+    const auto status = std::filesystem::status(file, ec);
+    using std::filesystem::file_type;
+    const file_type type = status.type();
+    if (!ec && (type == file_type::fifo || type == file_type::character || type == file_type::block ||
+                type == file_type::socket))
+        fail_file(file, "is not a regular file");
     return parse(read_file_bytes(file, max_file_bytes), file.string());
 }
 

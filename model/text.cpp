@@ -182,9 +182,16 @@ std::string read_text_file(const std::filesystem::path& file, const TextReadOpti
     } else {
         // Pipes and devices have no size up front: read in chunks, stop at the limit.
         char chunk[1 << 16];
+        bool sampled = false;
         while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
             data.append(chunk, static_cast<size_t>(in.gcount()));
             if (data.size() > limit) fail_file(file, "is larger than the " + human_size(limit) + " limit");
+            // A device may never end (/dev/zero, /dev/urandom): once the binary check's sample is
+            // in, a binary stream is refused (below) instead of being read up to the limit.
+            if (!sampled && data.size() >= kBinarySample) {
+                sampled = true;
+                if (looks_binary(data)) break;
+            }
         }
         if (in.bad()) fail_file(file, "read error");
     }

@@ -67,5 +67,19 @@ expect_error "truncated weights" "model.safetensors" "$HARMONIC" info "$tmp/brok
 "$HARMONIC" score --checkpoint "$tmp/h" >/dev/null 2>&1
 [ $? -ne 0 ] && pass || fail "missing --text must fail"
 
+# analyze (Qt builds only): the headless figure set of two models, every format.
+if "$HARMONIC" analyze --help >/dev/null 2>&1; then
+  export QT_QPA_PLATFORM=offscreen
+  out=$("$HARMONIC" analyze --checkpoint "$tmp/h" --checkpoint "$tmp/mamba" --text "$tmp/text.txt" --device cpu \
+        --out "$tmp/figs" --formats pdf,svg,png,csv --dpi 150 2>&1) || fail "analyze: $out"
+  for ext in pdf svg png csv; do
+    n=$(find "$tmp/figs" -name "*.$ext" -size +0 | wc -l)
+    [ "$n" -ge 3 ] && pass || fail "analyze wrote $n .$ext files"
+  done
+  head -c 4 "$(find "$tmp/figs" -name '*.pdf' | head -1)" | grep -q '%PDF' && pass || fail "analyze PDF header"
+  expect_error "analyze bad formats" "--formats" "$HARMONIC" analyze --checkpoint "$tmp/h" --text "$tmp/text.txt" --out "$tmp/f2" --formats gif
+  expect_error "analyze mixed tokenizers or bad checkpoint" "$tmp/nope" "$HARMONIC" analyze --checkpoint "$tmp/nope" --text "$tmp/text.txt" --out "$tmp/f3"
+fi
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]

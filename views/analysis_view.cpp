@@ -9,10 +9,12 @@ AnalysisView::AnalysisView(QWidget* parent) : QWidget(parent), style_(screenStyl
     setTokenAxis(ownAxis_);
 }
 
-void AnalysisView::setResult(std::shared_ptr<const AnalysisResult> result) {
+void AnalysisView::setResult(std::shared_ptr<const AnalysisResult> result, PreparedData prepared) {
     result_ = std::move(result);
+    prepared_ = std::move(prepared);
     if (result_ && axis_ && axis_->tokenCount() != result_->token_count()) axis_->setTokenCount(result_->token_count());
     onResultChanged();
+    prepared_.reset();  // installed (or stale): never reused for a later result
 }
 
 void AnalysisView::setTokenAxis(TokenAxis* axis) {

@@ -6,6 +6,7 @@
 #include <QSize>
 #include <QStringList>
 #include <QWidget>
+#include <functional>
 #include <memory>
 #include <utility>
 
@@ -16,6 +17,12 @@
 class QCPPainter;
 
 namespace harmonic::views {
+
+// Data a view derives from a result before it can draw it (smoothed curves, decoded text).
+// Computing it needs no widget, so the app runs it on the analysis thread: the UI thread
+// then only installs it.
+using PreparedData = std::shared_ptr<const void>;
+using Preparer = std::function<PreparedData(const AnalysisResult&)>;
 
 class AnalysisView : public QWidget {
     Q_OBJECT
@@ -28,7 +35,11 @@ public:
     // File stem of this view's figure; views showing one model add the model's name.
     virtual QString fileStem() const { return viewId(); }
 
-    void setResult(std::shared_ptr<const AnalysisResult> result);
+    // prepared: what this view's preparer() made of the same result (optional).
+    void setResult(std::shared_ptr<const AnalysisResult> result, PreparedData prepared = {});
+    // A job that may run on any thread, capturing the view's current options by value; empty
+    // when the view has nothing heavy to derive.
+    virtual Preparer preparer() const { return {}; }
     const std::shared_ptr<const AnalysisResult>& result() const { return result_; }
 
     // Every view starts with a private axis; the app hands all views the same one.
@@ -55,6 +66,8 @@ signals:
     void optionsChanged();
 
 protected:
+    // In onResultChanged: what the preparer made for this result, or null.
+    const PreparedData& preparedData() const { return prepared_; }
     virtual void onResultChanged() = 0;
     virtual void onStyleChanged() = 0;
     virtual void onTokenAxisChanged(TokenAxis* axis) { Q_UNUSED(axis); }
@@ -69,6 +82,7 @@ protected:
 
 private:
     std::shared_ptr<const AnalysisResult> result_;
+    PreparedData prepared_;
     QPointer<TokenAxis> axis_;
     QPointer<TokenAxis> ownAxis_;
     FigureStyle style_;

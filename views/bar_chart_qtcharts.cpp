@@ -56,8 +56,11 @@ void buildChart(QChart* chart, const BarChartData& data, const FigureStyle& styl
     auto* values = new QValueAxis;
     values->setRange(0.0, top > 0 ? std::ceil(top * 1.1 * 2.0) / 2.0 : 1.0);
     values->setTitleText(data.valueLabel);
-    values->setLabelFormat(QStringLiteral("%.1f"));
+    values->setLabelFormat(QStringLiteral("%g"));
     values->setTickCount(5);
+    values->applyNiceNumbers();
+    values->setMin(0.0);
+    categories->setTruncateLabels(false);
     for (QAbstractAxis* axis : std::initializer_list<QAbstractAxis*>{categories, values}) {
         axis->setLabelsFont(style.tickFont);
         axis->setTitleFont(style.labelFont);

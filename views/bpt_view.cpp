@@ -8,6 +8,7 @@
 #include <QVBoxLayout>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "views/csv.h"
 #include "views/derived.h"
@@ -22,6 +23,50 @@ QCPRange paddedRange(double lo, double hi, double pad = 0.05) {
     if (hi <= lo) hi = lo + 1.0;
     const double d = (hi - lo) * pad;
     return QCPRange(lo - d, hi + d);
+}
+
+// A difference needs two distinct models; otherwise the first two, or none.
+std::pair<int, int> resolveDifference(int a, int b, int models) {
+    if (a >= 0 && b >= 0 && a < models && b < models && a != b) return {a, b};
+    if (a == -1 || b == -1) return {-1, -1};  // the user chose "none"
+    return models >= 2 ? std::pair{0, 1} : std::pair{-1, -1};
+}
+
+std::vector<float> differenceOf(const AnalysisResult& r, int a, int b) {
+    std::vector<float> diff;
+    const int n = static_cast<int>(r.models.size());
+    if (a < 0 || b < 0 || a >= n || b >= n || a == b) return diff;
+    const auto& x = r.models[static_cast<size_t>(a)].bpt;
+    const auto& y = r.models[static_cast<size_t>(b)].bpt;
+    diff.resize(std::min(x.size(), y.size()));
+    for (size_t i = 0; i < diff.size(); ++i) diff[i] = x[i] - y[i];  // NaN stays NaN
+    return diff;
+}
+
+struct BptCurves {
+    int window = 0;
+    int diffA = -1;
+    int diffB = -1;
+    std::vector<LodCurve> raw, running, smooth;
+    LodCurve diff;
+};
+
+// Everything BptView derives from a result; pure, so it may run on the analysis thread.
+// withFixed = false skips the curves that do not depend on the options (raw, running mean).
+std::shared_ptr<BptCurves> deriveCurves(const AnalysisResult& r, int window, int diffA, int diffB, bool withFixed) {
+    auto c = std::make_shared<BptCurves>();
+    c->window = window;
+    std::tie(c->diffA, c->diffB) = resolveDifference(diffA, diffB, static_cast<int>(r.models.size()));
+    for (const auto& model : r.models) {
+        if (withFixed) {
+            c->raw.push_back(LodCurve::fromTokens(model.bpt));
+            c->running.push_back(LodCurve::fromTokens(runningMean(model.bpt)));
+        }
+        c->smooth.push_back(LodCurve::fromTokens(movingAverage(model.bpt, window)));
+    }
+    const auto diff = differenceOf(r, c->diffA, c->diffB);
+    if (!diff.empty()) c->diff = LodCurve::fromTokens(movingAverage(diff, window));
+    return c;
 }
 
 QCPRange curveRange(const LodCurve& curve) {
@@ -43,12 +88,15 @@ BptView::BptView(QWidget* parent) : AnalysisView(parent) {
     rawBox_->setChecked(showRaw_);
     rawBox_->setToolTip(tr("Show the bpt of every token (thin lines)"));
     windowBox_ = new QComboBox(this);
+    windowBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     for (int w : {1, 8, 16, 32, 64, 128, 256, 512, 1024, 4096})
         windowBox_->addItem(w == 1 ? tr("off") : tr("%1 tokens").arg(w), w);
     windowBox_->setCurrentIndex(windowBox_->findData(window_));
     windowBox_->setToolTip(tr("Width of the centred moving average (thick lines)"));
     diffABox_ = new QComboBox(this);
+    diffABox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     diffBBox_ = new QComboBox(this);
+    diffBBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     diffABox_->setToolTip(tr("Difference panel: this model's bpt minus the other's (negative: this model is better)"));
     diffBBox_->setToolTip(diffABox_->toolTip());
     runningBox_ = new QCheckBox(tr("Running mean"), this);
@@ -139,13 +187,26 @@ void BptView::setDifferenceModels(int a, int b) {
 
 void BptView::onResultChanged() {
     const int n = result() ? static_cast<int>(result()->models.size()) : 0;
-    if (diffA_ >= n || diffB_ >= n || diffA_ == diffB_) {
-        diffA_ = n >= 2 ? 0 : -1;
-        diffB_ = n >= 2 ? 1 : -1;
-    }
+    std::tie(diffA_, diffB_) = resolveDifference(diffA_, diffB_, n);
     updateControls();
-    computeCurves();
+    auto prepared = std::static_pointer_cast<const BptCurves>(preparedData());
+    if (prepared && prepared->window == window_ && prepared->diffA == diffA_ && prepared->diffB == diffB_ &&
+        prepared->raw.size() == static_cast<size_t>(n)) {
+        raw_ = prepared->raw;
+        running_ = prepared->running;
+        smooth_ = prepared->smooth;
+        diff_ = prepared->diff;
+    } else {
+        computeCurves();
+    }
     rebuildPlot();
+}
+
+Preparer BptView::preparer() const {
+    const int window = window_;
+    const int a = diffA_;
+    const int b = diffB_;
+    return [window, a, b](const AnalysisResult& r) -> PreparedData { return deriveCurves(r, window, a, b, true); };
 }
 
 void BptView::onStyleChanged() { rebuildPlot(); }
@@ -170,36 +231,29 @@ void BptView::updateControls() {
 }
 
 std::vector<float> BptView::differenceValues() const {
-    std::vector<float> diff;
-    if (!result()) return diff;
-    const int n = static_cast<int>(result()->models.size());
-    if (diffA_ < 0 || diffB_ < 0 || diffA_ >= n || diffB_ >= n || diffA_ == diffB_) return diff;
-    const auto& a = result()->models[static_cast<size_t>(diffA_)].bpt;
-    const auto& b = result()->models[static_cast<size_t>(diffB_)].bpt;
-    diff.resize(std::min(a.size(), b.size()));
-    for (size_t i = 0; i < diff.size(); ++i) diff[i] = a[i] - b[i];  // NaN stays NaN
-    return diff;
+    return result() ? differenceOf(*result(), diffA_, diffB_) : std::vector<float>();
 }
 
 void BptView::computeCurves() {
     raw_.clear();
     running_.clear();
-    if (result()) {
-        for (const auto& model : result()->models) {
-            raw_.push_back(LodCurve::fromTokens(model.bpt));
-            running_.push_back(LodCurve::fromTokens(runningMean(model.bpt)));
-        }
-    }
-    computeSmoothed();
+    smooth_.clear();
+    diff_ = LodCurve();
+    if (!result()) return;
+    auto c = deriveCurves(*result(), window_, diffA_, diffB_, true);
+    raw_ = std::move(c->raw);
+    running_ = std::move(c->running);
+    smooth_ = std::move(c->smooth);
+    diff_ = std::move(c->diff);
 }
 
 void BptView::computeSmoothed() {
     smooth_.clear();
     diff_ = LodCurve();
     if (!result()) return;
-    for (const auto& model : result()->models) smooth_.push_back(LodCurve::fromTokens(movingAverage(model.bpt, window_)));
-    const auto diff = differenceValues();
-    if (!diff.empty()) diff_ = LodCurve::fromTokens(movingAverage(diff, window_));
+    auto c = deriveCurves(*result(), window_, diffA_, diffB_, false);
+    smooth_ = std::move(c->smooth);
+    diff_ = std::move(c->diff);
 }
 
 void BptView::rebuildPlot() {
@@ -211,7 +265,7 @@ void BptView::rebuildPlot() {
     smoothGraphs_.clear();
     runningGraphs_.clear();
     diffGraph_ = nullptr;
-    captionItem_ = nullptr;
+    captionElement_ = nullptr;
 
     const FigureStyle& style = figureStyle();
     auto* group = plot_->findChild<QCPMarginGroup*>(QStringLiteral("bptMargins"));
@@ -230,21 +284,35 @@ void BptView::rebuildPlot() {
         rects_.append(rect);
         return rect;
     };
-    auto addLegend = [&](QCPAxisRect* rect) {
-        auto* legend = new QCPLegend;
-        rect->insetLayout()->addElement(legend, Qt::AlignTop | Qt::AlignRight);
-        legend->setLayer(QStringLiteral("legend"));
-        return legend;
-    };
 
     const AnalysisResult* r = result().get();
     const int models = r ? static_cast<int>(r->models.size()) : 0;
     const auto colors = r ? modelColors(*r) : QVector<QColor>();
     const QString windowText = window_ > 1 ? tr("%1-token mean").arg(window_) : QString();
 
+    // One legend for all panels, above them: the model colours are the same in every panel,
+    // and a legend inside a panel would hide data.
+    auto* header = new QCPLayoutGrid;
+    plot_->plotLayout()->addElement(0, 0, header);
+    plot_->plotLayout()->setRowStretchFactor(0, 0.001);
+    header->setRowSpacing(0);
+    auto* mainLegend = new QCPLegend;
+    header->addElement(0, 0, mainLegend);
+    mainLegend->setLayer(QStringLiteral("legend"));
+    mainLegend->setFillOrder(QCPLegend::foColumnsFirst);
+    mainLegend->setWrap(std::max(1, std::min(models, 3)));
+    if (models > 0) {
+        QString caption = tr("per token");
+        if (window_ > 1) caption = showRaw_ ? tr("thin: per token, thick: %1").arg(windowText) : windowText;
+        auto* text = new QCPTextElement(plot_, caption, style.legendFont);
+        text->setTextColor(QColor(70, 70, 70));
+        text->setMargins(QMargins(0, 0, 0, 1));
+        header->addElement(1, 0, text);
+        captionElement_ = text;
+    }
+
     // Panel 1: per-token bpt.
     QCPAxisRect* main = addRect(tr("bits per token"), 3);
-    QCPLegend* mainLegend = addLegend(main);
     double top = 1.0;
     for (int m = 0; m < models; ++m) {
         const QColor c = colors[m];
@@ -253,6 +321,9 @@ void BptView::rebuildPlot() {
             QColor light = c;
             light.setAlpha(window_ > 1 ? 70 : 200);
             g->setPen(curvePen(light, style.thinLineWidth));
+            // Antialiasing thousands of full-height zigzags doubles the frame time on screen;
+            // figures keep it.
+            g->setAntialiased(style.paper);
             g->setName(modelName(*r, m));
             g->setData(raw_[static_cast<size_t>(m)].full());
             if (window_ <= 1) g->addToLegend(mainLegend);
@@ -276,31 +347,25 @@ void BptView::rebuildPlot() {
         }
     }
     main->axis(QCPAxis::atLeft)->setRange(0.0, top * 1.05);
-    if (models > 0) {
-        captionItem_ = new QCPItemText(plot_);
-        captionItem_->setClipAxisRect(main);
-        captionItem_->position->setAxisRect(main);
-        captionItem_->position->setType(QCPItemPosition::ptAxisRectRatio);
-        captionItem_->position->setCoords(0.01, 0.02);
-        captionItem_->setPositionAlignment(Qt::AlignLeft | Qt::AlignTop);
-        captionItem_->setFont(style.legendFont);
-        captionItem_->setColor(QColor(70, 70, 70));
-        captionItem_->setText(window_ > 1 ? (showRaw_ ? tr("thin: per token; thick: %1").arg(windowText) : windowText)
-                                          : tr("per token"));
-    }
 
     // Panel 2: difference of two models.
     if (!diff_.empty()) {
+        const int titleRow = plot_->plotLayout()->rowCount();
+        auto* title = new QCPTextElement(
+            plot_,
+            tr("Δ = %1 − %2%3").arg(modelName(*r, diffA_), modelName(*r, diffB_), window_ > 1 ? QStringLiteral(", ") + windowText : QString()),
+            style.legendFont);
+        title->setTextColor(QColor(40, 40, 40));
+        title->setMargins(QMargins(0, style.paper ? 2 : 4, 0, 0));
+        plot_->plotLayout()->addElement(titleRow, 0, title);
+        plot_->plotLayout()->setRowStretchFactor(titleRow, 0.001);
         QCPAxisRect* rect = addRect(tr("Δ bpt"), 2);
-        QCPLegend* legend = addLegend(rect);
         QCPGraph* g = plot_->addGraph(rect->axis(QCPAxis::atBottom), rect->axis(QCPAxis::atLeft));
         g->setPen(curvePen(QColor(60, 60, 60), style.lineWidth));
-        g->setBrush(QColor(60, 60, 60, 40));
-        g->setName(tr("%1 − %2%3")
-                       .arg(modelName(*r, diffA_), modelName(*r, diffB_),
-                            window_ > 1 ? QStringLiteral(" (%1)").arg(windowText) : QString()));
+        // No fill: filling a zigzag polygon of thousands of points costs the raster engine
+        // hundreds of milliseconds per frame.
+        g->setName(title->text());
         g->setData(diff_.full());
-        g->addToLegend(legend);
         diffGraph_ = g;
         const QCPRange range = curveRange(diff_);
         double extent = std::max(std::abs(range.lower), std::abs(range.upper));
@@ -311,7 +376,6 @@ void BptView::rebuildPlot() {
     // Panel 3: running mean by position.
     if (showRunning_ && models > 0) {
         QCPAxisRect* rect = addRect(tr("mean bpt so far"), 2);
-        QCPLegend* legend = addLegend(rect);
         double lo = std::numeric_limits<double>::infinity();
         double hi = -lo;
         for (int m = 0; m < models; ++m) {
@@ -319,7 +383,6 @@ void BptView::rebuildPlot() {
             g->setPen(curvePen(colors[m], style.lineWidth));
             g->setName(modelName(*r, m));
             g->setData(running_[static_cast<size_t>(m)].full());
-            g->addToLegend(legend);
             runningGraphs_.push_back(g);
             // The first few tokens swing wildly; scale to the settled part of the curve.
             const auto& data = *running_[static_cast<size_t>(m)].full();
@@ -342,6 +405,9 @@ void BptView::rebuildPlot() {
         styleAxisRect(rect, style);
         xAxes.append(rect->axis(QCPAxis::atBottom));
     }
+    styleLegend(mainLegend, style);
+    mainLegend->setBorderPen(Qt::NoPen);
+    mainLegend->setBrush(Qt::NoBrush);
     if (!diff_.empty() && rects_.size() > 1) {
         // A visible zero line: the sign is the message of this panel.
         rects_[1]->axis(QCPAxis::atLeft)->grid()->setZeroLinePen(QPen(QColor(0, 0, 0, 120), style.thinLineWidth));
@@ -370,7 +436,7 @@ void BptView::showTooltip(QMouseEvent* event) {
     if (token < 0 || token >= r.token_count()) return;
     QString html = tr("<b>token %1</b> <code>%2</code><table>")
                        .arg(token)
-                       .arg(printableToken(r.token_text[static_cast<size_t>(token)]).toHtmlEscaped());
+                       .arg(printableToken(tokenText(r, token)).toHtmlEscaped());
     const auto colors = modelColors(r);
     for (int m = 0; m < static_cast<int>(r.models.size()); ++m) {
         const float v = r.models[static_cast<size_t>(m)].bpt[static_cast<size_t>(token)];
@@ -420,7 +486,7 @@ QStringList BptView::writeCsv(const QString& basePath, CsvRange range) const {
         const auto t = static_cast<size_t>(i);
         QStringList row{QString::number(i),
                         t < r->byte_offsets.size() ? QString::number(r->byte_offsets[t]) : QString(),
-                        t < r->token_text.size() ? printableToken(r->token_text[t]) : QString()};
+                        printableToken(tokenText(*r, i))};
         for (size_t m = 0; m < r->models.size(); ++m) {
             const auto& bpt = r->models[m].bpt;
             row << CsvWriter::number(t < bpt.size() ? bpt[t] : kNaN) << CsvWriter::number(t < smooth[m].size() ? smooth[m][t] : kNaN)

@@ -24,6 +24,7 @@ public:
     double figureAspect(const FigurePreset& preset) const override;
     void renderFigure(QCPPainter* painter, const QSize& size) override;
     QStringList writeCsv(const QString& basePath, CsvRange range) const override;
+    Preparer preparer() const override;
 
     // Options (also driven by the controls above the plot).
     void setSmoothingWindow(int tokens);  // 1 = off
@@ -82,7 +83,7 @@ private:
     std::vector<QPointer<QCPGraph>> smoothGraphs_;
     std::vector<QPointer<QCPGraph>> runningGraphs_;
     QPointer<QCPGraph> diffGraph_;
-    QPointer<QCPItemText> captionItem_;
+    QPointer<QCPTextElement> captionElement_;
     QList<QCPAxisRect*> rects_;
 };
 

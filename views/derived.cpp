@@ -68,14 +68,14 @@ double finiteMean(const std::vector<float>& values, int64_t begin, int64_t end) 
 }
 
 QString compactCount(int64_t n) {
-    auto trim = [](double v, const char* suffix) {
-        QString s = QString::number(v, 'f', v < 10 && std::fmod(v, 1.0) != 0.0 ? 1 : 0);
+    // Binary K and M: context buckets are powers of four, so 1023 reads "1K" and 262143 "256K".
+    auto scaled = [](double v, const char* suffix) {
+        QString s = QString::number(v, 'f', v < 10 ? 1 : 0);
+        if (s.endsWith(QLatin1String(".0"))) s.chop(2);
         return s + QLatin1String(suffix);
     };
-    if (n >= 1'000'000 && n % 1'000'000 == 0) return QString::number(n / 1'000'000) + QLatin1Char('M');
-    if (n >= 1'000'000) return trim(static_cast<double>(n) / 1e6, "M");
-    if (n >= 1000 && n % 1000 == 0) return QString::number(n / 1000) + QLatin1Char('K');
-    if (n >= 1000) return trim(static_cast<double>(n) / 1e3, "K");
+    if (n >= 1000 * 1024) return scaled(static_cast<double>(n + 1) / (1024.0 * 1024.0), "M");
+    if (n >= 1000) return scaled(static_cast<double>(n + 1) / 1024.0, "K");
     return QString::number(n);
 }
 
@@ -147,10 +147,20 @@ double finiteQuantile(const std::vector<float>& values, double q) {
     return sample[k];
 }
 
+bool hasValidHeatmap(const LevelTrace& level) {
+    return level.rows > 0 && level.channels > 0 && static_cast<int64_t>(level.row_token_begin.size()) == level.rows + 1 &&
+           static_cast<int64_t>(level.hidden.size()) >= level.rows * level.channels;
+}
+
+const std::string& tokenText(const AnalysisResult& result, int64_t token) {
+    static const std::string empty;
+    return token >= 0 && static_cast<size_t>(token) < result.token_text.size() ? result.token_text[static_cast<size_t>(token)] : empty;
+}
+
 int firstModelWithLevels(const AnalysisResult& result) {
     for (size_t m = 0; m < result.models.size(); ++m)
         for (const auto& level : result.models[m].levels)
-            if (level.rows > 0 && level.channels > 0) return static_cast<int>(m);
+            if (hasValidHeatmap(level) || !level.channel_tau.empty()) return static_cast<int>(m);
     return -1;
 }
 

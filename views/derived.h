@@ -25,11 +25,11 @@ double finiteMean(const std::vector<float>& values, int64_t begin, int64_t end);
 struct ContextBucket {
     int64_t begin = 0;
     int64_t end = 0;
-    QString label;  // "4–15", "1K–4K"
+    QString label;  // "4–15", "1K–4K" (inclusive; K = 1024)
 };
 std::vector<ContextBucket> contextBuckets(int64_t tokenCount);
 
-// 1234 -> "1.2K", 2000000 -> "2M"
+// Short labels for bucket bounds: 999 -> "999", 1023 -> "1K", 1999 -> "2K", 262143 -> "256K".
 QString compactCount(int64_t n);
 
 // Histogram over logarithmically spaced bins of the finite, positive values.
@@ -45,6 +45,13 @@ std::vector<int> channelOrderByTau(const LevelTrace& level);
 
 // The q-quantile of the finite values (sampled when there are many, so it stays cheap).
 double finiteQuantile(const std::vector<float>& values, double q);
+
+// True when a level's heatmap fields agree with each other (rows, channels, hidden,
+// row_token_begin); views skip a heatmap that does not, instead of reading out of bounds.
+bool hasValidHeatmap(const LevelTrace& level);
+
+// The token's bytes, or "" when token_text is shorter than token_ids (a malformed result).
+const std::string& tokenText(const AnalysisResult& result, int64_t token);
 
 // Index of the first model that has levels with heatmaps, or -1.
 int firstModelWithLevels(const AnalysisResult& result);

@@ -4,6 +4,7 @@
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QToolTip>
 #include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
@@ -29,6 +30,7 @@ LevelsView::LevelsView(QWidget* parent) : AnalysisView(parent) {
     auto* controls = new QHBoxLayout;
     controls->setContentsMargins(4, 2, 4, 0);
     modelBox_ = new QComboBox(this);
+    modelBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     sortBox_ = new QCheckBox(tr("Sort channels by τ"), this);
     sortBox_->setChecked(sortByTau_);
     sortBox_->setToolTip(tr("Order channels by their learned timescale, fast at the bottom"));
@@ -49,6 +51,7 @@ LevelsView::LevelsView(QWidget* parent) : AnalysisView(parent) {
     link_->setTokenAxis(tokenAxis());
     connect(link_, &TokenPlotLink::rangeApplied, this, [this] { refreshLod(); });
     connect(plot_, &QCustomPlot::afterLayout, this, [this] { refreshLod(); });
+    connect(plot_, &QCustomPlot::mouseMove, this, &LevelsView::showTooltip);
     connect(modelBox_, &QComboBox::activated, this, [this](int i) { setModel(modelBox_->itemData(i).toInt()); });
     connect(sortBox_, &QCheckBox::toggled, this, &LevelsView::setSortByTau);
     connect(normalizeBox_, &QCheckBox::toggled, this, &LevelsView::setNormalize);
@@ -90,7 +93,7 @@ double LevelsView::displayValue(int level, int64_t row, int channel) const {
     const ModelTrace* m = currentModel();
     if (!m || level < 0 || level >= static_cast<int>(m->levels.size())) return kNaN;
     const LevelTrace& trace = m->levels[static_cast<size_t>(level)];
-    if (row < 0 || row >= trace.rows || channel < 0 || channel >= trace.channels) return kNaN;
+    if (!hasValidHeatmap(trace) || row < 0 || row >= trace.rows || channel < 0 || channel >= trace.channels) return kNaN;
     const double v = trace.hidden[static_cast<size_t>(row * trace.channels + channel)];
     if (!normalize_) return v;
     const auto l = static_cast<size_t>(level);
@@ -168,9 +171,9 @@ void LevelsView::rebuildPlot() {
     for (int l = levelCount - 1; l >= 0; --l) {
         const LevelTrace& level = model->levels[static_cast<size_t>(l)];
         // Statistics for per-channel normalisation (over the stored rows).
-        std::vector<double> mean(static_cast<size_t>(level.channels), 0.0);
-        std::vector<double> scale(static_cast<size_t>(level.channels), 1.0);
-        for (int64_t c = 0; c < level.channels; ++c) {
+        std::vector<double> mean(static_cast<size_t>(std::max<int64_t>(level.channels, 0)), 0.0);
+        std::vector<double> scale(mean.size(), 1.0);
+        for (int64_t c = 0; c < level.channels && hasValidHeatmap(level); ++c) {
             double s = 0, s2 = 0;
             int64_t k = 0;
             for (int64_t r = 0; r < level.rows; ++r) {
@@ -208,9 +211,7 @@ void LevelsView::rebuildPlot() {
         rect->axis(QCPAxis::atBottom)->grid()->setVisible(false);
         rects.append(rect);
         xAxes.append(rect->axis(QCPAxis::atBottom));
-        if (level.rows <= 0 || level.channels <= 0 || static_cast<int64_t>(level.row_token_begin.size()) != level.rows + 1 ||
-            static_cast<int64_t>(level.hidden.size()) < level.rows * level.channels)
-            continue;
+        if (!hasValidHeatmap(level)) continue;
 
         // Rows may cover unequal token spans (the last one is often short), while a QCPColorMap
         // has equal cells: resample at the narrowest row's width so every row sits exactly over
@@ -251,6 +252,8 @@ void LevelsView::rebuildPlot() {
         scale->setType(QCPAxis::atRight);
         scale->setMarginGroup(QCP::MarginSides(QCP::msTop) | QCP::msBottom, group);
         map->setColorScale(scale);
+        // The scale hands its own (default) gradient to the map: set ours after linking.
+        map->setGradient(toGradient(ColorMap::diverging()));
         map->setDataRange(QCPRange(-extent, extent));
         scale->axis()->setLabel(normalize_ ? tr("z") : tr("state"));
         scale->axis()->setTicker(QSharedPointer<QCPAxisTicker>::create());
@@ -329,6 +332,44 @@ void LevelsView::rebuildPlot() {
     plot_->replot(QCustomPlot::rpQueuedReplot);
 }
 
+void LevelsView::showTooltip(QMouseEvent* event) {
+    const ModelTrace* model = currentModel();
+    QCPAxisRect* rect = plot_->axisRectAt(event->position());
+    if (event->buttons() != Qt::NoButton || !model || !rect) return;
+    for (int l = 0; l < static_cast<int>(maps_.size()); ++l) {
+        QCPColorMap* map = maps_[static_cast<size_t>(l)];
+        if (!map || map->keyAxis()->axisRect() != rect) continue;
+        const LevelTrace& level = model->levels[static_cast<size_t>(l)];
+        const double token = map->keyAxis()->pixelToCoord(event->position().x());
+        const auto rank = static_cast<int64_t>(std::llround(map->valueAxis()->pixelToCoord(event->position().y())));
+        const auto order = channelOrder(l);
+        if (rank < 0 || rank >= static_cast<int64_t>(order.size())) return;
+        const auto& b = level.row_token_begin;
+        const auto it = std::upper_bound(b.begin(), b.end(), static_cast<int64_t>(std::floor(token + 0.5)));
+        if (it == b.begin() || it == b.end()) return;
+        const auto row = static_cast<int64_t>(it - b.begin()) - 1;
+        const int channel = order[static_cast<size_t>(rank)];
+        QString tau;
+        if (static_cast<size_t>(channel) < level.channel_tau.size()) {
+            const double steps = level.channel_tau[static_cast<size_t>(channel)];
+            tau = tr(", τ = %1 steps = %2 tokens").arg(steps, 0, 'g', 3).arg(steps * static_cast<double>(level.stride), 0, 'g', 3);
+        }
+        QToolTip::showText(event->globalPosition().toPoint(),
+                           tr("<b>%1</b> · tokens %2–%3 (row %4)<br>channel %5%6<br>value %7%8")
+                               .arg(QString::fromStdString(level.name))
+                               .arg(b[static_cast<size_t>(row)])
+                               .arg(b[static_cast<size_t>(row) + 1] - 1)
+                               .arg(row)
+                               .arg(channel)
+                               .arg(tau)
+                               .arg(displayValue(l, row, channel), 0, 'g', 3)
+                               .arg(normalize_ ? tr(" (z-score)") : QString()),
+                           plot_);
+        return;
+    }
+    QToolTip::hideText();
+}
+
 void LevelsView::refreshLod() {
     for (size_t l = 0; l < errorGraphs_.size() && l < errorCurves_.size(); ++l)
         if (errorGraphs_[l]) applyLod(errorGraphs_[l], errorCurves_[l]);
@@ -373,7 +414,7 @@ QStringList LevelsView::writeCsv(const QString& basePath, CsvRange range) const 
     }
     for (int l = 0; model && l < static_cast<int>(model->levels.size()); ++l) {
         const LevelTrace& level = model->levels[static_cast<size_t>(l)];
-        if (level.rows <= 0 || static_cast<int64_t>(level.row_token_begin.size()) != level.rows + 1) continue;
+        if (!hasValidHeatmap(level)) continue;
         const QString path = basePath + QStringLiteral("_heatmap_%1.csv").arg(safeFileName(QString::fromStdString(level.name)));
         CsvWriter csv(path);
         const auto order = channelOrder(l);

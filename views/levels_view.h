@@ -51,6 +51,7 @@ private:
     void updateControls();
     void rebuildPlot();
     void refreshLod();
+    void showTooltip(QMouseEvent* event);
 
     QCustomPlot* plot_ = nullptr;
     TokenPlotLink* link_ = nullptr;

@@ -42,6 +42,9 @@ void styleAxis(QCPAxis* axis, const FigureStyle& style) {
 
 void styleAxisRect(QCPAxisRect* rect, const FigureStyle& style) {
     for (QCPAxis* axis : rect->axes()) styleAxis(axis, style);
+    // QCustomPlot's default minimum margin (15 px on every side) leaves wide gaps between
+    // stacked panels; axes still get the room their labels need through the auto margins.
+    rect->setMinimumMargins(style.paper ? QMargins(2, 3, 4, 2) : QMargins(4, 6, 8, 4));
     if (QCPLayoutInset* inset = rect->insetLayout()) {
         for (int i = 0; i < inset->elementCount(); ++i)
             if (auto* legend = qobject_cast<QCPLegend*>(inset->elementAt(i))) styleLegend(legend, style);
@@ -68,6 +71,9 @@ void styleColorScale(QCPColorScale* scale, const FigureStyle& style) {
     styleAxis(scale->axis(), style);
     scale->axis()->grid()->setVisible(false);
     scale->setBarWidth(style.paper ? 6 : 12);
+    scale->setMinimumMargins(QMargins(0, 0, 0, 0));
+    scale->axis()->setTickLength(0, style.paper ? 2 : 3);
+    scale->axis()->setSubTickLength(0, 0);
 }
 
 QPen curvePen(const QColor& color, double width, Qt::PenStyle penStyle) {
@@ -267,31 +273,40 @@ LodCurve LodCurve::fromTokens(const std::vector<double>& values) {
 }
 
 void LodCurve::buildLevels() {
-    // Level k is built from level 0 with blocks of 4^k points (not from level k - 1), so every
-    // level is an exact min/max envelope of the data.
+    // Level k + 1 merges runs of four blocks of level k; each block keeps its minimum and
+    // maximum point (in key order), so every level is the exact min/max envelope of blocks of
+    // 4^k original points, and all levels together cost about 1.5 passes over the data.
+    struct Block {
+        QCPGraphData lo, hi;
+    };
     const QCPGraphDataContainer& full = *levels_.front();
     const qsizetype n = full.size();
-    QVector<QCPGraphData> source;
-    source.reserve(n);
-    for (auto it = full.constBegin(); it != full.constEnd(); ++it) source.append(*it);
-    for (qsizetype block = 4; n > kSmallestLevel; block *= 4) {
-        QVector<QCPGraphData> points;
-        points.reserve(2 * (n / block + 1));
-        for (qsizetype begin = 0; begin < n; begin += block) {
-            const qsizetype end = std::min(n, begin + block);
-            qsizetype lo = begin;
-            qsizetype hi = begin;
-            for (qsizetype i = begin + 1; i < end; ++i) {
-                if (source[i].value < source[lo].value) lo = i;
-                if (source[i].value > source[hi].value) hi = i;
+    if (n <= kSmallestLevel) return;
+    std::vector<Block> blocks;
+    blocks.reserve(static_cast<size_t>(n));
+    for (auto it = full.constBegin(); it != full.constEnd(); ++it) blocks.push_back({*it, *it});
+    while (static_cast<qsizetype>(blocks.size()) * 2 > kSmallestLevel) {
+        std::vector<Block> merged;
+        merged.reserve(blocks.size() / 4 + 1);
+        for (size_t b = 0; b < blocks.size(); b += 4) {
+            Block m = blocks[b];
+            for (size_t k = b + 1; k < std::min(blocks.size(), b + 4); ++k) {
+                if (blocks[k].lo.value < m.lo.value) m.lo = blocks[k].lo;
+                if (blocks[k].hi.value > m.hi.value) m.hi = blocks[k].hi;
             }
-            points.append(source[std::min(lo, hi)]);
-            if (lo != hi) points.append(source[std::max(lo, hi)]);
+            merged.push_back(m);
+        }
+        blocks.swap(merged);
+        QVector<QCPGraphData> points;
+        points.reserve(static_cast<qsizetype>(2 * blocks.size()));
+        for (const Block& b : blocks) {
+            const bool loFirst = b.lo.key <= b.hi.key;
+            points.append(loFirst ? b.lo : b.hi);
+            if (b.lo.key != b.hi.key) points.append(loFirst ? b.hi : b.lo);
         }
         auto level = QSharedPointer<QCPGraphDataContainer>::create();
         level->set(points, true);
         levels_.push_back(level);
-        if (points.size() <= kSmallestLevel) break;
     }
 }
 

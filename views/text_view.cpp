@@ -7,6 +7,7 @@
 #include <QMouseEvent>
 #include <QPainter>
 #include <QScrollBar>
+#include <QTimer>
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -214,6 +215,13 @@ public:
     explicit TokenCanvas(TextView* view) : QAbstractScrollArea(view), view_(view) {
         viewport()->setMouseTracking(true);
         viewport()->setBackgroundRole(QPalette::Base);
+        relayoutTimer_.setSingleShot(true);
+        relayoutTimer_.setInterval(120);
+        connect(&relayoutTimer_, &QTimer::timeout, this, [this] {
+            const qint64 top = firstShownToken();
+            relayout();
+            scrollToToken(top, false);
+        });
         setFrameShape(QFrame::NoFrame);
         verticalScrollBar()->setSingleStep(1);
     }
@@ -283,6 +291,12 @@ protected:
     void resizeEvent(QResizeEvent* event) override {
         QAbstractScrollArea::resizeEvent(event);
         if (viewport()->width() != layoutWidth_) {
+            // Re-wrapping a million tokens takes tens of milliseconds: during a window drag,
+            // wait until the size settles.
+            if (view_->display_.size() > 200'000) {
+                relayoutTimer_.start();
+                return;
+            }
             // Keep the token at the top in view across the re-wrap.
             const qint64 top = firstShownToken();
             relayout();
@@ -360,6 +374,7 @@ private:
     TextView* view_;
     QFont font_;
     TextLayout layout_;
+    QTimer relayoutTimer_;
     int layoutWidth_ = -1;
     qint64 hovered_ = -1;
     qint64 anchor_ = 0;
@@ -394,11 +409,14 @@ TextView::TextView(QWidget* parent) : AnalysisView(parent) {
     auto* controls = new QHBoxLayout;
     controls->setContentsMargins(4, 2, 4, 0);
     modeBox_ = new QComboBox(this);
+    modeBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     modeBox_->addItem(tr("bpt of"), static_cast<int>(ColorMode::Bpt));
     modeBox_->addItem(tr("difference"), static_cast<int>(ColorMode::Difference));
     modeBox_->setToolTip(tr("Colour tokens by one model's bits per token, or by the difference of two models"));
     aBox_ = new QComboBox(this);
+    aBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     bBox_ = new QComboBox(this);
+    bBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     controls->addWidget(new QLabel(tr("Colour by"), this));
     controls->addWidget(modeBox_);
     controls->addWidget(aBox_);
@@ -481,7 +499,10 @@ void TextView::onResultChanged() {
     if (modelA_ < 0 || modelA_ >= n) modelA_ = 0;
     if (modelB_ < 0 || modelB_ >= n || modelB_ == modelA_) modelB_ = n > 1 ? (modelA_ == 0 ? 1 : 0) : 0;
     if (n < 2) mode_ = ColorMode::Bpt;
-    display_ = result() ? TokenDisplay::fromResult(*result()) : TokenDisplay();
+    if (auto prepared = std::static_pointer_cast<const TokenDisplay>(preparedData()); prepared && result())
+        display_ = *prepared;
+    else
+        display_ = result() ? TokenDisplay::fromResult(*result()) : TokenDisplay();
     idText_.clear();
     if (result()) {
         int32_t maxId = -1;
@@ -497,6 +518,10 @@ void TextView::onResultChanged() {
     updateControls();
     updateScale();
     canvas_->relayout();
+}
+
+Preparer TextView::preparer() const {
+    return [](const AnalysisResult& r) -> PreparedData { return std::make_shared<const TokenDisplay>(TokenDisplay::fromResult(r)); };
 }
 
 void TextView::onStyleChanged() {
@@ -567,7 +592,7 @@ QString TextView::tooltipHtml(qint64 token) const {
     const auto t = static_cast<size_t>(token);
     QString html = tr("<b>token %1</b>: <code>%2</code> <small>(id %3, byte %4)</small>")
                        .arg(token)
-                       .arg(printableToken(r.token_text[t]).toHtmlEscaped())
+                       .arg(printableToken(tokenText(r, token)).toHtmlEscaped())
                        .arg(r.token_ids[t])
                        .arg(t < r.byte_offsets.size() ? r.byte_offsets[t] : 0);
     html += QStringLiteral("<table cellspacing='4'><tr><th align='left'>%1</th><th align='right'>bpt</th><th align='left'>%2</th></tr>")
@@ -582,6 +607,7 @@ QString TextView::tooltipHtml(qint64 token) const {
             QStringList items;
             for (int k = 0; k < model.top_k; ++k) {
                 const TopPrediction& p = model.top[(t - 1) * static_cast<size_t>(model.top_k) + static_cast<size_t>(k)];
+                // (bounds: token * top_k <= top.size() was checked above)
                 QString item = QStringLiteral("<code>%1</code>&nbsp;%2").arg(tokenIdText(p.token_id).toHtmlEscaped()).arg(p.probability, 0, 'f', 3);
                 if (p.token_id == r.token_ids[t]) item = QStringLiteral("<b>%1</b>").arg(item);
                 items << item;
@@ -705,7 +731,7 @@ QStringList TextView::writeCsv(const QString& basePath, CsvRange range) const {
         const auto t = static_cast<size_t>(i);
         QStringList row{QString::number(i), QString::number(r->token_ids[t]),
                         t < r->byte_offsets.size() ? QString::number(r->byte_offsets[t]) : QString(),
-                        printableToken(r->token_text[t])};
+                        printableToken(tokenText(*r, i))};
         for (const auto& model : r->models) row << CsvWriter::number(t < model.bpt.size() ? model.bpt[t] : kNaN);
         row << CsvWriter::number(colorValue(i));
         csv.row(row);

@@ -60,6 +60,7 @@ public:
     double figureAspect(const FigurePreset& preset) const override;
     void renderFigure(QCPPainter* painter, const QSize& size) override;
     QStringList writeCsv(const QString& basePath, CsvRange range) const override;
+    Preparer preparer() const override;
 
     void setColorByBpt(int model);
     void setColorByDifference(int modelA, int modelB);

@@ -40,6 +40,7 @@ TimescaleView::TimescaleView(QWidget* parent) : AnalysisView(parent) {
     auto* controls = new QHBoxLayout;
     controls->setContentsMargins(4, 2, 4, 0);
     modelBox_ = new QComboBox(this);
+    modelBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
     controls->addWidget(new QLabel(tr("Model:"), this));
     controls->addWidget(modelBox_);
     controls->addStretch(1);
@@ -164,6 +165,7 @@ void TimescaleView::rebuildPlot() {
     setLogAxis(acRect->axis(QCPAxis::atBottom));
     setLogAxis(specRect->axis(QCPAxis::atBottom));
     setLogAxis(specRect->axis(QCPAxis::atLeft));
+    specRect->axis(QCPAxis::atLeft)->setNumberFormat(QStringLiteral("eb"));  // all powers of ten, one style
     tauRect->axis(QCPAxis::atBottom)->setLabel(tr("channel τ (tokens)"));
     tauRect->axis(QCPAxis::atLeft)->setLabel(tr("fraction of channels"));
     acRect->axis(QCPAxis::atBottom)->setLabel(tr("lag (tokens)"));
@@ -171,7 +173,8 @@ void TimescaleView::rebuildPlot() {
     specRect->axis(QCPAxis::atBottom)->setLabel(tr("frequency (cycles / token)"));
     specRect->axis(QCPAxis::atLeft)->setLabel(tr("power"));
     auto* legend = new QCPLegend;
-    acRect->insetLayout()->addElement(legend, Qt::AlignTop | Qt::AlignRight);
+    // Bottom left stays empty: autocorrelations start high at short lags.
+    acRect->insetLayout()->addElement(legend, Qt::AlignBottom | Qt::AlignLeft);
     legend->setLayer(QStringLiteral("legend"));
 
     // Shared histogram bins over all levels, so the levels' distributions line up.
@@ -237,7 +240,7 @@ void TimescaleView::rebuildPlot() {
             g->setPen(curvePen(color, style.lineWidth));
             g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssCircle, color, Qt::white, style.paper ? 2.5 : 4.0));
             g->setData(keys, values, true);
-            g->setName(tr("%1: τ̂ = %2 tok").arg(QString::fromStdString(level.name), tauText(level.fitted_tau_tokens)));
+            g->setName(tr("%1: fit τ = %2 tok").arg(QString::fromStdString(level.name), tauText(level.fitted_tau_tokens)));
             g->addToLegend(legend);
             autocorr_[static_cast<size_t>(l)] = g;
             if (level.fitted_tau_tokens > 0 && !keys.isEmpty()) {

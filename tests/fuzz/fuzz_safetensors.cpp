@@ -9,6 +9,8 @@
 #include "model/error.h"
 #include "model/safetensors.h"
 
+#include "fuzz_common.h"
+
 #include <fuzzer/FuzzedDataProvider.h>
 #include <nlohmann/json.hpp>
 
@@ -73,8 +75,11 @@ void run(std::vector<uint8_t> bytes) {
     std::optional<st::File> parsed;
     try {
         parsed.emplace(st::File::parse(std::move(bytes), "fuzz"));
-    } catch (const harmonic::Error&) {
-        return;  // refusing the input is the expected outcome for most of them
+    } catch (const harmonic::Error& e) {
+        // Refusing the input is the expected outcome for most of them; the message must name
+        // the source first and stay short (names, shapes and JSON errors are clipped).
+        harmonic_fuzz::check_error("fuzz_safetensors", e, "fuzz");
+        return;
     }
     // Outside the try: an Error from here on is a bug, and escaping uncaught reports it.
     check_accepted(*parsed, data_size);

@@ -4,6 +4,7 @@
 #include <QElapsedTimer>
 #include <QMouseEvent>
 #include <QTableWidget>
+#include <QTemporaryDir>
 #include <QWheelEvent>
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include "synthetic_result.h"
 #include "views/bpt_view.h"
 #include "views/derived.h"
+#include "views/figure_export.h"
 #include "views/levels_view.h"
 #include "views/summary_view.h"
 #include "views/text_view.h"
@@ -149,42 +151,52 @@ TEST_CASE("level of detail keeps the envelope of a million points", "[gui]") {
     CHECK(curve.levelFor(5000, 6000, 1000) == 0);
 }
 
-TEST_CASE("BptView stays fluid with a million tokens", "[gui][perf]") {
-    testing::SyntheticOptions options;
-    options.tokens = 1'000'000;
-    options.models = 3;
-    options.traces = false;
-    const auto r = std::make_shared<const AnalysisResult>(testing::syntheticResult(options));
-    BptView view;
+namespace {
+// Mean and worst frame time of a pan across the text and a zoom in, as a user would do.
+std::pair<double, qint64> panAndZoom(BptView& view, double tokens) {
+    view.plot()->replot(QCustomPlot::rpImmediateRefresh);
     QElapsedTimer timer;
     timer.start();
-    view.setResult(r);
-    const qint64 setupMs = timer.elapsed();
-    settle(view);
-    view.plot()->replot(QCustomPlot::rpImmediateRefresh);
-    // Pan across the whole text, then zoom in and out, as a user would.
-    timer.restart();
     int frames = 0;
     qint64 worst = 0;
-    for (int i = 0; i < 10; ++i, ++frames) {
-        QElapsedTimer frame;
-        frame.start();
-        view.tokenAxis()->setRange(i * 50'000.0, i * 50'000.0 + 500'000.0);
+    auto frame = [&](double lower, double upper) {
+        QElapsedTimer t;
+        t.start();
+        view.tokenAxis()->setRange(lower, upper);
         view.plot()->replot(QCustomPlot::rpImmediateRefresh);
-        worst = std::max(worst, frame.elapsed());
-    }
-    for (double width : {1e6, 1e5, 1e4, 1e3, 1e2}) {
-        QElapsedTimer frame;
-        frame.start();
-        view.tokenAxis()->setRange(400'000.0, 400'000.0 + width);
-        view.plot()->replot(QCustomPlot::rpImmediateRefresh);
-        worst = std::max(worst, frame.elapsed());
+        worst = std::max(worst, t.elapsed());
         ++frames;
-    }
-    const double mean = static_cast<double>(timer.elapsed()) / frames;
-    WARN("1M tokens x 3 models: setResult " << setupMs << " ms, replot mean " << mean << " ms, worst " << worst << " ms");
-    // Generous: the CI machine is shared; on a desktop a frame takes a few milliseconds.
-    CHECK(mean < 100.0);
+    };
+    for (int i = 0; i < 10; ++i) frame(i * 0.05 * tokens, (i * 0.05 + 0.5) * tokens);
+    for (double f : {1.0, 0.1, 0.01, 0.001}) frame(0.4 * tokens, (0.4 + f) * tokens);
+    return {static_cast<double>(timer.elapsed()) / frames, worst};
+}
+}  // namespace
+
+TEST_CASE("BptView stays fluid with a million tokens", "[gui][perf]") {
+    auto make = [](int64_t tokens) {
+        testing::SyntheticOptions options;
+        options.tokens = tokens;
+        options.traces = false;
+        return std::make_shared<const AnalysisResult>(testing::syntheticResult(options));
+    };
+    BptView small;
+    small.setResult(make(10'000));
+    settle(small);
+    BptView large;
+    QElapsedTimer timer;
+    timer.start();
+    large.setResult(make(1'000'000));
+    const qint64 setupMs = timer.elapsed();
+    settle(large);
+    const auto [smallMean, smallWorst] = panAndZoom(small, 10'000);
+    const auto [largeMean, largeWorst] = panAndZoom(large, 1'000'000);
+    WARN("3 models, pan/zoom frame: 10K tokens " << smallMean << " ms (worst " << smallWorst << "), 1M tokens " << largeMean
+                                                  << " ms (worst " << largeWorst << "); 1M setResult " << setupMs << " ms");
+    // Level of detail makes the frame cost independent of the text length; comparing with a
+    // small text on the same machine keeps the check meaningful on a loaded CI runner.
+    CHECK(largeMean < 3.0 * smallMean + 20.0);
+    CHECK(largeMean < 150.0);
 }
 
 TEST_CASE("all views follow one token axis: zoom, pan and selection", "[gui]") {
@@ -198,6 +210,9 @@ TEST_CASE("all views follow one token axis: zoom, pan and selection", "[gui]") {
         v->setResult(r);
         settle(*v);
     }
+    // Short enough that the text must scroll to follow the axis.
+    text.resize(500, 160);
+    QApplication::processEvents();
     REQUIRE(axis.tokenCount() == 2000);
 
     auto levelsAxesAt = [&](double lo, double hi) {
@@ -402,7 +417,7 @@ TEST_CASE("TimescaleView shows tau histograms, autocorrelation with its fit, and
             CHECK(fit == Approx(std::exp(-lag / level.fitted_tau_tokens)));
         const auto spectrum = points(*view.spectrumGraph(l)->data());
         CHECK(spectrum.size() == level.spectrum_power.size());
-        CHECK(view.autocorrGraph(l)->name().contains(QStringLiteral("τ̂")));
+        CHECK(view.autocorrGraph(l)->name().contains(QStringLiteral("fit τ")));
     }
     CHECK(view.plot()->axisRect(1)->axis(QCPAxis::atBottom)->scaleType() == QCPAxis::stLogarithmic);
     CHECK(view.plot()->axisRect(2)->axis(QCPAxis::atLeft)->scaleType() == QCPAxis::stLogarithmic);
@@ -427,4 +442,52 @@ TEST_CASE("SummaryView gives mean bpt per model per context bucket", "[gui]") {
     REQUIRE(table->rowCount() == 3);
     CHECK(table->item(0, 0)->text() == QStringLiteral("harmonic-28M"));
     CHECK(table->item(1, 3)->text().toDouble() == Approx(r->models[1].mean_bpt).margin(0.0006));
+}
+
+TEST_CASE("views and exports survive empty and degenerate results", "[gui]") {
+    std::vector<AnalysisResult> cases;
+    cases.emplace_back();  // nothing at all
+    {
+        AnalysisResult one;  // one token, one model, no traces
+        one.token_ids = {65};
+        one.byte_offsets = {0};
+        one.token_text = {"A"};
+        ModelTrace m;
+        m.name = "only";
+        m.bpt = {std::nanf("")};
+        one.models.push_back(m);
+        cases.push_back(one);
+    }
+    {
+        testing::SyntheticOptions o;
+        o.tokens = 50;
+        AnalysisResult odd = testing::syntheticResult(o);
+        // Inconsistent shapes a buggy analysis could produce: short vectors, empty levels, NaN.
+        odd.models[0].levels[0].rows = 0;
+        odd.models[0].levels[1].hidden.clear();
+        odd.models[0].levels[2].autocorr_lag.clear();
+        odd.models[1].bpt.assign(50, std::nanf(""));
+        odd.models[2].top.clear();
+        odd.models[2].top_k = 5;
+        cases.push_back(odd);
+    }
+    for (const auto& c : cases) {
+        const auto r = std::make_shared<const AnalysisResult>(c);
+        TokenAxis axis;
+        TextView text;
+        BptView bpt;
+        LevelsView levels;
+        TimescaleView timescales;
+        SummaryView summary;
+        for (AnalysisView* v : std::initializer_list<AnalysisView*>{&text, &bpt, &levels, &timescales, &summary}) {
+            v->setTokenAxis(&axis);
+            v->setResult(r);
+            settle(*v);
+        }
+        axis.setRange(-10, 10);
+        axis.setSelection(0, 1);
+        CHECK(text.tooltipHtml(0).size() >= 0);
+        QTemporaryDir dir;
+        CHECK_NOTHROW(export_figures(r, dir.path(), allExportFormats(), 72));
+    }
 }

@@ -1,0 +1,164 @@
+// `harmonic train`: trains a Harmonic, Transformer or Mamba model on text files or folders
+// (docs/TRAINING.md). The loop lives in model/trainer.cpp; this file maps flags to a TrainConfig.
+#include <fmt/core.h>
+
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "app/commands.h"
+#include "model/error.h"
+#include "model/tokenizer.h"
+#include "model/trainer.h"
+
+namespace harmonic::cli {
+
+namespace {
+
+struct TrainArgs {
+    std::string model, config, tokenizer, timescales, routing, cell, out, resume, cache_dir;
+    std::vector<std::string> data, valid;
+    int64_t d_model = 0, layers = 0, blocks = 0;
+    bool tie = false;
+    TrainConfig train;  // numeric settings with their defaults
+    std::string steps, tokens;
+    std::string device = "auto", precision = "auto";
+};
+
+std::vector<double> parse_list(const std::string& text, const std::string& flag) {
+    std::vector<double> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            std::size_t used = 0;
+            out.push_back(std::stod(item, &used));
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::exception&) {
+            throw Error(flag + ": '" + item + "' is not a number (expected e.g. 4,32,128)");
+        }
+    }
+    if (out.empty()) throw Error(flag + ": expected a comma-separated list such as 4,32,128");
+    return out;
+}
+
+ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenizer_json) {
+    ModelConfig c;
+    if (!a.config.empty()) {
+        c = ModelConfig::load(a.config);
+        if (!a.model.empty() && family_from_name(a.model, "--model") != c.family)
+            throw Error("--model " + a.model + ": " + a.config + " describes a " + family_name(c.family) + " model");
+    } else {
+        if (a.model.empty()) throw Error("--model: required (harmonic, transformer or mamba) unless --config is given");
+        c.family = family_from_name(a.model, "--model");
+    }
+    const bool resize = a.d_model > 0 || a.layers > 0;
+    if (a.d_model > 0) c.d_model = a.d_model;
+    if (a.layers > 0) c.transformer.layers = c.mamba.layers = a.layers;
+    if (a.blocks > 0) c.harmonic.blocks = a.blocks;
+    if (resize) {  // sizes that follow from the width are solved again (parity with Harmonic)
+        c.transformer.d_ff = c.transformer.heads = 0;
+        c.mamba.d_inner = c.mamba.dt_rank = 0;
+    }
+    if (!a.routing.empty()) c.harmonic.routing = a.routing;
+    if (!a.cell.empty()) c.harmonic.cell = a.cell;
+    if (!a.timescales.empty()) c.harmonic.timescales = parse_list(a.timescales, "--timescales");
+    if (a.tie) c.tie_embeddings = true;
+    if (!a.tokenizer.empty() && a.tokenizer != "bytes") {
+        tokenizer_json = a.tokenizer;
+        auto tok = load_bpe_tokenizer(tokenizer_json);
+        c.tokenizer = "bpe";
+        c.vocab_size = tok->vocab_size();
+    } else if (c.tokenizer == "bpe" && a.tokenizer.empty()) {
+        throw Error("--config " + a.config + " names a BPE tokenizer: pass its tokenizer.json with --tokenizer");
+    } else {
+        c.tokenizer = "bytes";
+        c.vocab_size = 256;
+    }
+    c.validate(a.config.empty() ? "harmonic train" : a.config);
+    return c;
+}
+
+int run_train(const TrainArgs& a, CLI::App* cmd) {
+    TrainHooks hooks;
+    hooks.out = &std::cout;
+    TrainResult result;
+    if (!a.resume.empty()) {
+        // A resumed run takes every setting from its checkpoint; only the device may change.
+        static const std::set<std::string> allowed{"--resume", "--device", "--out", "--help"};
+        for (const CLI::Option* opt : cmd->get_options()) {
+            if (opt->count() == 0) continue;
+            const std::string name = opt->get_name();
+            if (!allowed.count(name))
+                throw Error(name + ": --resume continues a run with exactly its own settings (its trainer_state.json); "
+                                   "drop " + name);
+        }
+        if (!a.out.empty() && std::filesystem::absolute(a.out) != std::filesystem::absolute(a.resume))
+            throw Error("--out " + a.out + ": a resumed run writes into its own folder " + a.resume);
+        result = resume(a.resume, cmd->get_option("--device")->count() ? a.device : "", hooks);
+    } else {
+        TrainConfig c = a.train;
+        c.model = model_from_flags(a, c.tokenizer_json);
+        for (const auto& d : a.data) c.data.emplace_back(d);
+        for (const auto& v : a.valid) c.valid.emplace_back(v);
+        if (a.out.empty()) throw Error("--out: required (the run's folder)");
+        c.out = a.out;
+        c.cache_dir = a.cache_dir;
+        if (!a.steps.empty() && !a.tokens.empty()) throw Error("--steps and --tokens: give one of them, not both");
+        if (a.steps.empty() && a.tokens.empty()) throw Error("--steps or --tokens: one of them is required");
+        if (!a.steps.empty()) c.steps = parse_count(a.steps, "--steps");
+        if (!a.tokens.empty()) c.tokens = parse_count(a.tokens, "--tokens");
+        if (c.steps == 0 && c.tokens == 0) throw Error("--steps / --tokens: must be at least 1");
+        c.device = a.device;
+        c.precision = a.precision;
+        result = train(c, hooks);
+    }
+    fmt::print("done: {} steps, {} tokens, loss {:.4f} bpt", result.steps, result.tokens, result.last_loss_bpt);
+    if (result.last_val_bpt >= 0) fmt::print(", valid {:.4f} bpt", result.last_val_bpt);
+    fmt::print("\ncheckpoint: {} (loadable: {})\n", result.checkpoint.string(), result.checkpoint.parent_path().string());
+    return 0;
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, std::vector<Command>& commands) {
+    auto a = std::make_shared<TrainArgs>();
+    auto* cmd = app.add_subcommand("train", "train a model on text files or folders (docs/TRAINING.md)");
+    TrainConfig& t = a->train;
+    cmd->add_option("--model", a->model, "harmonic | transformer | mamba");
+    cmd->add_option("--config", a->config, "model config.json to start from (flags below override it)");
+    cmd->add_option("--d-model", a->d_model, "model width d (default 256)")->check(CLI::Range(1, 65536));
+    cmd->add_option("--layers", a->layers, "Transformer / Mamba layers (width solved for parity)")->check(CLI::Range(1, 1024));
+    cmd->add_option("--blocks", a->blocks, "Harmonic: stacked three-level blocks")->check(CLI::Range(1, 1024));
+    cmd->add_option("--routing", a->routing, "Harmonic: error | raw");
+    cmd->add_option("--timescales", a->timescales, "Harmonic: tau per level, e.g. 4,32,128");
+    cmd->add_option("--cell", a->cell, "Harmonic: gated_ema | selective");
+    cmd->add_flag("--tie-embeddings", a->tie, "share the input embedding and the output head");
+    cmd->add_option("--tokenizer", a->tokenizer, "bytes (default) or a GPT-2 style tokenizer.json");
+    cmd->add_option("--data", a->data, "training text: files and/or folders (recursive)")->expected(1, -1);
+    cmd->add_option("--valid", a->valid, "validation text: files and/or folders")->expected(1, -1);
+    cmd->add_option("--seq-len", t.seq_len, "tokens per training window / chunk (default 1024)")->check(CLI::Range(2, 1 << 26));
+    cmd->add_option("--batch", t.batch, "rows per step (default max(1, 16384 / seq-len))")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--steps", a->steps, "optimizer steps");
+    cmd->add_option("--tokens", a->tokens, "token budget instead of --steps (e.g. 100M)");
+    cmd->add_option("--lr", t.lr, "peak learning rate (default 2e-4)");
+    cmd->add_option("--min-lr", t.min_lr, "learning rate at the end of the cosine (default 1e-5)");
+    cmd->add_option("--warmup-frac", t.warmup_frac, "fraction of the steps spent warming up (default 0.05)");
+    cmd->add_option("--weight-decay", t.weight_decay, "AdamW weight decay on matrices (default 0.1)");
+    cmd->add_option("--clip", t.clip, "gradient-norm clip, 0 = off (default 1.0)");
+    cmd->add_option("--checkpoint-every", t.checkpoint_every, "checkpoint every K steps (default 1000)")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    cmd->add_option("--eval-every", t.eval_every, "validation every K steps, 0 = only at the end (default 500)")->check(CLI::Range(int64_t(0), int64_t(1) << 40));
+    cmd->add_option("--eval-windows", t.eval_windows, "fixed validation windows (default 32)")->check(CLI::Range(1, 1 << 20));
+    cmd->add_option("--log-every", t.log_every, "log.csv row every K steps (default 10)")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    cmd->add_flag("--stateful", t.stateful, "sequential batches, state carried (detached) between chunks");
+    cmd->add_option("--device", a->device, "cpu | cuda | cuda:N | auto (default)");
+    cmd->add_option("--precision", a->precision, "bf16 | fp32 | auto (bf16 on CUDA)")->check(CLI::IsMember({"bf16", "fp32", "auto"}));
+    cmd->add_option("--seed", t.seed, "seed of the initial weights and the batch windows (default 0)");
+    cmd->add_option("--keep", t.keep_checkpoints, "step folders to keep (default 2)")->check(CLI::Range(1, 1000));
+    cmd->add_option("--cache-dir", a->cache_dir, "token caches (default ~/.cache/harmonic/tokens)");
+    cmd->add_option("--out", a->out, "the run's folder (checkpoints, log.csv)");
+    cmd->add_option("--resume", a->resume, "continue the run in DIR exactly where its last checkpoint left it");
+    commands.push_back({cmd, [a, cmd] { return run_train(*a, cmd); }});
+}
+
+}  // namespace harmonic::cli

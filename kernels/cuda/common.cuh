@@ -1,0 +1,171 @@
+// Device helpers shared by the scan kernels: typed vector loads/stores, conversions, and the
+// flag protocol of the decoupled look-back (Merrill & Garland, "Single-pass Parallel Prefix Scan
+// with Decoupled Look-back", 2016) that chains time chunks across thread blocks in one pass.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/cuda/launch.h"
+
+namespace harmonic::kernels::cuda {
+
+#define HARMONIC_CUDA_CHECK(expr)                                                            \
+    do {                                                                                     \
+        cudaError_t err_ = (expr);                                                           \
+        if (err_ != cudaSuccess) throw_cuda_error(err_, #expr, __FILE__, __LINE__);          \
+    } while (0)
+
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
+
+using bf16 = __nv_bfloat16;
+
+template <typename T>
+__device__ __forceinline__ float to_f(T v);
+template <>
+__device__ __forceinline__ float to_f<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ float to_f<bf16>(bf16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f(float v);
+template <>
+__device__ __forceinline__ float from_f<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ bf16 from_f<bf16>(float v) { return __float2bfloat16_rn(v); }
+
+// V consecutive elements moved as one aligned access (16 bytes for 4 fp32, 8 for 4 bf16). Loads go
+// through an integer vector type (LDG.128 / LDG.64 in the SASS); stores are written as explicit
+// vector PTX, because nvcc split every struct or memcpy'd vector store into scalar STG.E (the first
+// two device runs showed no STG.128 / STG.64 at all).
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+    T v[V];
+};
+
+template <int Bytes>
+struct RawVec;
+template <>
+struct RawVec<16> { using type = uint4; };
+template <>
+struct RawVec<8> { using type = uint2; };
+template <>
+struct RawVec<4> { using type = unsigned int; };
+template <>
+struct RawVec<2> { using type = unsigned short; };
+
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> load_pack(const T* p) {
+    using R = typename RawVec<sizeof(T) * V>::type;
+    const R r = *reinterpret_cast<const R*>(p);
+    Pack<T, V> out;
+    memcpy(&out, &r, sizeof(R));
+    return out;
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& v) {
+    constexpr int bytes = sizeof(T) * V;
+    if constexpr (bytes == 16) {
+        unsigned w[4];
+        memcpy(w, &v, 16);
+        asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]));
+    } else if constexpr (bytes == 8) {
+        unsigned w[2];
+        memcpy(w, &v, 8);
+        asm volatile("st.global.v2.b32 [%0], {%1, %2};" ::"l"(p), "r"(w[0]), "r"(w[1]));
+    } else if constexpr (bytes == 4) {
+        unsigned w;
+        memcpy(&w, &v, 4);
+        asm volatile("st.global.b32 [%0], %1;" ::"l"(p), "r"(w));
+    } else {
+        static_assert(bytes == 2, "store_pack: 2, 4, 8 or 16 bytes");
+        unsigned short w;
+        memcpy(&w, &v, 2);
+        asm volatile("st.global.b16 [%0], %1;" ::"l"(p), "h"(w));
+    }
+}
+
+// Flag values of one (chunk, tile) in the look-back: 0 nothing yet, 1 aggregate published,
+// 2 inclusive prefix published.
+constexpr int kFlagAggregate = 1;
+constexpr int kFlagInclusive = 2;
+
+__device__ __forceinline__ int load_flag_acquire(const int* f) {
+    int v;
+    asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(f) : "memory");
+    return v;
+}
+__device__ __forceinline__ void store_flag_release(int* f, int v) {
+    asm volatile("st.release.gpu.global.s32 [%0], %1;" ::"l"(f), "r"(v) : "memory");
+}
+// Publish a flag for data written by any thread of the block: a barrier, then one thread fences at
+// GPU scope and stores with release (CUTLASS's generic-barrier pattern). Earlier versions had every
+// thread execute __threadfence(), which costs each thread a wait for its outstanding memory ops.
+__device__ __forceinline__ void publish_flag(int* f, int v) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        store_flag_release(f, v);
+    }
+}
+// Status data written by other blocks during this launch: read at L2 (never a stale L1 line).
+__device__ __forceinline__ float load_status(const float* p) { return __ldcg(p); }
+
+// Block ticket: blocks take chunk indices in the order they start, so every block a look-back
+// waits on has already started and will finish (no deadlock whatever the hardware's block order).
+__device__ __forceinline__ int take_ticket(int* counter, int* smem_slot) {
+    if (threadIdx.x == 0) *smem_slot = atomicAdd(counter, 1);
+    __syncthreads();
+    return *smem_slot;
+}
+
+// Decoupled look-back over the chunks before `chunk` in direction `dir` (-1: earlier chunks,
+// forward scan; +1: later chunks, reverse scan), n_avail of them. Called by every lane of each
+// participating warp. Lane i reads the flag of predecessor done+i, so one round trip inspects up
+// to `window` (≤ 32) predecessors: the nearest inclusive one ends the walk, the aggregates before
+// it are folded nearest first (their loads are independent and overlap). fold.aggregate(j) and
+// fold.inclusive(j) read chunk j's published values; the acquire by the lane that saw the flag and
+// the __syncwarp order those reads (as in CUTLASS's generic barrier: one thread acquires, a
+// barrier, all read). window = 1 is the textbook one-predecessor-at-a-time walk (benchmark knob).
+template <class Fold>
+__device__ __forceinline__ void look_back(const int* status_flags, int64_t tile, int64_t nTiles, int64_t chunk,
+                                          int dir, int64_t n_avail, int window, Fold& fold) {
+    const int lane = threadIdx.x & 31;
+    int64_t done = 0;
+    for (;;) {
+        const int64_t k = done + lane;
+        int f = kFlagInclusive;  // past the first chunk: never reached before a real inclusive one
+        if (lane >= window)
+            f = 0;
+        else if (k < n_avail)
+            f = load_flag_acquire(status_flags + (chunk + dir * (k + 1)) * nTiles + tile);
+        const unsigned incl = __ballot_sync(0xffffffffu, f == kFlagInclusive);
+        const unsigned zero = __ballot_sync(0xffffffffu, f == 0);
+        __syncwarp();
+        const int d = incl ? __ffs(incl) - 1 : 32;
+        const int z = zero ? __ffs(zero) - 1 : 32;
+        const int n = d < z ? d : z;
+#pragma unroll 4
+        for (int i = 0; i < n; ++i) fold.aggregate(chunk + dir * (done + i + 1));
+        if (d < z) {
+            fold.inclusive(chunk + dir * (done + d + 1));
+            return;
+        }
+        done += n;
+        if (n == 0) __nanosleep(64);
+    }
+}
+
+// Valid steps of a thread's run of s steps that has `left` steps of the sequence ahead of it.
+__device__ __forceinline__ int steps_left(int64_t left, int s) {
+    return left <= 0 ? 0 : (left >= s ? s : static_cast<int>(left));
+}
+
+__device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
+// torch.nn.functional.softplus with beta 1, threshold 20.
+__device__ __forceinline__ float softplusf_(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+}  // namespace harmonic::kernels::cuda

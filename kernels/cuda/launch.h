@@ -1,0 +1,106 @@
+// The raw interface between the LibTorch wrappers (ops.cpp, compiled by the C++ compiler) and the
+// CUDA kernels (*.cu, compiled by nvcc without any LibTorch header). Plain pointers and sizes only.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+namespace harmonic::kernels::cuda {
+
+enum class DType : int { F32 = 0, BF16 = 1 };
+
+// ---------------------------------------------------------------------------------------------
+// First-order linear scan h_t = a_t ⊙ h_{t-1} + b_t over (B, T, C), and the fused Harmonic level
+// cells that compute (a_t, b_t) from the cell's pre-activations on the fly.
+enum class LinMode : int {
+    Linear = 0,       // a: (B,T,C) of dtype ta, b: (B,T,C) of dtype tb
+    LinearFixed = 1,  // a: (C) fp32, one decay per channel for all steps; b: (B,T,C) of dtype tb
+    Gated = 2,        // gated_ema cell: a = c0 (scalar), b = c1 σ(pre) u with c1 = 1 - a; pre = `a` ptr, u = `b` ptr (dtype tb)
+    SelLevel = 3,     // selective cell: a = exp(-softplus(pre) · c0) (c0 = 1/τ), b = (1 - a) u
+};
+
+// Chunk geometry shared by forward and backward: the backward reads the forward's chunk-end states.
+constexpr int kLinSteps = 8;     // consecutive steps per thread
+constexpr int kLinWarps = 8;     // warps along time per block
+constexpr int kLinChunk = kLinSteps * kLinWarps;  // steps per block (and per checkpoint)
+
+struct LinParams {
+    LinMode mode = LinMode::Linear;
+    DType ta = DType::F32, tb = DType::F32;  // input dtypes (for fused modes ta == tb == dtype of pre and u)
+    int vec = 1;                            // channels per thread: 4, 2 or 1 (C % vec == 0, aligned)
+    int window = 4;                         // look-back predecessors inspected per round trip (1..32)
+    int64_t B = 0, T = 0, C = 0;
+    float c0 = 0.f;                         // Gated: decay a; SelLevel: 1/τ
+    float c1 = 0.f;                         // Gated: 1 - a, rounded from double on the host
+    const void* a = nullptr;                // per-token a / fixed a (fp32) / pre
+    const void* b = nullptr;                // b / u
+    const float* h0 = nullptr;              // (B, C) fp32 or null
+    void* h = nullptr;                      // forward output (B, T, C) in dtype tb
+    // Look-back scratch (sized by lin_scratch_sizes). incl (nChunks, B·C) fp32 holds the state at
+    // every chunk end after the forward: the backward's checkpoints.
+    int* flags = nullptr;                   // (1 + nChunks·nTiles) int32, zeroed; [0] is the block ticket
+    float* aggA = nullptr;
+    float* aggH = nullptr;
+    float* incl = nullptr;
+    // Backward only.
+    const float* ckpt = nullptr;            // the forward's incl
+    const void* dh = nullptr;               // dL/dh (B, T, C) in dtype tb
+    const float* dh_last = nullptr;         // dL/dh_{T-1} from a separate final-state output (B, C) or null
+    void* da = nullptr;                     // Linear: (B,T,C) dtype ta; fused modes: d pre (dtype tb)
+    void* db = nullptr;                     // d b / d u (dtype tb)
+    float* da_part = nullptr;               // LinearFixed: (nChunks, B·C) partial sums of dL/da, or null
+    float* dh0 = nullptr;                   // (B, C) or null
+};
+
+int64_t lin_num_chunks(int64_t T);
+int64_t lin_num_tiles(const LinParams& p);  // channel tiles: B · ceil(C / (32·vec))
+void lin_forward(const LinParams& p, cudaStream_t stream);
+void lin_backward(const LinParams& p, cudaStream_t stream);
+
+// ---------------------------------------------------------------------------------------------
+// Mamba's selective scan. States are kept as [B][N][E] (channel fastest) in every global buffer.
+constexpr int kSelSteps = 8;
+constexpr int kSelWarps = 16;    // default warps per block (16: one block of 512 per SM; 8 also built)
+constexpr int kSelMaxN = 16;     // d_state handled by the kernel; larger falls back to the reference
+
+struct SelParams {
+    DType tx = DType::F32;        // x, z, y, dL/dy, dx, dz
+    DType td = DType::F32;        // delta, d delta
+    int window = 4;               // look-back predecessors inspected per round trip (1..32)
+    int warps = kSelWarps;        // warps along time per block, 8 or 16: chunk = kSelSteps·warps steps;
+                                  // the backward must use the forward's value (its checkpoints)
+    int64_t B = 0, T = 0, E = 0, N = 0;
+    const void* x = nullptr;      // (B, T, E)
+    const void* dt = nullptr;     // (B, T, E), already positive
+    const void* z = nullptr;      // (B, T, E) or null (no gate)
+    const float* A = nullptr;     // (E, N)
+    const float* Bm = nullptr;    // (B, T, N) fp32
+    const float* Cm = nullptr;    // (B, T, N) fp32
+    const float* D = nullptr;     // (E) or null
+    const float* h0 = nullptr;    // [B][N][E] or null
+    void* y = nullptr;            // (B, T, E)
+    int* flags = nullptr;         // (1 + nChunks·nTiles), zeroed
+    float* aggS = nullptr;        // (nChunks, B·E): Σ delta over the chunk
+    float* aggH = nullptr;        // (nChunks, B, N, E)
+    float* incl = nullptr;        // (nChunks, B, N, E): the state at each chunk end (checkpoints)
+    // Backward only.
+    const float* ckpt = nullptr;
+    const void* dy = nullptr;
+    const float* dh_last = nullptr;  // [B][N][E] or null
+    void* dx = nullptr;
+    void* ddt = nullptr;
+    void* dz = nullptr;
+    float* dB = nullptr;          // (B, T, N) fp32, zeroed (accumulated with atomics over channel tiles)
+    float* dC = nullptr;
+    float* dA_part = nullptr;     // (nChunks, B, N, E)
+    float* dD_part = nullptr;     // (nChunks, B, E)
+    float* dh0 = nullptr;         // [B][N][E] or null
+};
+
+int64_t sel_num_chunks(int64_t T, int warps);
+int64_t sel_num_tiles(const SelParams& p);
+void sel_forward(const SelParams& p, cudaStream_t stream);
+void sel_backward(const SelParams& p, cudaStream_t stream);
+
+}  // namespace harmonic::kernels::cuda

@@ -1,0 +1,446 @@
+// LibTorch side of the CUDA kernels: input preparation, scratch buffers, autograd functions, and
+// the dispatch of linear_scan / level_scan / selective_scan (CUDA kernels for CUDA tensors, the
+// pure-LibTorch references otherwise). Compiled only when HARMONIC_WITH_CUDA_KERNELS is defined.
+#include "kernels/cuda/ops.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+
+#include "kernels/cuda/launch.h"
+#include "kernels/level_scan.h"
+#include "kernels/linear_scan.h"
+#include "kernels/selective_scan.h"
+
+namespace harmonic::kernels {
+
+namespace cuda {
+
+namespace {
+
+using torch::Tensor;
+
+bool kernel_dtype(const Tensor& t) {
+    return t.scalar_type() == torch::kFloat32 || t.scalar_type() == torch::kBFloat16;
+}
+DType dtype_of(const Tensor& t) { return t.scalar_type() == torch::kBFloat16 ? DType::BF16 : DType::F32; }
+
+// Widest channel vector (≤ max_vec) that divides C and keeps every pointer aligned to it.
+int pick_vec(int64_t C, int max_vec, std::initializer_list<const Tensor*> ts) {
+    for (int v = max_vec; v > 1; v /= 2) {
+        if (C % v) continue;
+        bool ok = true;
+        for (const Tensor* t : ts)
+            if (t && t->defined() && reinterpret_cast<std::uintptr_t>(t->data_ptr()) % (v * t->element_size()))
+                ok = false;
+        if (ok) return v;
+    }
+    return 1;
+}
+
+cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
+
+// Look-back window: 4 predecessors per round trip (the fastest of 1 / 4 / 32 in two H100 runs, see
+// docs/KERNEL_NOTES.md); HARMONIC_LOOKBACK_WINDOW=1..32 overrides it (benchmark knob).
+int lookback_window() {
+    const char* e = std::getenv("HARMONIC_LOOKBACK_WINDOW");
+    return e ? std::clamp(std::atoi(e), 1, 32) : 4;
+}
+
+// Channels per thread in the linear forward: 4 (default), or HARMONIC_LIN_VEC=2 / 1 (benchmark knob:
+// fewer registers, more resident blocks; see docs/KERNEL_NOTES.md).
+int lin_fwd_vec() {
+    const char* e = std::getenv("HARMONIC_LIN_VEC");
+    const int v = e ? std::atoi(e) : 4;
+    return v == 1 || v == 2 ? v : 4;
+}
+
+// Selective-scan block size: kSelWarps (16), or HARMONIC_SEL_WARPS=8 (two 256-thread blocks per SM;
+// tests and benchmark run both).
+int sel_warps() {
+    const char* e = std::getenv("HARMONIC_SEL_WARPS");
+    if (e && std::atoi(e) == 8) return 8;
+    if (e && std::atoi(e) == 16) return 16;
+    return kSelWarps;
+}
+
+// torch::autograd::Function cannot take undefined tensors (VariableInfo asks them for a device):
+// optional inputs travel as empty tensors and are turned back into undefined ones here.
+Tensor opt(const Tensor& t) { return t.defined() && t.numel() > 0 ? t : Tensor(); }
+Tensor placeholder(const Tensor& t, const Tensor& like) {
+    return t.defined() ? t : torch::empty({0}, like.options());
+}
+
+LinMode mode_of(Cell cell, const Tensor& a) {
+    switch (cell) {
+        case Cell::GatedEma: return LinMode::Gated;
+        case Cell::Selective: return LinMode::SelLevel;
+        case Cell::Linear: break;
+    }
+    return a.dim() == 1 ? LinMode::LinearFixed : LinMode::Linear;
+}
+
+// Inputs as the kernel reads them: contiguous, fp32 or bf16; fixed decay in fp32; pre and u of one
+// dtype; h0 in fp32. Anything else is converted (to fp32), which costs a pass but keeps the result
+// exact to the kernel's fp32 arithmetic.
+struct LinInputs {
+    LinMode mode;
+    Tensor a, b, h0;
+};
+
+LinInputs prepare(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in) {
+    LinInputs r;
+    r.mode = mode_of(cell, a_in);
+    r.b = b_in.contiguous();
+    if (!kernel_dtype(r.b)) r.b = r.b.to(torch::kFloat32);
+    if (r.mode == LinMode::LinearFixed) {
+        r.a = a_in.to(torch::kFloat32).contiguous();
+    } else if (r.mode == LinMode::Linear) {
+        r.a = a_in.contiguous();
+        if (!kernel_dtype(r.a)) r.a = r.a.to(torch::kFloat32);
+    } else {
+        r.a = a_in.contiguous();
+        if (r.a.scalar_type() != r.b.scalar_type()) {
+            r.a = r.a.to(torch::kFloat32);
+            r.b = r.b.to(torch::kFloat32);
+        }
+    }
+    if (h0_in.defined()) r.h0 = h0_in.to(torch::kFloat32).contiguous();
+    return r;
+}
+
+LinParams params(const LinInputs& in, double tau) {
+    LinParams p;
+    p.mode = in.mode;
+    p.ta = dtype_of(in.a);
+    p.tb = dtype_of(in.b);
+    p.B = in.b.size(0);
+    p.T = in.b.size(1);
+    p.C = in.b.size(2);
+    if (in.mode == LinMode::Gated) {
+        const double decay = std::exp(-1.0 / tau);
+        p.c0 = static_cast<float>(decay);
+        p.c1 = static_cast<float>(1.0 - decay);  // not 1 - (float)decay: that loses ~4e-6 at τ = 128
+    } else if (in.mode == LinMode::SelLevel) {
+        p.c0 = static_cast<float>(1.0 / tau);
+    }
+    p.a = in.a.data_ptr();
+    p.b = in.b.data_ptr();
+    p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
+    p.window = lookback_window();
+    return p;
+}
+
+struct Scratch {
+    Tensor flags, aggA, aggH, incl;
+};
+
+Scratch lin_scratch(const LinParams& p, const torch::TensorOptions& opts) {
+    const int64_t chunks = lin_num_chunks(p.T), tiles = lin_num_tiles(p);
+    Scratch s;
+    s.flags = torch::zeros({1 + chunks * tiles}, opts.dtype(torch::kInt32));
+    s.aggA = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
+    s.aggH = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
+    s.incl = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
+    return s;
+}
+
+void set_scratch(LinParams& p, Scratch& s) {
+    p.flags = s.flags.data_ptr<int>();
+    p.aggA = s.aggA.data_ptr<float>();
+    p.aggH = s.aggH.data_ptr<float>();
+    p.incl = s.incl.data_ptr<float>();
+}
+
+}  // namespace
+
+ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in, double tau) {
+    TORCH_CHECK(b_in.is_cuda() && a_in.device() == b_in.device(), "scan_forward: CUDA tensors on one device");
+    c10::cuda::CUDAGuard guard(b_in.device());
+    const auto in = prepare(cell, a_in, b_in, h0_in);
+    LinParams p = params(in, tau);
+    auto h = torch::empty_like(in.b);
+    p.h = h.data_ptr();
+    p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
+    auto scratch = lin_scratch(p, in.b.options());
+    set_scratch(p, scratch);
+    lin_forward(p, stream());
+    return {h, scratch.incl};
+}
+
+ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in,
+                           const ScanForward& fwd, const Tensor& dh_in, const Tensor& dh_last, bool need_da,
+                           double tau) {
+    c10::cuda::CUDAGuard guard(b_in.device());
+    const auto in = prepare(cell, a_in, b_in, h0_in);
+    LinParams p = params(in, tau);
+    auto dh = dh_in.to(in.b.scalar_type()).contiguous();
+    Tensor dlast;
+    if (dh_last.defined()) dlast = dh_last.to(torch::kFloat32).contiguous();
+    ScanBackward g;
+    g.db = torch::empty_like(in.b);
+    const int64_t chunks = lin_num_chunks(p.T);
+    Tensor da_part;
+    if (in.mode == LinMode::LinearFixed) {
+        if (need_da) da_part = torch::empty({chunks, p.B * p.C}, in.b.options().dtype(torch::kFloat32));
+    } else {
+        g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
+    }
+    if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
+    p.ckpt = fwd.ckpt.data_ptr<float>();
+    p.dh = dh.data_ptr();
+    p.dh_last = dlast.defined() ? dlast.data_ptr<float>() : nullptr;
+    p.da = g.da.defined() ? g.da.data_ptr() : nullptr;
+    p.db = g.db.data_ptr();
+    p.da_part = da_part.defined() ? da_part.data_ptr<float>() : nullptr;
+    p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
+    p.vec = pick_vec(p.C, 2, {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
+    auto scratch = lin_scratch(p, in.b.options());
+    set_scratch(p, scratch);
+    lin_backward(p, stream());
+    if (da_part.defined()) g.da = da_part.view({chunks, p.B, p.C}).sum(std::vector<int64_t>{0, 1});
+    return g;
+}
+
+namespace {
+
+struct SelInputs {
+    Tensor x, dt, A, Bm, Cm, D, z, h0;  // h0 as [B][N][E]
+};
+
+SelInputs prepare_sel(const Tensor& x_in, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                      const Tensor& Cm, const Tensor& D, const Tensor& z_in, const Tensor& h0) {
+    SelInputs r;
+    r.x = x_in.contiguous();
+    if (z_in.defined()) r.z = z_in.contiguous();
+    if (!kernel_dtype(r.x) || (r.z.defined() && r.z.scalar_type() != r.x.scalar_type())) {
+        r.x = r.x.to(torch::kFloat32);
+        if (r.z.defined()) r.z = r.z.to(torch::kFloat32);
+    }
+    r.dt = delta.contiguous();
+    if (r.dt.scalar_type() != r.x.scalar_type()) r.dt = r.dt.to(torch::kFloat32);
+    r.A = A.to(torch::kFloat32).contiguous();
+    r.Bm = Bm.to(torch::kFloat32).contiguous();
+    r.Cm = Cm.to(torch::kFloat32).contiguous();
+    if (D.defined()) r.D = D.to(torch::kFloat32).contiguous();
+    if (h0.defined()) r.h0 = h0.to(torch::kFloat32).permute({0, 2, 1}).contiguous();
+    return r;
+}
+
+SelParams sel_params(const SelInputs& in) {
+    SelParams p;
+    p.tx = dtype_of(in.x);
+    p.td = dtype_of(in.dt);
+    p.B = in.x.size(0);
+    p.T = in.x.size(1);
+    p.E = in.x.size(2);
+    p.N = in.A.size(1);
+    p.x = in.x.data_ptr();
+    p.dt = in.dt.data_ptr();
+    p.z = in.z.defined() ? in.z.data_ptr() : nullptr;
+    p.A = in.A.data_ptr<float>();
+    p.Bm = in.Bm.data_ptr<float>();
+    p.Cm = in.Cm.data_ptr<float>();
+    p.D = in.D.defined() ? in.D.data_ptr<float>() : nullptr;
+    p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
+    p.window = lookback_window();
+    return p;
+}
+
+Scratch sel_scratch(const SelParams& p, const torch::TensorOptions& opts) {
+    const int64_t chunks = sel_num_chunks(p.T, p.warps), tiles = sel_num_tiles(p);
+    Scratch s;
+    s.flags = torch::zeros({1 + chunks * tiles}, opts.dtype(torch::kInt32));
+    s.aggA = torch::empty({chunks, p.B * p.E}, opts.dtype(torch::kFloat32));  // Σ Δ
+    s.aggH = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
+    s.incl = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
+    return s;
+}
+
+void set_sel_scratch(SelParams& p, Scratch& s) {
+    p.flags = s.flags.data_ptr<int>();
+    p.aggS = s.aggA.data_ptr<float>();
+    p.aggH = s.aggH.data_ptr<float>();
+    p.incl = s.incl.data_ptr<float>();
+}
+
+}  // namespace
+
+SelForward sel_forward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                       const Tensor& D, const Tensor& z, const Tensor& h0) {
+    c10::cuda::CUDAGuard guard(x.device());
+    const auto in = prepare_sel(x, delta, A, Bm, Cm, D, z, h0);
+    SelParams p = sel_params(in);
+    p.warps = sel_warps();
+    auto y = torch::empty_like(in.x);
+    p.y = y.data_ptr();
+    auto scratch = sel_scratch(p, in.x.options());
+    set_sel_scratch(p, scratch);
+    sel_forward(p, stream());
+    const int64_t chunks = sel_num_chunks(p.T, p.warps);
+    SelForward r;
+    r.warps = p.warps;
+    r.y = y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type());
+    r.h_last = scratch.incl[chunks - 1].permute({0, 2, 1}).contiguous();
+    r.ckpt = scratch.incl;
+    return r;
+}
+
+SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                         const Tensor& D, const Tensor& z, const Tensor& h0, const SelForward& fwd,
+                         const Tensor& dy_in, const Tensor& dh_last) {
+    c10::cuda::CUDAGuard guard(x.device());
+    const auto in = prepare_sel(x, delta, A, Bm, Cm, D, z, h0);
+    SelParams p = sel_params(in);
+    p.warps = fwd.warps;
+    TORCH_CHECK(fwd.ckpt.size(0) == sel_num_chunks(p.T, p.warps), "sel_backward: checkpoints of another chunking");
+    auto dy = dy_in.to(in.x.scalar_type()).contiguous();
+    Tensor dlast;
+    if (dh_last.defined()) dlast = dh_last.to(torch::kFloat32).permute({0, 2, 1}).contiguous();
+    const auto f32 = in.x.options().dtype(torch::kFloat32);
+    const int64_t chunks = sel_num_chunks(p.T, p.warps);
+    auto dx = torch::empty_like(in.x), ddt = torch::empty_like(in.dt);
+    Tensor dz = in.z.defined() ? torch::empty_like(in.z) : Tensor();
+    auto dB = torch::zeros({p.B, p.T, p.N}, f32), dC = torch::zeros({p.B, p.T, p.N}, f32);
+    auto dA_part = torch::empty({chunks, p.B, p.N, p.E}, f32);
+    auto dD_part = torch::empty({chunks, p.B, p.E}, f32);
+    Tensor dh0 = in.h0.defined() ? torch::empty({p.B, p.N, p.E}, f32) : Tensor();
+    p.ckpt = fwd.ckpt.data_ptr<float>();
+    p.dy = dy.data_ptr();
+    p.dh_last = dlast.defined() ? dlast.data_ptr<float>() : nullptr;
+    p.dx = dx.data_ptr();
+    p.ddt = ddt.data_ptr();
+    p.dz = dz.defined() ? dz.data_ptr() : nullptr;
+    p.dB = dB.data_ptr<float>();
+    p.dC = dC.data_ptr<float>();
+    p.dA_part = dA_part.data_ptr<float>();
+    p.dD_part = dD_part.data_ptr<float>();
+    p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
+    auto scratch = sel_scratch(p, in.x.options());
+    set_sel_scratch(p, scratch);
+    sel_backward(p, stream());
+    SelBackward g;
+    g.dx = dx.to(x.scalar_type());
+    g.ddelta = ddt.to(delta.scalar_type());
+    g.dA = dA_part.sum(std::vector<int64_t>{0, 1}).t().to(A.scalar_type());
+    g.dB = dB.to(Bm.scalar_type());
+    g.dC = dC.to(Cm.scalar_type());
+    if (D.defined()) g.dD = dD_part.sum(std::vector<int64_t>{0, 1}).to(D.scalar_type());
+    if (dz.defined()) g.dz = dz.to(z.scalar_type());
+    if (dh0.defined()) g.dh0 = dh0.permute({0, 2, 1}).to(h0.scalar_type());
+    return g;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+Tensor or_undefined(const Tensor& t, bool want) { return want ? t : Tensor(); }
+
+// Linear scan and level cells: one autograd function (the cell is a saved integer).
+struct ScanFn : public torch::autograd::Function<ScanFn> {
+    static variable_list forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const Tensor& h0_in,
+                                 int64_t cell, double tau) {
+        const Tensor h0 = opt(h0_in);
+        auto f = scan_forward(static_cast<Cell>(cell), a, b, h0, tau);
+        const int64_t B = b.size(0), C = b.size(2), chunks = f.ckpt.size(0);
+        auto h_last = f.ckpt[chunks - 1].view({B, C}).clone();
+        ctx->save_for_backward({a, b, h0_in, f.ckpt});
+        ctx->saved_data["cell"] = cell;
+        ctx->saved_data["tau"] = tau;
+        return {f.h, h_last};
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+        auto saved = ctx->get_saved_variables();
+        const auto cell = static_cast<Cell>(ctx->saved_data["cell"].toInt());
+        const double tau = ctx->saved_data["tau"].toDouble();
+        const Tensor &a = saved[0], &b = saved[1], h0 = opt(saved[2]);
+        ScanForward f{Tensor(), saved[3]};
+        Tensor dh = grads[0].defined() ? grads[0] : torch::zeros_like(b);
+        auto g = scan_backward(cell, a, b, h0, f, dh, grads[1], ctx->needs_input_grad(0), tau);
+        Tensor da = g.da.defined() ? g.da.to(a.scalar_type()) : Tensor();
+        Tensor dh0 = g.dh0.defined() ? g.dh0.to(h0.scalar_type()) : Tensor();
+        return {or_undefined(da, ctx->needs_input_grad(0)), or_undefined(g.db.to(b.scalar_type()), ctx->needs_input_grad(1)),
+                or_undefined(dh0, ctx->needs_input_grad(2)), Tensor(), Tensor()};
+    }
+};
+
+struct SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
+    static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& delta, const Tensor& A,
+                                 const Tensor& Bm, const Tensor& Cm, const Tensor& D, const Tensor& z,
+                                 const Tensor& h0) {
+        auto f = sel_forward(x, delta, A, Bm, Cm, opt(D), opt(z), opt(h0));
+        ctx->save_for_backward({x, delta, A, Bm, Cm, D, z, h0, f.ckpt});
+        ctx->saved_data["warps"] = static_cast<int64_t>(f.warps);
+        return {f.y, f.h_last};
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+        auto s = ctx->get_saved_variables();
+        SelForward f{Tensor(), Tensor(), s[8], static_cast<int>(ctx->saved_data["warps"].toInt())};
+        Tensor dy = grads[0].defined() ? grads[0] : torch::zeros_like(s[0]);
+        auto g = sel_backward(s[0], s[1], s[2], s[3], s[4], opt(s[5]), opt(s[6]), opt(s[7]), f, dy, grads[1]);
+        return {or_undefined(g.dx, ctx->needs_input_grad(0)), or_undefined(g.ddelta, ctx->needs_input_grad(1)),
+                or_undefined(g.dA, ctx->needs_input_grad(2)), or_undefined(g.dB, ctx->needs_input_grad(3)),
+                or_undefined(g.dC, ctx->needs_input_grad(4)), or_undefined(g.dD, ctx->needs_input_grad(5)),
+                or_undefined(g.dz, ctx->needs_input_grad(6)), or_undefined(g.dh0, ctx->needs_input_grad(7))};
+    }
+};
+
+bool all_cuda(std::initializer_list<const Tensor*> ts, const Tensor& ref) {
+    for (const Tensor* t : ts)
+        if (t->defined() && (!t->is_cuda() || t->device() != ref.device())) return false;
+    return true;
+}
+
+}  // namespace
+
+}  // namespace cuda
+
+bool cuda_kernels_available() { return true; }
+
+torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0) {
+    const bool shapes_ok = b.dim() == 3 && ((a.dim() == 1 && a.size(0) == b.size(2)) || a.sizes() == b.sizes()) &&
+                           (!h0.defined() || (h0.dim() == 2 && h0.size(0) == b.size(0) && h0.size(1) == b.size(2)));
+    if (!shapes_ok || !b.is_cuda() || !cuda::all_cuda({&a, &h0}, b) || b.numel() == 0)
+        return linear_scan_reference(a, b, h0);  // checks shapes, or the CPU path
+    return cuda::ScanFn::apply(a, b, cuda::placeholder(h0, b), static_cast<int64_t>(cuda::Cell::Linear), 1.0)[0];
+}
+
+LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0, double tau,
+                           bool selective) {
+    const bool shapes_ok = u.dim() == 3 && pre.sizes() == u.sizes() &&
+                           (!h0.defined() || (h0.dim() == 2 && h0.size(0) == u.size(0) && h0.size(1) == u.size(2)));
+    if (!shapes_ok || !u.is_cuda() || !cuda::all_cuda({&pre, &h0}, u) || u.numel() == 0)
+        return level_scan_reference(pre, u, h0, tau, selective);
+    const auto cell = selective ? cuda::Cell::Selective : cuda::Cell::GatedEma;
+    auto out = cuda::ScanFn::apply(pre, u, cuda::placeholder(h0, u), static_cast<int64_t>(cell), tau);
+    auto h = out[0].scalar_type() == u.scalar_type() ? out[0] : out[0].to(u.scalar_type());
+    return {h, out[1]};
+}
+
+SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
+                                   const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
+                                   const torch::Tensor& z, const torch::Tensor& h0) {
+    const bool shapes_ok =
+        x.dim() == 3 && delta.sizes() == x.sizes() && A.dim() == 2 && A.size(0) == x.size(2) &&
+        Bm.dim() == 3 && Bm.size(0) == x.size(0) && Bm.size(1) == x.size(1) && Bm.size(2) == A.size(1) &&
+        Cm.sizes() == Bm.sizes() && (!D.defined() || (D.dim() == 1 && D.size(0) == x.size(2))) &&
+        (!z.defined() || z.sizes() == x.sizes()) &&
+        (!h0.defined() || h0.sizes() == torch::IntArrayRef({x.size(0), x.size(2), A.size(1)}));
+    if (!shapes_ok || !x.is_cuda() || !cuda::all_cuda({&delta, &A, &Bm, &Cm, &D, &z, &h0}, x) || x.numel() == 0 ||
+        A.size(1) > cuda::kSelMaxN || A.size(1) == 0)
+        return selective_scan_reference(x, delta, A, Bm, Cm, D, z, h0);
+    auto out = cuda::SelectiveScanFn::apply(x, delta, A, Bm, Cm, cuda::placeholder(D, x), cuda::placeholder(z, x),
+                                            cuda::placeholder(h0, x));
+    return {out[0], out[1]};
+}
+
+}  // namespace harmonic::kernels

@@ -1,0 +1,527 @@
+// CUDA selective scan (Mamba-1), forward and backward, state kept on chip.
+//
+// Per channel e and state n:  h_t = exp(Δ_t A_n) h_{t-1} + Δ_t B_t,n x_t,
+//                             y_t = Σ_n C_t,n h_t,n + D x_t,   out_t = y_t · SiLU(z_t).
+// Work split as in linear_scan.cu: a block owns 32 channels (one per lane) and a chunk of
+// L = kSelWarps·kSelSteps steps; each thread scans kSelSteps steps of one channel with all N
+// states in registers; B_t and C_t of the chunk sit in shared memory (read by all 32 channels).
+// Pass 1 reduces each thread's steps to the map h ↦ exp(A·ΣΔ) h + H (the decay part of any
+// span is fixed by one number per channel, ΣΔ, so a map is N+1 floats); warps are composed in
+// shared memory with one thread per (state, channel); chunks are chained by a decoupled look-back;
+// pass 2 rescans with the exact carry-in, forms y, D skip and the SiLU(z) gate, and writes out.
+// Nothing of size B·T·E·N touches global memory: the only state traffic is N+1 floats per channel
+// per chunk of status, and the chunk-end states double as the backward's checkpoints.
+//
+// The price of one pass over memory is two exponentials per (t, e, n): pass 1 cannot keep
+// exp(Δ A) for 8 steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
+// exp is libm's expf of the same fp32 argument Δ·A as the reference (not ex2.approx of a
+// pre-scaled A·log2 e, whose two extra roundings cost about 2x the reference's error in fp32).
+//
+// Backward (recomputation, no stored states): per chunk, the forward states are rebuilt from the
+// checkpoint at the previous chunk end; the reverse scan over q_t = dA_t (dh_t + q_{t+1}) with
+// dh_t,n = dy_t C_t,n is chained over chunks in reverse by the same look-back. Then per state n:
+//   g_t = dy_t C_t,n + q_{t+1};  dB_t,n += g Δ x;  dC_t,n += dy h_t;  dx += g Δ B;
+//   dΔ += g (B x + h_{t-1} dA A_n);  dA_n += g h_{t-1} dA Δ;  dh0 = q_0.
+// dB, dC (summed over channels) are reduced across the warp (reduce-scatter, one shuffle per value)
+// and added with one atomic per (t, n, tile); dA, dD are written per chunk and summed by the host.
+#include <stdexcept>
+
+#include "kernels/cuda/common.cuh"
+
+namespace harmonic::kernels::cuda {
+
+namespace {
+
+constexpr int S = kSelSteps;
+constexpr int NM = kSelMaxN;
+
+// TT warps along time per block (kSelWarps = 16 by default, 8 also built). The composition
+// step gives each thread NM / TT (state, channel) pairs, one warp-wide group of 32 channels each.
+template <int TT>
+struct FwdSmem {
+    static constexpr int L = S * TT;
+    float Bs[L][NM];
+    float Cs[L][NM];
+    float sx[S][TT * 32];    // this thread's x, Δ, z (the step loops are not unrolled: 8 steps × 16
+    float sd[S][TT * 32];    // states fully unrolled needed more than the 128 registers a thread
+    float sz[S][TT * 32];    // may have at two blocks of 256 (or one of 512) per SM, and spilled)
+    float sS[TT][32];        // Σ Δ per warp
+    float sP[TT][32];        // exclusive prefix of Σ Δ over warps
+    float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
+    int ticket;
+};
+
+template <int TT>
+struct BwdSmem {
+    static constexpr int L = S * TT;
+    float Bs[L][NM];
+    float Cs[L][NM];
+    float sS[TT][32];
+    float sRS[TT][32];       // exclusive suffix of Σ Δ over warps
+    float sF[TT][NM][32];    // forward maps -> forward carry-ins -> dA partials
+    float sR[TT][NM][32];    // reverse maps -> reverse carry-ins
+    int ticket;
+};
+
+struct SelGeometry {
+    int64_t nTiles, chunk, tile, bb, ct, e, t0, BE, NBE;
+    int nvalid;
+    bool evalid;
+};
+
+template <int L>
+__device__ __forceinline__ SelGeometry sel_geometry(const SelParams& p, int64_t id, bool reverse) {
+    SelGeometry g;
+    const int64_t nTilesE = (p.E + 31) / 32;
+    g.nTiles = p.B * nTilesE;
+    const int64_t nChunks = (p.T + L - 1) / L;
+    g.chunk = id / g.nTiles;
+    if (reverse) g.chunk = nChunks - 1 - g.chunk;
+    g.tile = id % g.nTiles;
+    g.bb = g.tile / nTilesE;
+    g.ct = g.tile % nTilesE;
+    const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
+    g.e = g.ct * 32 + lane;
+    g.evalid = g.e < p.E;
+    g.t0 = g.chunk * L + w * S;
+    g.nvalid = g.evalid ? steps_left(p.T - g.t0, S) : 0;
+    g.BE = p.B * p.E;
+    g.NBE = p.B * p.N * p.E;
+    return g;
+}
+
+// B and C of the chunk into shared memory, zero past T and for n >= N (padded states stay 0).
+template <class Smem>
+__device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g, Smem& sm) {
+    constexpr int L = Smem::L;
+    for (int idx = threadIdx.x; idx < L * NM; idx += blockDim.x) {
+        const int tl = idx / NM, n = idx % NM;
+        const int64_t t = g.chunk * L + tl;
+        float bv = 0.f, cv = 0.f;
+        if (t < p.T && n < p.N) {
+            const int64_t o = (g.bb * p.T + t) * p.N + n;
+            bv = p.Bm[o];
+            cv = p.Cm[o];
+        }
+        sm.Bs[tl][n] = bv;
+        sm.Cs[tl][n] = cv;
+    }
+}
+
+__device__ __forceinline__ float silu_(float z) { return z * sigmoidf_(z); }
+
+// Folds published chunk maps (Σ Δ, H) of one (state, channel), nearest first, into its carry.
+struct SelFold {
+    const float *aggS, *aggH, *incl;
+    int64_t sstride, soff, hstride, sidx;
+    float A;
+    bool ok;
+    float accS = 0.f, accH = 0.f, carry = 0.f;
+    __device__ void aggregate(int64_t j) {
+        if (!ok) return;
+        accH = fmaf(expf(A * accS), load_status(aggH + j * hstride + sidx), accH);
+        accS += load_status(aggS + j * sstride + soff);
+    }
+    __device__ void inclusive(int64_t j) {
+        if (ok) carry = fmaf(expf(A * accS), load_status(incl + j * hstride + sidx), accH);
+    }
+};
+
+template <typename TX, typename TD, int TT>
+__global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) {
+    constexpr int L = S * TT;
+    constexpr int NQ = NM / TT;  // (state, channel) pairs per thread in the composition
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    FwdSmem<TT>& sm = *reinterpret_cast<FwdSmem<TT>*>(smem_raw);
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int64_t id = take_ticket(p.flags, &sm.ticket);
+    const SelGeometry g = sel_geometry<L>(p, id, false);
+    int* const status_flags = p.flags + 1;
+    load_bc(p, g, sm);
+
+    const TX* px = static_cast<const TX*>(p.x);
+    const TD* pd = static_cast<const TD*>(p.dt);
+    const TX* pz = static_cast<const TX*>(p.z);
+    const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        const bool ok = i < g.nvalid;
+        sm.sx[i][tid] = ok ? to_f(px[base + i * p.E]) : 0.f;
+        sm.sd[i][tid] = ok ? to_f(pd[base + i * p.E]) : 0.f;
+        sm.sz[i][tid] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
+    }
+    float Av[NM];
+#pragma unroll
+    for (int n = 0; n < NM; ++n) Av[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] : 0.f;
+    const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
+    __syncthreads();
+
+    // Pass 1: this thread's map (Σ Δ, H).
+    float h[NM];
+#pragma unroll
+    for (int n = 0; n < NM; ++n) h[n] = 0.f;
+    float s = 0.f;
+#pragma unroll 1
+    for (int i = 0; i < S; ++i) {
+        const float d = sm.sd[i][tid], u = d * sm.sx[i][tid];
+        s += d;
+        const float* Bt = sm.Bs[w * S + i];
+#pragma unroll
+        for (int n = 0; n < NM; ++n) h[n] = fmaf(expf(d * Av[n]), h[n], u * Bt[n]);
+    }
+    sm.sS[w][lane] = s;
+#pragma unroll
+    for (int n = 0; n < NM; ++n) sm.sH[w][n][lane] = h[n];
+    __syncthreads();
+
+    // Composition: pair k of this thread is state pn = w + k·TT of channel `lane`.
+    const int64_t pe = g.ct * 32 + lane;
+    float PS[NQ], PH[NQ], pA[NQ];
+    bool pok[NQ];
+    int64_t sidx[NQ];
+#pragma unroll
+    for (int k = 0; k < NQ; ++k) {
+        const int pn = w + k * TT;
+        pok[k] = pe < p.E && pn < p.N;
+        pA[k] = pok[k] ? p.A[pe * p.N + pn] : 0.f;
+        sidx[k] = (g.bb * p.N + pn) * p.E + pe;
+        float ps = 0.f, ph = 0.f;
+#pragma unroll
+        for (int ww = 0; ww < TT; ++ww) {
+            const float sw = sm.sS[ww][lane], hw = sm.sH[ww][pn][lane];
+            sm.sH[ww][pn][lane] = ph;
+            if (pn == 0) sm.sP[ww][lane] = ps;
+            ph = fmaf(expf(pA[k] * sw), ph, hw);
+            ps += sw;
+        }
+        PS[k] = ps;
+        PH[k] = ph;
+        if (g.chunk > 0) {
+            if (pok[k]) p.aggH[g.chunk * g.NBE + sidx[k]] = ph;
+            if (pn == 0 && pe < p.E) p.aggS[g.chunk * g.BE + g.bb * p.E + pe] = ps;
+        }
+    }
+    if (g.chunk > 0)
+        publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
+    else
+        __syncthreads();  // sP
+
+#pragma unroll
+    for (int k = 0; k < NQ; ++k) {
+        const int pn = w + k * TT;
+        float carry = 0.f;
+        if (g.chunk == 0) {
+            if (pok[k] && p.h0) carry = p.h0[sidx[k]];
+        } else {
+            SelFold fold{p.aggS, p.aggH, p.incl, g.BE, g.bb * p.E + pe, g.NBE, sidx[k], pA[k], pok[k]};
+            look_back(status_flags, g.tile, g.nTiles, g.chunk, -1, g.chunk, p.window, fold);
+            carry = fold.carry;
+        }
+        if (pok[k]) p.incl[g.chunk * g.NBE + sidx[k]] = fmaf(expf(pA[k] * PS[k]), carry, PH[k]);
+#pragma unroll
+        for (int ww = 0; ww < TT; ++ww)
+            sm.sH[ww][pn][lane] = fmaf(expf(pA[k] * sm.sP[ww][lane]), carry, sm.sH[ww][pn][lane]);
+    }
+    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+
+    // Pass 2: exact states, output with D skip and SiLU(z) gate.
+#pragma unroll
+    for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
+    TX* py = static_cast<TX*>(p.y);
+#pragma unroll 1
+    for (int i = 0; i < S; ++i) {
+        const float x = sm.sx[i][tid], d = sm.sd[i][tid], u = d * x;
+        const float* Bt = sm.Bs[w * S + i];
+        const float* Ct = sm.Cs[w * S + i];
+        float y = 0.f;
+#pragma unroll
+        for (int n = 0; n < NM; ++n) {
+            h[n] = fmaf(expf(d * Av[n]), h[n], u * Bt[n]);
+            y = fmaf(Ct[n], h[n], y);
+        }
+        y = fmaf(Dv, x, y);
+        if (pz) y *= silu_(sm.sz[i][tid]);
+        if (i < g.nvalid) py[base + i * p.E] = from_f<TX>(y);
+    }
+}
+
+// Sum 16 values per lane over the 32 lanes of the warp (recursive halving: 16 shuffles in all).
+// Afterwards lanes 2k and 2k+1 hold the full sum of value index reduce_index(lane).
+__device__ __forceinline__ float warp_reduce_scatter16(float (&v)[16], int lane) {
+    constexpr unsigned kAll = 0xffffffffu;
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const bool up = lane & 16;
+        const float send = up ? v[j] : v[j + 8], keep = up ? v[j + 8] : v[j];
+        v[j] = keep + __shfl_xor_sync(kAll, send, 16);
+    }
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        const bool up = lane & 8;
+        const float send = up ? v[j] : v[j + 4], keep = up ? v[j + 4] : v[j];
+        v[j] = keep + __shfl_xor_sync(kAll, send, 8);
+    }
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+        const bool up = lane & 4;
+        const float send = up ? v[j] : v[j + 2], keep = up ? v[j + 2] : v[j];
+        v[j] = keep + __shfl_xor_sync(kAll, send, 4);
+    }
+    {
+        const bool up = lane & 2;
+        const float send = up ? v[0] : v[1], keep = up ? v[1] : v[0];
+        v[0] = keep + __shfl_xor_sync(kAll, send, 2);
+    }
+    return v[0] + __shfl_xor_sync(kAll, v[0], 1);
+}
+__device__ __forceinline__ int reduce_index(int lane) {
+    return ((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2 + ((lane >> 1) & 1);
+}
+static_assert(2 * S == 16, "warp_reduce_scatter16 reduces dB and dC of 8 steps");
+
+template <typename TX, typename TD, int TT>
+__global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) {
+    constexpr int L = S * TT;
+    constexpr int NQ = NM / TT;
+    extern __shared__ __align__(16) unsigned char smem_raw[];
+    BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
+    const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int64_t id = take_ticket(p.flags, &sm.ticket);
+    const SelGeometry g = sel_geometry<L>(p, id, true);
+    const int64_t nChunks = (p.T + L - 1) / L;
+    int* const status_flags = p.flags + 1;
+    load_bc(p, g, sm);
+
+    const TX* px = static_cast<const TX*>(p.x);
+    const TD* pd = static_cast<const TD*>(p.dt);
+    const TX* pz = static_cast<const TX*>(p.z);
+    const TX* pg = static_cast<const TX*>(p.dy);
+    const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
+    float xv[S], dv[S], zv[S], gv[S], dy[S];
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        const bool ok = i < g.nvalid;
+        xv[i] = ok ? to_f(px[base + i * p.E]) : 0.f;
+        dv[i] = ok ? to_f(pd[base + i * p.E]) : 0.f;
+        zv[i] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
+        gv[i] = ok ? to_f(pg[base + i * p.E]) : 0.f;
+        dy[i] = pz ? gv[i] * silu_(zv[i]) : gv[i];  // dL/dy before the gate
+    }
+    const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
+    __syncthreads();
+
+    // Pass 1: forward map (Σ Δ, F) and reverse map (Σ Δ, R) of this thread's steps, all states.
+    {
+        float Av[NM], F[NM], P[NM], R[NM];
+#pragma unroll
+        for (int n = 0; n < NM; ++n) {
+            Av[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] : 0.f;
+            F[n] = 0.f, P[n] = 1.f, R[n] = 0.f;
+        }
+        float s = 0.f;
+#pragma unroll
+        for (int i = 0; i < S; ++i) {
+            const float d = dv[i], u = d * xv[i];
+            s += d;
+            const float* Bt = sm.Bs[w * S + i];
+            const float* Ct = sm.Cs[w * S + i];
+#pragma unroll
+            for (int n = 0; n < NM; ++n) {
+                const float dA = expf(d * Av[n]);
+                F[n] = fmaf(dA, F[n], u * Bt[n]);
+                P[n] *= dA;
+                R[n] = fmaf(P[n], dy[i] * Ct[n], R[n]);
+            }
+        }
+        sm.sS[w][lane] = s;
+#pragma unroll
+        for (int n = 0; n < NM; ++n) sm.sF[w][n][lane] = F[n], sm.sR[w][n][lane] = R[n];
+    }
+    __syncthreads();
+
+    const int64_t pe = g.ct * 32 + lane;
+    float RS[NQ], RH[NQ], pA[NQ];
+    bool pok[NQ];
+    int64_t sidx[NQ];
+#pragma unroll
+    for (int k = 0; k < NQ; ++k) {
+        const int pn = w + k * TT;
+        pok[k] = pe < p.E && pn < p.N;
+        pA[k] = pok[k] ? p.A[pe * p.N + pn] : 0.f;
+        sidx[k] = (g.bb * p.N + pn) * p.E + pe;
+        // Forward carries from the checkpoint at the previous chunk end (no look-back needed).
+        float hc = 0.f;
+        if (g.chunk == 0) {
+            if (pok[k] && p.h0) hc = p.h0[sidx[k]];
+        } else if (pok[k]) {
+            hc = p.ckpt[(g.chunk - 1) * g.NBE + sidx[k]];
+        }
+#pragma unroll
+        for (int ww = 0; ww < TT; ++ww) {
+            const float sw = sm.sS[ww][lane], f = sm.sF[ww][pn][lane];
+            sm.sF[ww][pn][lane] = hc;
+            hc = fmaf(expf(pA[k] * sw), hc, f);
+        }
+        float rs = 0.f, rh = 0.f;
+#pragma unroll
+        for (int ww = TT - 1; ww >= 0; --ww) {
+            const float sw = sm.sS[ww][lane], r = sm.sR[ww][pn][lane];
+            sm.sR[ww][pn][lane] = rh;
+            if (pn == 0) sm.sRS[ww][lane] = rs;
+            rh = fmaf(expf(pA[k] * sw), rh, r);
+            rs += sw;
+        }
+        RS[k] = rs;
+        RH[k] = rh;
+        if (g.chunk < nChunks - 1) {
+            if (pok[k]) p.aggH[g.chunk * g.NBE + sidx[k]] = rh;
+            if (pn == 0 && pe < p.E) p.aggS[g.chunk * g.BE + g.bb * p.E + pe] = rs;
+        }
+    }
+    if (g.chunk < nChunks - 1)
+        publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
+    else
+        __syncthreads();  // sRS
+
+#pragma unroll
+    for (int k = 0; k < NQ; ++k) {
+        const int pn = w + k * TT;
+        float qb = 0.f;
+        if (g.chunk == nChunks - 1) {
+            if (pok[k] && p.dh_last) qb = p.dh_last[sidx[k]];
+        } else {
+            SelFold fold{p.aggS, p.aggH, p.incl, g.BE, g.bb * p.E + pe, g.NBE, sidx[k], pA[k], pok[k]};
+            look_back(status_flags, g.tile, g.nTiles, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
+            qb = fold.carry;
+        }
+        if (pok[k]) p.incl[g.chunk * g.NBE + sidx[k]] = fmaf(expf(pA[k] * RS[k]), qb, RH[k]);
+#pragma unroll
+        for (int ww = 0; ww < TT; ++ww)
+            sm.sR[ww][pn][lane] = fmaf(expf(pA[k] * sm.sRS[ww][lane]), qb, sm.sR[ww][pn][lane]);
+    }
+    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+
+    // Pass 2, one state at a time: forward rebuild of h_{t-1}, then the reverse walk.
+    float yv[S], dxa[S], dda[S];
+#pragma unroll
+    for (int i = 0; i < S; ++i) yv[i] = 0.f, dxa[i] = 0.f, dda[i] = 0.f;
+    const int ridx = reduce_index(lane);
+#pragma unroll 1
+    for (int n = 0; n < p.N; ++n) {
+        const float An = g.evalid ? p.A[g.e * p.N + n] : 0.f;
+                float h = sm.sF[w][n][lane], q = sm.sR[w][n][lane];
+        float dA[S], hp[S];
+#pragma unroll
+        for (int i = 0; i < S; ++i) {
+            const float d = dv[i];
+            dA[i] = expf(d * An);
+            hp[i] = h;
+            h = fmaf(dA[i], h, d * xv[i] * sm.Bs[w * S + i][n]);
+            yv[i] = fmaf(sm.Cs[w * S + i][n], h, yv[i]);
+        }
+        float vals[2 * S];
+        float dAacc = 0.f;
+#pragma unroll
+        for (int i = S - 1; i >= 0; --i) {
+            const float Bv = sm.Bs[w * S + i][n], Cv = sm.Cs[w * S + i][n];
+            const float d = dv[i], x = xv[i], u = d * x;
+            const float hc = fmaf(dA[i], hp[i], u * Bv);
+            const float gt = fmaf(dy[i], Cv, q);
+            vals[i] = gt * u;            // dB
+            vals[S + i] = dy[i] * hc;    // dC
+            dxa[i] = fmaf(gt, d * Bv, dxa[i]);
+            const float gdA = gt * hp[i] * dA[i];
+            dda[i] = fmaf(gt, Bv * x, fmaf(gdA, An, dda[i]));
+            dAacc = fmaf(gdA, d, dAacc);
+            q = dA[i] * gt;
+        }
+        if (g.chunk == 0 && w == 0 && g.evalid && p.dh0) p.dh0[(g.bb * p.N + n) * p.E + g.e] = q;
+        const float sum = warp_reduce_scatter16(vals, lane);
+        if ((lane & 1) == 0) {
+            const int i = ridx % S;
+            const int64_t t = g.t0 + i;
+            if (t < p.T) atomicAdd((ridx < S ? p.dB : p.dC) + (g.bb * p.T + t) * p.N + n, sum);
+        }
+        sm.sF[w][n][lane] = dAacc;  // this thread's own slot, read above
+    }
+
+    TX* odx = static_cast<TX*>(p.dx);
+    TD* odt = static_cast<TD*>(p.ddt);
+    TX* odz = static_cast<TX*>(p.dz);
+    float dDacc = 0.f;
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        if (i < g.nvalid) {
+            const float y = fmaf(Dv, xv[i], yv[i]);
+            if (pz) {
+                const float sg = sigmoidf_(zv[i]);
+                odz[base + i * p.E] = from_f<TX>(gv[i] * y * sg * (1.f + zv[i] * (1.f - sg)));
+            }
+            odx[base + i * p.E] = from_f<TX>(fmaf(dy[i], Dv, dxa[i]));
+            odt[base + i * p.E] = from_f<TD>(dda[i]);
+            dDacc = fmaf(dy[i], xv[i], dDacc);
+        }
+    }
+    sm.sS[w][lane] = dDacc;
+    __syncthreads();
+#pragma unroll
+    for (int k = 0; k < NQ; ++k) {
+        const int pn = w + k * TT;
+        if (pok[k]) {
+            float acc = 0.f;
+#pragma unroll
+            for (int ww = 0; ww < TT; ++ww) acc += sm.sF[ww][pn][lane];
+            p.dA_part[g.chunk * g.NBE + sidx[k]] = acc;
+        }
+        if (pn == 0 && pe < p.E) {
+            float acc = 0.f;
+#pragma unroll
+            for (int ww = 0; ww < TT; ++ww) acc += sm.sS[ww][lane];
+            p.dD_part[g.chunk * g.BE + g.bb * p.E + pe] = acc;
+        }
+    }
+}
+
+template <typename Kernel>
+void launch_sel(Kernel kernel, int warps, size_t smem, const SelParams& p, cudaStream_t stream) {
+    const int64_t blocks = sel_num_chunks(p.T, warps) * sel_num_tiles(p);
+    if (blocks == 0) return;
+    HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+    kernel<<<static_cast<unsigned>(blocks), warps * 32, smem, stream>>>(p);
+    HARMONIC_CUDA_CHECK(cudaGetLastError());
+}
+
+template <int TT>
+void sel_dispatch(const SelParams& p, bool backward, cudaStream_t stream) {
+    const size_t fs = sizeof(FwdSmem<TT>), bs = sizeof(BwdSmem<TT>);
+    if (p.tx == DType::BF16 && p.td == DType::BF16)
+        return backward ? launch_sel(sel_bwd_kernel<bf16, bf16, TT>, TT, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<bf16, bf16, TT>, TT, fs, p, stream);
+    if (p.tx == DType::BF16)
+        return backward ? launch_sel(sel_bwd_kernel<bf16, float, TT>, TT, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<bf16, float, TT>, TT, fs, p, stream);
+    if (p.td == DType::F32)
+        return backward ? launch_sel(sel_bwd_kernel<float, float, TT>, TT, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<float, float, TT>, TT, fs, p, stream);
+    throw std::invalid_argument("selective scan kernel: unsupported dtypes");
+}
+
+void dispatch(const SelParams& p, bool backward, cudaStream_t stream) {
+    if (p.N > NM) throw std::invalid_argument("selective scan kernel: d_state > 16");
+    if (p.warps == 8) return sel_dispatch<8>(p, backward, stream);
+    if (p.warps == 16) return sel_dispatch<16>(p, backward, stream);
+    throw std::invalid_argument("selective scan kernel: warps must be 8 or 16");
+}
+
+}  // namespace
+
+int64_t sel_num_chunks(int64_t T, int warps) {
+    const int64_t L = int64_t(S) * warps;
+    return (T + L - 1) / L;
+}
+int64_t sel_num_tiles(const SelParams& p) { return p.B * ((p.E + 31) / 32); }
+
+void sel_forward(const SelParams& p, cudaStream_t stream) { dispatch(p, false, stream); }
+void sel_backward(const SelParams& p, cudaStream_t stream) { dispatch(p, true, stream); }
+
+}  // namespace harmonic::kernels::cuda

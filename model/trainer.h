@@ -1,0 +1,162 @@
+// Training and evaluation of the three model families (docs/TRAINING.md): the loop behind
+// `harmonic train` and `harmonic eval`.
+//
+// A run writes into its output folder DIR:
+//   DIR/log.csv                     step,tokens,lr,loss_bpt,val_bpt,tokens_per_s,elapsed_s
+//   DIR/step-NNNNNNN/               config.json, model.safetensors (fp32), optimizer.safetensors
+//                                   (AdamW exp_avg / exp_avg_sq per parameter name),
+//                                   trainer_state.json (step, tokens, args, data position, RNG)
+//   DIR/latest                      one line: the name of the newest complete step folder
+//   DIR/config.json, model.safetensors   the newest weights as a loadable checkpoint
+// Step folders are written under a temporary name and renamed when complete; then the top-level
+// files are replaced atomically (weights first, config last), then `latest`, so killing the
+// process at any moment leaves the last checkpoint loadable and resumable.
+//
+// Data parallelism (one process per GPU, c10d/NCCL) plugs in without changing the loop:
+// TrainConfig::rank / world_size shard every batch by rank (each global batch has
+// batch·world_size rows, rank r takes rows [r·batch, (r+1)·batch)), a GradientSync all-reduces
+// the gradients between backward and the optimizer step (and averages the logged loss), and only
+// rank 0 writes checkpoints and logs.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/config.h"
+#include "model/corpus.h"
+#include "model/language_model.h"
+
+namespace harmonic {
+
+struct TrainConfig {
+    ModelConfig model;                      // the model to build (ignored when resuming)
+    std::filesystem::path tokenizer_json;   // BPE models: the tokenizer.json (copied into checkpoints)
+    std::vector<std::filesystem::path> data;   // training text: files and/or folders
+    std::vector<std::filesystem::path> valid;  // validation text (optional)
+    std::filesystem::path out;              // the run's folder
+    std::filesystem::path cache_dir;        // token caches (empty: default_cache_dir())
+
+    int64_t seq_len = 1024;
+    int64_t batch = 0;            // rows per step; 0 = max(1, 16384 / seq_len)
+    int64_t steps = 0;            // set this or `tokens`
+    int64_t tokens = 0;           // token budget: steps = tokens / (batch · seq_len)
+    double lr = 2e-4;             // peak learning rate (the paper's long runs)
+    double min_lr = 1e-5;         // end of the cosine decay
+    double warmup_frac = 0.05;    // linear warm-up over this fraction of the steps
+    double weight_decay = 0.1;    // AdamW, on matrices and embeddings only (not biases or norms)
+    double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+    double clip = 1.0;            // global gradient-norm clip (0 = off)
+    int64_t checkpoint_every = 1000;
+    int64_t eval_every = 500;     // validation bpt every K steps and at the end (needs `valid`)
+    int64_t eval_windows = 32;    // fixed validation windows of seq_len tokens
+    int64_t log_every = 10;       // log.csv row every K steps (and at every eval and checkpoint)
+    bool stateful = false;        // sequential batches with the state carried between chunks
+    std::string device = "auto";  // cpu | cuda | cuda:N | auto
+    std::string precision = "auto";  // bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
+    uint64_t seed = 0;
+    int keep_checkpoints = 2;     // step folders kept
+
+    int rank = 0, world_size = 1;  // data parallelism (see the file comment)
+
+    // Fills batch and steps; throws Error naming the flag for impossible values.
+    void resolve();
+    int64_t warmup_steps() const;
+    nlohmann::json to_json() const;
+    static TrainConfig from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// "16384", "100M", "2.5G", "64K" (decimal suffixes K, M, G, T) -> count; Error naming `flag` otherwise.
+int64_t parse_count(const std::string& text, const std::string& flag);
+
+// Linear warm-up to `peak` over `warmup` steps, then cosine decay to `min_lr` at `steps`.
+// `step` is the 1-based number of the update being taken.
+double learning_rate(int64_t step, int64_t steps, int64_t warmup, double peak, double min_lr);
+
+// Random-window starts for one step: `count` values in [0, max_start], drawn from a generator
+// seeded by (seed, step) only, so a resumed run draws exactly the same windows.
+std::vector<int64_t> window_starts(uint64_t seed, int64_t step, int64_t count, int64_t max_start);
+
+// The fixed validation windows: `count` starts evenly spaced over a stream of `stream_tokens`
+// tokens (windows of seq_len + 1 tokens). They depend on neither the model nor the training
+// seed, so every model is validated on the same text.
+std::vector<int64_t> eval_window_starts(int64_t stream_tokens, int64_t seq_len, int64_t count);
+
+// Between backward and the optimizer step. The default (one process) does nothing; a c10d/NCCL
+// implementation all-reduces (averages) the gradients and the logged scalars across ranks.
+class GradientSync {
+public:
+    virtual ~GradientSync() = default;
+    virtual void sync_gradients(const std::vector<torch::Tensor>& parameters) { (void)parameters; }
+    // Averages a scalar tensor (loss, validation bits) across ranks.
+    virtual torch::Tensor average(const torch::Tensor& value) { return value; }
+};
+
+struct TrainProgress {
+    int64_t step = 0, steps = 0, tokens = 0;
+    double lr = 0.0, loss_bpt = 0.0, val_bpt = -1.0, tokens_per_s = 0.0, elapsed_s = 0.0, eta_s = 0.0;
+};
+
+struct TrainHooks {
+    GradientSync* sync = nullptr;       // null: single process
+    std::ostream* out = nullptr;        // progress lines (null: silent)
+    double progress_seconds = 5.0;      // a progress line at most this often
+    // After each optimizer step (tests throw here to simulate a crash).
+    std::function<void(int64_t step)> after_step;
+};
+
+struct TrainResult {
+    int64_t steps = 0, tokens = 0;
+    double last_loss_bpt = 0.0;   // mean over the last logged interval
+    double last_val_bpt = -1.0;   // -1 when there was no validation
+    std::filesystem::path checkpoint;  // the final step folder
+};
+
+// Trains from scratch into config.out. Refuses a folder that already holds a run.
+TrainResult train(const TrainConfig& config, const TrainHooks& hooks = {});
+
+// The settings of the run in `dir` (from its latest checkpoint's trainer_state.json).
+TrainConfig load_run_config(const std::filesystem::path& dir);
+
+// Continues the run in `dir` from its latest checkpoint with exactly its settings (same data,
+// schedule and optimizer state; on CPU in fp32 the loss curve is reproduced bit for bit).
+// `device` overrides the device when not empty.
+TrainResult resume(const std::filesystem::path& dir, const std::string& device = "", const TrainHooks& hooks = {});
+
+// ---- evaluation (`harmonic eval`) ----
+
+struct EvalOptions {
+    std::vector<int64_t> contexts{1024};
+    bool stateful = false;        // one sequential pass per context, chunk = context, state carried
+    int64_t warmup_chunks = 0;    // stateful: leading chunks run but not scored
+    int64_t max_tokens = 0;       // 0 = the whole stream
+    int64_t batch = 0;            // windowed: windows per forward (0 = max(1, 16384 / context))
+    bool bf16 = false;            // autocast (CUDA only)
+};
+
+struct EvalRow {
+    int64_t context = 0;
+    std::string mode;             // "windowed" or "stateful"
+    int64_t warmup_chunks = 0;
+    int64_t windows = 0;          // scored windows (chunks)
+    int64_t tokens = 0;           // scored tokens
+    double mean_bpt = 0.0;        // mean over windows (= over tokens: windows are equal)
+    double sd = 0.0;              // standard deviation over windows
+    double ci95 = 0.0;            // half-width of the 95% interval of the mean (1.96·sd/√n; NaN for n < 2)
+};
+
+// Bits per token of `model` on `tokens` at each context length. Windowed: non-overlapping
+// windows of `context` inputs (targets shifted by one), each scored from a fresh state. Stateful:
+// chunks of `context` tokens streamed with the state carried, the first `warmup_chunks` not
+// scored. Throws Error when the stream is too short for a context.
+std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& tokens, const torch::Device& device,
+                                       const EvalOptions& options);
+
+}  // namespace harmonic

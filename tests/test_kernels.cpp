@@ -1,0 +1,408 @@
+// The CUDA kernels (kernels/cuda/) against the pure-LibTorch references and an fp64 evaluation.
+//
+// Rule for every output and every gradient: the CUDA kernel's error against fp64 must be at most
+// twice the error of the same-precision LibTorch reference against fp64, plus a floor of 1e-7
+// (errors are ‖out − fp64‖₂ / ‖fp64‖₂; NaN never passes). Inputs are fresh random draws; output
+// memory is poisoned with NaN before each CUDA call, so an unwritten element fails.
+// Tags: [gpu][kernels] need a CUDA GPU (elsewhere each case WARNs and returns);
+// the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=8 runs the selective scan
+// with its other block size (bench/kernels_device.sh runs both).
+#include "torch_catch.h"
+
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "kernels/level_scan.h"
+#include "kernels/linear_scan.h"
+#include "kernels/selective_scan.h"
+
+using namespace harmonic::kernels;
+using torch::Tensor;
+using torch::indexing::Slice;
+
+namespace {
+
+constexpr double kFloor = 1e-7;
+
+bool have_gpu() {
+    if (!torch::cuda::is_available()) {
+        WARN("no CUDA GPU: not run here");
+        return false;
+    }
+    // A GPU without the kernels compiled in would silently test the reference against itself.
+    CHECK(cuda_kernels_available());
+    return cuda_kernels_available();
+}
+
+// Fills the caching allocator's free blocks with NaN so that outputs allocated next start as NaN.
+void poison(int64_t bytes) {
+    auto t = torch::full({bytes / 4 + 1024}, std::numeric_limits<float>::quiet_NaN(),
+                         torch::TensorOptions().device(torch::kCUDA));
+    t.reset();
+}
+
+double rel(const Tensor& x, const Tensor& truth) {
+    auto t = truth.detach().to(torch::kCPU, torch::kFloat64);
+    auto d = x.detach().to(torch::kCPU, torch::kFloat64) - t;
+    const double tn = t.norm().item<double>();
+    return d.norm().item<double>() / (tn > 0 ? tn : 1.0);
+}
+
+// err(cuda) <= 2 err(reference) + floor, with a one-line record for the notes.
+void check_rule(const std::string& what, const Tensor& cuda, const Tensor& ref, const Tensor& truth) {
+    const double ek = rel(cuda, truth), er = rel(ref, truth);
+    std::printf("[kernels] %-72s cuda %.2e  ref %.2e\n", what.c_str(), ek, er);
+    INFO(what << ": cuda error " << ek << ", reference error " << er);
+    CHECK(ek <= 2.0 * er + kFloor);
+}
+
+// fp64 Hillis–Steele scan (the reference's algorithm without its fp32 casts), differentiable.
+Tensor scan64(const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in) {
+    const auto f64 = torch::kFloat64;
+    const int64_t T = b_in.size(1);
+    auto h = b_in.to(f64);
+    auto a = a_in.to(f64);
+    if (a.dim() == 1) {
+        auto a_pow = a;
+        for (int64_t s = 1; s < T; s *= 2) {
+            h = torch::cat({h.index({Slice(), Slice(0, s)}),
+                            h.index({Slice(), Slice(s)}) + a_pow * h.index({Slice(), Slice(0, T - s)})},
+                           1);
+            a_pow = a_pow * a_pow;
+        }
+        if (h0_in.defined()) {
+            auto steps = torch::arange(1, T + 1, a.options()).unsqueeze(1);
+            h = h + torch::pow(a.unsqueeze(0), steps).unsqueeze(0) * h0_in.to(f64).unsqueeze(1);
+        }
+    } else {
+        auto A = a;
+        for (int64_t s = 1; s < T; s *= 2) {
+            auto tail_h = h.index({Slice(), Slice(s)}) + A.index({Slice(), Slice(s)}) * h.index({Slice(), Slice(0, T - s)});
+            auto tail_A = A.index({Slice(), Slice(s)}) * A.index({Slice(), Slice(0, T - s)});
+            h = torch::cat({h.index({Slice(), Slice(0, s)}), tail_h}, 1);
+            A = torch::cat({A.index({Slice(), Slice(0, s)}), tail_A}, 1);
+        }
+        if (h0_in.defined()) h = h + A * h0_in.to(f64).unsqueeze(1);
+    }
+    return h;
+}
+
+// fp64 selective scan, chunked like the reference (states never stored for all T).
+std::pair<Tensor, Tensor> selective64(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                      const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& h0) {
+    const auto f64 = torch::kFloat64;
+    const int64_t Bsz = x.size(0), T = x.size(1), E = x.size(2), N = A.size(1), chunk = 256;
+    auto xf = x.to(f64), df = delta.to(f64), Af = A.to(f64), Bf = Bm.to(f64), Cf = Cm.to(f64);
+    Tensor h = h0.defined() ? h0.to(f64) : torch::zeros({Bsz, E, N}, xf.options());
+    std::vector<Tensor> ys;
+    for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+        const int64_t t1 = std::min(T, t0 + chunk), L = t1 - t0;
+        auto dt = df.index({Slice(), Slice(t0, t1)}).unsqueeze(-1);
+        auto dA = torch::exp(dt * Af);
+        auto dBx = dt * xf.index({Slice(), Slice(t0, t1)}).unsqueeze(-1) * Bf.index({Slice(), Slice(t0, t1)}).unsqueeze(2);
+        auto hs = scan64(dA.reshape({Bsz, L, E * N}), dBx.reshape({Bsz, L, E * N}), h.reshape({Bsz, E * N}))
+                      .reshape({Bsz, L, E, N});
+        ys.push_back((hs * Cf.index({Slice(), Slice(t0, t1)}).unsqueeze(2)).sum(-1));
+        h = hs.index({Slice(), L - 1});
+    }
+    auto y = torch::cat(ys, 1) + xf * D.to(f64);
+    if (z.defined()) y = y * torch::silu(z.to(f64));
+    return {y, h};
+}
+
+const char* dtype_name(torch::ScalarType t) { return t == torch::kBFloat16 ? "bf16" : "f32"; }
+
+Tensor leaf(const Tensor& t) { return t.detach().clone().requires_grad_(true); }
+
+// Gradients of loss for the defined inputs; an input the graph does not use (the reference's fixed
+// decay when T = 1 and there is no h0) gets zeros.
+std::vector<Tensor> grads_of(const Tensor& loss, const std::vector<Tensor>& inputs) {
+    std::vector<Tensor> defined;
+    for (const auto& t : inputs)
+        if (t.defined()) defined.push_back(t);
+    auto g = torch::autograd::grad({loss}, defined, {}, std::nullopt, false, /*allow_unused=*/true);
+    std::vector<Tensor> out;
+    size_t k = 0;
+    for (const auto& t : inputs) {
+        if (!t.defined()) {
+            out.push_back(Tensor());
+            continue;
+        }
+        const auto& gk = g[k++];
+        out.push_back(gk.defined() ? gk : torch::zeros_like(t));
+    }
+    return out;
+}
+
+struct LinCase {
+    int64_t B, T, C;
+};
+
+}  // namespace
+
+TEST_CASE("linear scan: CUDA forward and gradients within 2x of the reference's fp64 error", "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(11);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const LinCase cases[] = {{1, 1, 5}, {2, 1, 130}, {3, 37, 5}, {2, 1000, 130}, {2, 4097, 520}, {2, 70, 1027},
+                             {1, 65536, 37}, {2, 65536, 64}};
+    // dtype of (a, b): fp32/fp32, bf16/bf16, fp32 a with bf16 b.
+    const std::pair<torch::ScalarType, torch::ScalarType> dtypes[] = {
+        {torch::kFloat32, torch::kFloat32}, {torch::kBFloat16, torch::kBFloat16}, {torch::kFloat32, torch::kBFloat16}};
+    for (const auto& c : cases) {
+        for (bool per_token : {false, true}) {
+            for (bool with_h0 : {false, true}) {
+                for (auto [ta, tb] : dtypes) {
+                    if (!per_token && ta == torch::kBFloat16) continue;  // a fixed decay is fp32 in the model
+                    std::ostringstream name;
+                    name << "linear B=" << c.B << " T=" << c.T << " C=" << c.C << (per_token ? " per-token" : " fixed")
+                         << (with_h0 ? " h0" : "") << " a:" << dtype_name(ta) << " b:" << dtype_name(tb);
+                    auto a = (per_token ? torch::rand({c.B, c.T, c.C}, dev) * 0.5 + 0.5
+                                        : torch::rand({c.C}, dev) * 0.2 + 0.79)
+                                 .to(ta);
+                    auto b = torch::randn({c.B, c.T, c.C}, dev).to(tb);
+                    auto h0 = with_h0 ? torch::randn({c.B, c.C}, dev) : Tensor();
+                    auto w = torch::randn({c.B, c.T, c.C}, dev);
+
+                    auto al = leaf(a), bl = leaf(b);
+                    auto h0l = with_h0 ? leaf(h0) : Tensor();
+                    poison(b.numel() * 8);
+                    auto out = linear_scan(al, bl, h0l);
+                    auto gk = grads_of((out.to(torch::kFloat32) * w).sum(), {al, bl, h0l});
+                    REQUIRE(out.scalar_type() == tb);
+                    REQUIRE(out.sizes() == b.sizes());
+
+                    auto ar = leaf(a), br = leaf(b);
+                    auto h0r = with_h0 ? leaf(h0) : Tensor();
+                    auto ref = linear_scan_reference(ar, br, h0r);
+                    auto gr = grads_of((ref.to(torch::kFloat32) * w).sum(), {ar, br, h0r});
+
+                    auto a64 = leaf(a.to(torch::kFloat64)), b64 = leaf(b.to(torch::kFloat64));
+                    auto h064 = with_h0 ? leaf(h0.to(torch::kFloat64)) : Tensor();
+                    auto truth = scan64(a64, b64, h064);
+                    auto gt = grads_of((truth * w.to(torch::kFloat64)).sum(), {a64, b64, h064});
+
+                    check_rule(name.str() + " h", out, ref, truth);
+                    check_rule(name.str() + " da", gk[0], gr[0], gt[0]);
+                    check_rule(name.str() + " db", gk[1], gr[1], gt[1]);
+                    if (with_h0) check_rule(name.str() + " dh0", gk[2], gr[2], gt[2]);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("linear scan: CUDA without autograd, chained chunks equal one call", "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(12);
+    torch::NoGradGuard no_grad;
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const int64_t B = 2, T = 3000, C = 256;
+    auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
+    auto whole = linear_scan(a, b, Tensor());
+    // The final state carried as h0 of the next piece: the stateful-chunk use in the models.
+    Tensor h;
+    std::vector<Tensor> parts;
+    for (int64_t t0 = 0; t0 < T; t0 += 700) {
+        const int64_t t1 = std::min(T, t0 + 700);
+        auto part = linear_scan(a.index({Slice(), Slice(t0, t1)}), b.index({Slice(), Slice(t0, t1)}), h);
+        h = part.select(1, t1 - t0 - 1);
+        parts.push_back(part);
+    }
+    CHECK(rel(torch::cat(parts, 1), whole) < 1e-6);
+}
+
+TEST_CASE("level scan (fused Harmonic cell): CUDA forward and gradients within 2x of the reference's fp64 error",
+          "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(13);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const LinCase cases[] = {{2, 1, 6}, {2, 300, 130}, {2, 4097, 512}, {1, 65536, 64}};
+    for (const auto& c : cases) {
+        for (bool selective : {false, true}) {
+            for (double tau : {4.0, 128.0}) {
+                for (bool with_h0 : {false, true}) {
+                    for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                        std::ostringstream name;
+                        name << "level " << (selective ? "selective" : "gated_ema") << " tau=" << tau << " B=" << c.B
+                             << " T=" << c.T << " D=" << c.C << (with_h0 ? " h0 " : " ") << dtype_name(dt);
+                        auto pre = (torch::randn({c.B, c.T, c.C}, dev) * 2).to(dt);
+                        auto u = torch::randn({c.B, c.T, c.C}, dev).to(dt);
+                        auto h0 = with_h0 ? torch::randn({c.B, c.C}, dev) : Tensor();
+                        auto w = torch::randn({c.B, c.T, c.C}, dev), wl = torch::randn({c.B, c.C}, dev);
+
+                        auto pk = leaf(pre), uk = leaf(u);
+                        auto h0k = with_h0 ? leaf(h0) : Tensor();
+                        poison(u.numel() * 8);
+                        auto rk = level_scan(pk, uk, h0k, tau, selective);
+                        REQUIRE(rk.h.scalar_type() == dt);
+                        auto gk = grads_of((rk.h.to(torch::kFloat32) * w).sum() + (rk.h_last * wl).sum(), {pk, uk, h0k});
+
+                        auto pr = leaf(pre), ur = leaf(u);
+                        auto h0r = with_h0 ? leaf(h0) : Tensor();
+                        auto rr = level_scan_reference(pr, ur, h0r, tau, selective);
+                        auto gr = grads_of((rr.h.to(torch::kFloat32) * w).sum() + (rr.h_last * wl).sum(), {pr, ur, h0r});
+
+                        auto p64 = leaf(pre.to(torch::kFloat64)), u64 = leaf(u.to(torch::kFloat64));
+                        auto h064 = with_h0 ? leaf(h0.to(torch::kFloat64)) : Tensor();
+                        Tensor a, b;
+                        if (selective) {
+                            a = torch::exp(-torch::nn::functional::softplus(p64) / tau);
+                            b = (1.0 - a) * u64;
+                        } else {
+                            const double decay = std::exp(-1.0 / tau);
+                            a = torch::full({c.C}, decay, p64.options());
+                            b = (1.0 - decay) * torch::sigmoid(p64) * u64;
+                        }
+                        auto h64 = scan64(a, b, h064);
+                        auto last64 = h64.select(1, c.T - 1);
+                        auto gt = grads_of((h64 * w.to(torch::kFloat64)).sum() + (last64 * wl.to(torch::kFloat64)).sum(),
+                                           {p64, u64, h064});
+
+                        check_rule(name.str() + " h", rk.h, rr.h, h64);
+                        check_rule(name.str() + " h_last", rk.h_last, rr.h_last, last64);
+                        check_rule(name.str() + " dpre", gk[0], gr[0], gt[0]);
+                        check_rule(name.str() + " du", gk[1], gr[1], gt[1]);
+                        if (with_h0) check_rule(name.str() + " dh0", gk[2], gr[2], gt[2]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+namespace {
+struct SelCase {
+    int64_t B, T, E, N;
+};
+}  // namespace
+
+TEST_CASE("selective scan: CUDA forward and gradients within 2x of the reference's fp64 error", "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(14);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const SelCase cases[] = {{1, 1, 5, 3}, {2, 37, 33, 16}, {1, 300, 64, 16}, {2, 1000, 40, 16}, {2, 2049, 96, 7},
+                             {1, 65536, 8, 4}};
+    // dtypes of (x and z, delta): fp32/fp32, bf16/bf16, bf16/fp32 (softplus output kept in fp32).
+    const std::pair<torch::ScalarType, torch::ScalarType> dtypes[] = {
+        {torch::kFloat32, torch::kFloat32}, {torch::kBFloat16, torch::kBFloat16}, {torch::kBFloat16, torch::kFloat32}};
+    for (const auto& c : cases) {
+        const bool long_t = c.T >= 65536;
+        for (bool with_z : {false, true}) {
+            for (bool with_h0 : {false, true}) {
+                if (long_t && !(with_z && with_h0)) continue;  // the long case once per dtype
+                for (auto [tx, td] : dtypes) {
+                    std::ostringstream name;
+                    name << "selective B=" << c.B << " T=" << c.T << " E=" << c.E << " N=" << c.N << (with_z ? " z" : "")
+                         << (with_h0 ? " h0" : "") << " x:" << dtype_name(tx) << " dt:" << dtype_name(td);
+                    auto x = torch::randn({c.B, c.T, c.E}, dev).to(tx);
+                    auto delta = (torch::rand({c.B, c.T, c.E}, dev) * 0.1 + 1e-3).to(td);
+                    auto z = with_z ? torch::randn({c.B, c.T, c.E}, dev).to(tx) : Tensor();
+                    auto A = -(torch::arange(1, c.N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0) *
+                               (torch::rand({c.E, 1}, dev) + 0.5));
+                    // B and C as slices of one projection, as in the model.
+                    auto bc = torch::randn({c.B, c.T, 2 * c.N + 3}, dev).to(tx);
+                    auto Bm = bc.index({"...", Slice(3, 3 + c.N)}), Cm = bc.index({"...", Slice(3 + c.N)});
+                    auto D = torch::randn({c.E}, dev);
+                    auto h0 = with_h0 ? torch::randn({c.B, c.E, c.N}, dev) : Tensor();
+                    auto w = torch::randn({c.B, c.T, c.E}, dev), wh = torch::randn({c.B, c.E, c.N}, dev);
+                    auto loss_of = [&](const SelectiveScanResult& r) {
+                        return (r.y.to(torch::kFloat32) * w).sum() + (r.h_last.to(torch::kFloat32) * wh).sum();
+                    };
+
+                    std::vector<Tensor> ik = {leaf(x), leaf(delta), leaf(A), leaf(Bm), leaf(Cm), leaf(D),
+                                              with_z ? leaf(z) : Tensor(), with_h0 ? leaf(h0) : Tensor()};
+                    poison(x.numel() * 8);
+                    auto rk = selective_scan(ik[0], ik[1], ik[2], ik[3], ik[4], ik[5], ik[6], ik[7]);
+                    REQUIRE(rk.y.scalar_type() == tx);
+                    REQUIRE(rk.h_last.sizes() == torch::IntArrayRef({c.B, c.E, c.N}));
+                    auto gk = grads_of(loss_of(rk), ik);
+
+                    std::vector<Tensor> ir = {leaf(x), leaf(delta), leaf(A), leaf(Bm), leaf(Cm), leaf(D),
+                                              with_z ? leaf(z) : Tensor(), with_h0 ? leaf(h0) : Tensor()};
+                    auto rr = selective_scan_reference(ir[0], ir[1], ir[2], ir[3], ir[4], ir[5], ir[6], ir[7]);
+                    auto gr = grads_of(loss_of(rr), ir);
+
+                    std::vector<Tensor> i64;
+                    for (const auto& t : ir) i64.push_back(t.defined() ? leaf(t.to(torch::kFloat64)) : Tensor());
+                    auto [y64, hl64] = selective64(i64[0], i64[1], i64[2], i64[3], i64[4], i64[5], i64[6], i64[7]);
+                    auto gt = grads_of((y64 * w.to(torch::kFloat64)).sum() + (hl64 * wh.to(torch::kFloat64)).sum(), i64);
+
+                    check_rule(name.str() + " y", rk.y, rr.y, y64);
+                    check_rule(name.str() + " h_last", rk.h_last, rr.h_last, hl64);
+                    const char* gnames[] = {"dx", "ddelta", "dA", "dB", "dC", "dD", "dz", "dh0"};
+                    for (int k = 0; k < 8; ++k)
+                        if (ik[k].defined()) check_rule(name.str() + " " + gnames[k], gk[k], gr[k], gt[k]);
+                }
+            }
+        }
+    }
+}
+
+TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on CUDA", "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(15);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const int64_t B = 1, T = 40, E = 8, N = 20;
+    auto x = torch::randn({B, T, E}, dev), delta = torch::rand({B, T, E}, dev) * 0.1;
+    auto A = -torch::rand({E, N}, dev) - 0.5, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
+    auto D = torch::randn({E}, dev);
+    auto r = selective_scan(x, delta, A, Bm, Cm, D, Tensor(), Tensor());
+    auto ref = selective_scan_reference(x, delta, A, Bm, Cm, D, Tensor(), Tensor());
+    CHECK(torch::equal(r.y, ref.y));
+}
+
+// ---- Everywhere (no GPU needed) ----------------------------------------------------------------
+
+TEST_CASE("kernels dispatch: CPU tensors take the references", "[kernels]") {
+    torch::manual_seed(16);
+    auto a = torch::rand({2, 50, 6}), b = torch::randn({2, 50, 6}), h0 = torch::randn({2, 6});
+    CHECK(torch::equal(linear_scan(a, b, h0), linear_scan_reference(a, b, h0)));
+    auto pre = torch::randn({2, 50, 6}), u = torch::randn({2, 50, 6});
+    for (bool selective : {false, true}) {
+        auto r = level_scan(pre, u, h0, 32.0, selective), q = level_scan_reference(pre, u, h0, 32.0, selective);
+        CHECK(torch::equal(r.h, q.h));
+        CHECK(torch::equal(r.h_last, q.h_last));
+    }
+    auto x = torch::randn({2, 20, 4}), delta = torch::rand({2, 20, 4}) * 0.1, z = torch::randn({2, 20, 4});
+    auto A = -torch::rand({4, 3}) - 0.5, Bm = torch::randn({2, 20, 3}), Cm = torch::randn({2, 20, 3});
+    auto D = torch::randn({4}), s0 = torch::randn({2, 4, 3});
+    auto r = selective_scan(x, delta, A, Bm, Cm, D, z, s0), q = selective_scan_reference(x, delta, A, Bm, Cm, D, z, s0);
+    CHECK(torch::equal(r.y, q.y));
+    CHECK(torch::equal(r.h_last, q.h_last));
+}
+
+TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") {
+    torch::manual_seed(17);
+    for (bool selective : {false, true}) {
+        for (int64_t T : {1, 5, 77}) {
+            INFO("selective=" << selective << " T=" << T);
+            const int64_t B = 2, D = 5;
+            const double tau = 32.0;
+            auto pre = torch::randn({B, T, D}), u = torch::randn({B, T, D}), h0 = torch::randn({B, D});
+            auto r = level_scan_reference(pre, u, h0, tau, selective);
+            auto p64 = pre.to(torch::kFloat64), u64 = u.to(torch::kFloat64);
+            auto h = h0.to(torch::kFloat64);
+            std::vector<Tensor> hs;
+            for (int64_t t = 0; t < T; ++t) {
+                auto p = p64.select(1, t), x = u64.select(1, t);
+                Tensor a = selective ? torch::exp(-torch::log1p(torch::exp(p)) / tau)
+                                     : torch::full_like(p, std::exp(-1.0 / tau));
+                auto bt = selective ? (1.0 - a) * x : (1.0 - std::exp(-1.0 / tau)) * torch::sigmoid(p) * x;
+                h = a * h + bt;
+                hs.push_back(h);
+            }
+            CHECK(rel(r.h, torch::stack(hs, 1)) < 1e-5);
+            CHECK(rel(r.h_last, h) < 1e-5);
+            CHECK(r.h.scalar_type() == torch::kFloat32);
+        }
+    }
+    // T = 0: the state passes through.
+    auto h0 = torch::randn({2, 3});
+    auto r = level_scan_reference(torch::zeros({2, 0, 3}), torch::zeros({2, 0, 3}), h0, 4.0, false);
+    CHECK(r.h.size(1) == 0);
+    CHECK(torch::equal(r.h_last, h0));
+}
