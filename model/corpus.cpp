@@ -48,7 +48,8 @@ std::string errno_text(int err) { return std::generic_category().message(err); }
 
 std::string human_bytes(uint64_t n) {
     char buf[64];
-    if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KB", double(n) / 1024.0);
+    if (n < 1024) std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
+    else if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KB", double(n) / 1024.0);
     else if (n < (uint64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.1f MB", double(n) / (1024.0 * 1024.0));
     else std::snprintf(buf, sizeof buf, "%.2f GB", double(n) / double(uint64_t(1) << 30));
     return buf;

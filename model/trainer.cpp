@@ -348,7 +348,7 @@ private:
         if (hooks_.out && writer_) *hooks_.out << line << std::endl;
     }
     void open_data();
-    void fill_batch(int64_t step, std::vector<int64_t>& host);
+    torch::Tensor batch(int64_t step);
     double validate();
     void write_checkpoint(int64_t step, int64_t tokens, double elapsed);
     void prune(const std::string& current);
@@ -403,19 +403,25 @@ void Run::open_data() {
     }
 }
 
-// Rows of seq_len + 1 tokens (inputs and the targets shifted by one) for this rank.
-void Run::fill_batch(int64_t step, std::vector<int64_t>& host) {
+// Rows of seq_len + 1 tokens (inputs and the targets shifted by one) for this rank, on the
+// device. On CUDA the rows go through pinned memory and a non-blocking copy, so that the host
+// never waits for the GPU between steps (a pageable copy would synchronise the stream); the
+// caching host allocator does not hand a block out again before its copy has completed.
+torch::Tensor Run::batch(int64_t step) {
     const int64_t L = c_.seq_len, B = c_.batch;
+    auto rows = torch::empty({B, L + 1}, torch::TensorOptions().dtype(torch::kLong).pinned_memory(device_.is_cuda()));
+    int64_t* host = rows.data_ptr<int64_t>();
     if (c_.stateful) {
         const int64_t chunk = (step - 1) % chunks_per_row_;
         for (int64_t i = 0; i < B; ++i) {
             const int64_t row = c_.rank * B + i;
-            train_->read(row * row_len_ + chunk * L, L + 1, host.data() + i * (L + 1));
+            train_->read(row * row_len_ + chunk * L, L + 1, host + i * (L + 1));
         }
     } else {
         const auto starts = window_starts(c_.seed, step, rows_, train_->size() - L - 1);
-        for (int64_t i = 0; i < B; ++i) train_->read(starts[c_.rank * B + i], L + 1, host.data() + i * (L + 1));
+        for (int64_t i = 0; i < B; ++i) train_->read(starts[c_.rank * B + i], L + 1, host + i * (L + 1));
     }
+    return rows.to(device_, /*non_blocking=*/device_.is_cuda());
 }
 
 double Run::validate() {
@@ -611,7 +617,6 @@ TrainResult Run::go() {
     const int64_t L = c_.seq_len, B = c_.batch;
     const int64_t step_tokens = B * L * c_.world_size;
     const int64_t warmup = c_.warmup_steps();
-    std::vector<int64_t> host(static_cast<std::size_t>(B * (L + 1)));
     std::unique_ptr<StreamState> state;
     auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat32).device(device_));
     int64_t interval_steps = 0, interval_tokens = 0;
@@ -623,8 +628,7 @@ TrainResult Run::go() {
     for (int64_t step = start_step + 1; step <= c_.steps; ++step) {
         const double lr = learning_rate(step, c_.steps, warmup, c_.lr, c_.min_lr);
         set_lr(*opt_, lr);
-        fill_batch(step, host);
-        auto all = torch::from_blob(host.data(), {B, L + 1}, torch::kLong).clone().to(device_);
+        auto all = batch(step);
         auto x = all.slice(1, 0, L).contiguous(), y = all.slice(1, 1, L + 1).contiguous();
         if (c_.stateful && (!state || (step - 1) % chunks_per_row_ == 0 || (step - 1) % c_.checkpoint_every == 0))
             state = model_->initial_state(B, device_);
