@@ -1,5 +1,7 @@
 #include "model/io.h"
 
+#include <ftw.h>
+
 #include "model/error.h"
 
 #include <atomic>
@@ -148,6 +150,14 @@ void write_file_atomically(const std::filesystem::path& file, std::string_view b
     // Some file systems cannot fsync a directory; the rename is as durable as they allow.
     if (::fsync(dir.get()) != 0 && errno != EINVAL && errno != ENOTSUP)
         fail_file(file, "written, but syncing its folder failed: " + errno_text(errno));
+}
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
+}  // namespace
+
+void remove_tree(const std::filesystem::path& path) {
+    ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 }  // namespace harmonic

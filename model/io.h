@@ -17,4 +17,10 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t
 // Throws Error naming the file on failure (and removes the temporary file).
 void write_file_atomically(const std::filesystem::path& file, std::string_view bytes);
 
+// Removes a file or a whole folder tree; a missing path is not an error. Use this, not
+// std::filesystem::remove_all: libtorch.so exports its own copy of remove_all, built against a
+// newer libstdc++, which crashes on a non-empty folder in any program linked with LibTorch on
+// Debian 12.
+void remove_tree(const std::filesystem::path& path);
+
 }  // namespace harmonic

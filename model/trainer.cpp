@@ -50,10 +50,6 @@ uint64_t splitmix64(uint64_t& x) {
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
-// Removes a file or a folder tree. Not std::filesystem::remove_all: LibTorch's libtorch.so exports
-// its own copy, built against a newer libstdc++, which crashes on a non-empty folder here.
-int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
-void remove_tree(const fs::path& path) { ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string strf(const char* fmt, ...) {

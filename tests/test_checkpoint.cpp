@@ -8,6 +8,7 @@
 
 #include "model/checkpoint.h"
 #include "model/error.h"
+#include "model/io.h"
 #include "model/safetensors.h"
 
 using namespace harmonic;
@@ -18,7 +19,7 @@ namespace {
 
 fs::path fresh_dir(const std::string& name) {
     auto dir = fs::temp_directory_path() / ("harmonic_test_ckpt_" + name);
-    fs::remove_all(dir);
+    remove_tree(dir);  // not fs::remove_all (see model/io.h)
     return dir;
 }
 

@@ -108,13 +108,6 @@ Outcome outcome_of(const std::function<void()>& fn) {
     return {"accepted", {}};
 }
 
-uint64_t address_space_now() {
-    std::ifstream statm("/proc/self/statm");
-    uint64_t pages = 0;
-    statm >> pages;
-    return pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
-
 // Runs fn in a child process whose address space may grow by at most `budget` bytes, so an
 // allocation sized by a lie in the file fails there (std::bad_alloc) instead of succeeding
 // quietly. Under AddressSanitizer, whose shadow memory needs terabytes of address space, it
@@ -124,6 +117,12 @@ Outcome outcome_within(uint64_t budget, const std::function<void()>& fn) {
     (void)budget;
     return outcome_of(fn);
 #else
+    auto address_space_now = [] {
+        std::ifstream statm("/proc/self/statm");
+        uint64_t pages = 0;
+        statm >> pages;
+        return pages * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    };
     int fds[2];
     REQUIRE(::pipe(fds) == 0);
     const pid_t pid = ::fork();

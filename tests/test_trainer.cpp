@@ -1,6 +1,7 @@
 // Corpus caches, the learning-rate schedule, training on CPU (loss goes down, resume is exact)
 // and evaluation at several context lengths. Every case runs in well under a few seconds.
 #include "torch_catch.h"
+#include "model/io.h"
 
 #include <ftw.h>
 #include <unistd.h>
@@ -22,10 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Not fs::remove_all: libtorch.so exports its own copy, which crashes on a non-empty folder
-// with Debian 12's libstdc++.
-int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path); }
-void remove_tree(const fs::path& path) { ::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 // Tiny models train several times faster on one thread than on two busy ones; the previous
 // count is restored so that other tests are not affected.

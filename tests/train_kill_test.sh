@@ -3,7 +3,7 @@
 # (SIGKILL) at random moments, also while it writes a checkpoint. After each kill the run folder
 # must load (`harmonic info DIR`) and `--resume DIR` must carry it to the end, and the finished
 # log's step/tokens/lr/loss/val columns must equal those of an uninterrupted run, bit for bit.
-# Run by CTest with HARMONIC=<binary>; takes about half a minute on two cores.
+# Run by CTest with HARMONIC=<binary>; takes under a minute on two busy cores (46-51 s measured).
 set -u
 : "${HARMONIC:?set HARMONIC to the harmonic binary}"
 tmp=$(mktemp -d)
