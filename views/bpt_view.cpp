@@ -296,8 +296,12 @@ void BptView::rebuildPlot() {
     plot_->plotLayout()->addElement(0, 0, header);
     plot_->plotLayout()->setRowStretchFactor(0, 0.001);
     header->setRowSpacing(0);
+    header->setColumnSpacing(0);
+    // Centred: empty stretching columns on both sides of the legend's column.
+    header->expandTo(2, 3);
+    header->setColumnStretchFactors({1.0, 0.001, 1.0});
     auto* mainLegend = new QCPLegend;
-    header->addElement(0, 0, mainLegend);
+    header->addElement(0, 1, mainLegend);
     mainLegend->setLayer(QStringLiteral("legend"));
     mainLegend->setFillOrder(QCPLegend::foColumnsFirst);
     mainLegend->setWrap(std::max(1, std::min(models, 3)));
@@ -307,7 +311,7 @@ void BptView::rebuildPlot() {
         auto* text = new QCPTextElement(plot_, caption, style.legendFont);
         text->setTextColor(QColor(70, 70, 70));
         text->setMargins(QMargins(0, 0, 0, 1));
-        header->addElement(1, 0, text);
+        header->addElement(1, 1, text);
         captionElement_ = text;
     }
 
