@@ -25,23 +25,6 @@ struct TrainArgs {
     std::string device = "auto", precision = "auto";
 };
 
-std::vector<double> parse_list(const std::string& text, const std::string& flag) {
-    std::vector<double> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            std::size_t used = 0;
-            out.push_back(std::stod(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            throw Error(flag + ": '" + item + "' is not a number (expected e.g. 4,32,128)");
-        }
-    }
-    if (out.empty()) throw Error(flag + ": expected a comma-separated list such as 4,32,128");
-    return out;
-}
-
 ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenizer_json) {
     ModelConfig c;
     if (!a.config.empty()) {
@@ -62,7 +45,7 @@ ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenize
     }
     if (!a.routing.empty()) c.harmonic.routing = a.routing;
     if (!a.cell.empty()) c.harmonic.cell = a.cell;
-    if (!a.timescales.empty()) c.harmonic.timescales = parse_list(a.timescales, "--timescales");
+    if (!a.timescales.empty()) c.harmonic.timescales = parse_number_list(a.timescales, "--timescales");
     if (a.tie) c.tie_embeddings = true;
     if (!a.tokenizer.empty() && a.tokenizer != "bytes") {
         tokenizer_json = a.tokenizer;

@@ -5,9 +5,13 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace harmonic::cli {
+
+// "4,32,128" -> {4, 32, 128}; throws Error naming `flag` and the bad item.
+std::vector<double> parse_number_list(const std::string& text, const std::string& flag);
 
 struct Command {
     CLI::App* app = nullptr;

@@ -23,23 +23,6 @@ using namespace harmonic;
 
 namespace {
 
-std::vector<double> parse_timescales(const std::string& text) {
-    std::vector<double> out;
-    std::stringstream ss(text);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        try {
-            std::size_t used = 0;
-            out.push_back(std::stod(item, &used));
-            if (used != item.size()) throw std::invalid_argument(item);
-        } catch (const std::exception&) {
-            throw Error("--timescales: '" + item + "' is not a number (expected e.g. 4,32,128)");
-        }
-    }
-    if (out.empty()) throw Error("--timescales: expected a comma-separated list such as 4,32,128");
-    return out;
-}
-
 struct InitArgs {
     std::string model = "harmonic", vocab = "bytes", routing = "error", cell = "gated_ema", prediction = "temporal";
     std::string timescales = "4,32,128", out, dtype = "f32";
@@ -72,7 +55,7 @@ int run_init(const InitArgs& a) {
     c.harmonic.routing = a.routing;
     c.harmonic.cell = a.cell;
     c.harmonic.prediction = a.prediction;
-    c.harmonic.timescales = parse_timescales(a.timescales);
+    c.harmonic.timescales = cli::parse_number_list(a.timescales, "--timescales");
     c.harmonic.blocks = a.blocks;
     if (a.layers > 0) c.transformer.layers = c.mamba.layers = a.layers;
     c.transformer.context = a.context;
@@ -129,6 +112,25 @@ int run_score(const ScoreArgs& a) {
 }
 
 }  // namespace
+
+std::vector<double> harmonic::cli::parse_number_list(const std::string& text, const std::string& flag) {
+    std::vector<double> out;
+    std::stringstream ss(text);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+        try {
+            std::size_t used = 0;
+            out.push_back(std::stod(item, &used));
+            if (used != item.size()) throw std::invalid_argument(item);
+        } catch (const std::invalid_argument&) {
+            throw Error(flag + ": '" + item + "' is not a number (expected e.g. 4,32,128)");
+        } catch (const std::out_of_range&) {
+            throw Error(flag + ": '" + item + "' is out of range");
+        }
+    }
+    if (out.empty()) throw Error(flag + ": expected a comma-separated list such as 4,32,128");
+    return out;
+}
 
 int main(int argc, char** argv) {
     CLI::App app{"harmonic: train, evaluate and inspect Harmonic, Transformer and Mamba language models"};
