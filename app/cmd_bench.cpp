@@ -27,6 +27,7 @@ struct BenchArgs {
     int64_t d_model = 256, vocab = 50257, batch = 2, warmup = 3, repeats = 10;
     std::vector<int64_t> seq_lens{1024};
     bool train = false;
+    int64_t stream = 0;  // > 0: tokens streamed through forward_chunk, seq-len tokens per chunk
     std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema";
 };
 
@@ -50,7 +51,42 @@ double peak_gb(const torch::Device& device) {
     return 0.0;
 }
 
+constexpr char kRowFormat[] = "{:<12} {:>11} {:>7} {:>6} {:>6} {:>10.3f} {:>12.0f} {:>8.3f}\n";
+
+// Streams a.stream random tokens through the stateful chunked path, chunk tokens at a time, the
+// way the desktop tool reads a long text: tokens/s over the whole stream, and peak memory after
+// the first chunk and at the end (equal when memory is constant in the stream's length).
+void stream_one(LanguageModel& model, const std::string& name, int64_t chunk, const BenchArgs& a,
+                const torch::Device& device, bool bf16, std::ostringstream& csv) {
+    torch::NoGradGuard no_grad;
+    Bf16Autocast autocast(bf16);
+    const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
+    const int64_t chunks = (a.stream + chunk - 1) / chunk;
+    auto run = [&](int64_t n) {
+        auto state = model.initial_state(a.batch, device);
+        for (int64_t i = 0; i < n; ++i) model.forward_chunk(torch::randint(0, a.vocab, {a.batch, chunk}, opts), *state);
+    };
+    run(std::min<int64_t>(chunks, 2));  // warm-up
+    sync(device);
+    reset_peak(device);
+    run(1);
+    sync(device);
+    const double first_peak = peak_gb(device);
+    reset_peak(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    run(chunks);
+    sync(device);
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    const double tps = double(a.batch * chunks * chunk) / (ms / 1000.0);
+    fmt::print(kRowFormat, name, model.parameter_count(), chunk, a.batch, "stream", ms, tps, peak_gb(device));
+    fmt::print("{:<12} {} tokens per row in {} chunks; peak {:.3f} GB after one chunk, {:.3f} GB over the stream\n", "",
+               chunks * chunk, chunks, first_peak, peak_gb(device));
+    csv << fmt::format("{},{},{},{},{},{},stream:{},{},{:.4f},{:.0f},{:.4f}\n", name, model.parameter_count(), a.d_model,
+                       a.vocab, a.batch, chunk, chunks * chunk, bf16 ? "bf16" : "fp32", ms, tps, peak_gb(device));
+}
+
 int run_bench(const BenchArgs& a) {
+    if (a.stream > 0 && a.train) throw Error("--stream: times the inference stream; drop --train");
     const torch::Device device = parse_device(a.device);
     const bool bf16 = a.precision == "bf16" && device.is_cuda();
     if (device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
@@ -65,12 +101,19 @@ int run_bench(const BenchArgs& a) {
         c.vocab_size = a.vocab;
         c.tokenizer = a.vocab == 256 ? "bytes" : "bpe";
         c.harmonic.cell = a.harmonic_cell;
+        // The Transformer baseline attends over the whole benchmarked length (plain causal flash
+        // attention); a shorter sliding window would time a different model.
+        c.transformer.context = *std::max_element(a.seq_lens.begin(), a.seq_lens.end());
         c.validate("harmonic bench");
         torch::manual_seed(0);
         auto model = make_model(c);
         model->to(device);
         torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
         for (int64_t T : a.seq_lens) {
+            if (a.stream > 0) {
+                stream_one(*model, name, T, a, device, bf16, csv);
+                continue;
+            }
             auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
             auto step = [&] {
                 Bf16Autocast autocast(bf16);
@@ -110,7 +153,7 @@ int run_bench(const BenchArgs& a) {
             std::sort(ms.begin(), ms.end());
             const double median = ms[ms.size() / 2];
             const double tps = double(a.batch * T) / (median / 1000.0);
-            fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {:>10.3f} {:>12.0f} {:>8.3f}\n", name, model->parameter_count(), T,
+            fmt::print(kRowFormat, name, model->parameter_count(), T,
                        a.batch, a.train ? "train" : "fwd", median, tps, peak_gb(device));
             csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
                                a.vocab, a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", median, tps,
@@ -136,6 +179,8 @@ void register_bench(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--warmup", args->warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000));
     cmd->add_option("--repeats", args->repeats, "timed steps (median reported)")->check(CLI::Range(1, 10000));
     cmd->add_flag("--train", args->train, "time a full training step (forward, backward, AdamW)");
+    cmd->add_option("--stream", args->stream, "stream N tokens per row through the stateful chunked path, seq-len tokens a chunk")
+        ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_option("--device", args->device, "cuda | cpu | auto");
     cmd->add_option("--precision", args->precision, "bf16 (autocast) | fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     cmd->add_option("--cell", args->harmonic_cell, "Harmonic cell: gated_ema | selective");

@@ -89,8 +89,14 @@ ForwardOutput TransformerModel::run(const torch::Tensor& tokens, StreamState* st
         auto k = rope(hsplit(layer.wk(a)), q_pos, config_.transformer.rope_theta);
         auto v = hsplit(layer.wv(a));
         torch::Tensor att;
-        if (!state) {
+        if (!state && T <= window) {
             att = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+        } else if (!state) {
+            // Longer than the window the model was trained with: the same band the streamed path
+            // keeps, so that one text scores the same whichever way it is fed (RoPE extrapolates
+            // badly to distances never seen in training).
+            auto qp = q_pos.unsqueeze(1), kp = q_pos.unsqueeze(0);
+            att = at::scaled_dot_product_attention(q, k, v, (kp <= qp) & (kp > qp - window), 0.0, false);
         } else {
             auto keys = torch::cat({state->keys[i].to(k.scalar_type()), k}, 2);
             auto values = torch::cat({state->values[i].to(v.scalar_type()), v}, 2);

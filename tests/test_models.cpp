@@ -155,6 +155,8 @@ TEST_CASE("Transformer chunked forward keeps a sliding window of `context` token
     state->position = 23;  // the same absolute positions (RoPE is relative anyway)
     auto direct = model->forward_chunk(window, *state).logits.index({Slice(), -1});
     CHECK(max_abs(direct - streamed.index({Slice(), 30})) < 1e-5);
+    // A full forward longer than the window applies the same band.
+    CHECK(max_abs(model->forward(tokens).logits - streamed) < 1e-5);
 }
 
 TEST_CASE("random-token bpt of an untrained model is about log2 V", "[model]") {
