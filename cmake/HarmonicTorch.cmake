@@ -59,3 +59,14 @@ add_library(harmonic_torch INTERFACE)
 target_link_libraries(harmonic_torch INTERFACE ${TORCH_LIBRARIES})
 target_include_directories(harmonic_torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
 target_compile_options(harmonic_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${TORCH_CXX_FLAGS}>)
+
+# NCCL for data-parallel training (model/distributed.cpp): LibTorch's ProcessGroupNCCL lives in
+# libtorch_cuda, and its header needs nccl.h, which the wheel's nvidia-nccl package ships.
+set(HARMONIC_NCCL_INCLUDE_DIR "")
+if(HARMONIC_WITH_CUDA)
+  get_filename_component(_site_packages "${_torch_root}/.." ABSOLUTE)
+  if(EXISTS "${_site_packages}/nvidia/nccl/include/nccl.h")
+    set(HARMONIC_NCCL_INCLUDE_DIR "${_site_packages}/nvidia/nccl/include")
+  endif()
+endif()
+message(STATUS "NCCL for data-parallel training: ${HARMONIC_NCCL_INCLUDE_DIR}")

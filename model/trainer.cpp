@@ -575,7 +575,10 @@ TrainResult Run::go() {
         throw Error(strf("--tokenizer: %lld tokens do not fit the model's vocab_size %lld",
                            static_cast<long long>(tokenizer_->vocab_size()), static_cast<long long>(c_.model.vocab_size)));
 
+    // Rank 0 tokenizes into the shared token cache first; the others then find it there.
+    if (hooks_.sync && c_.rank != 0) hooks_.sync->barrier();
     open_data();
+    if (hooks_.sync && c_.rank == 0) hooks_.sync->barrier();
     if (resuming_) {
         const json& d = saved.at("data");
         if (d.value("train_checksum", "") != hex64(train_->source_checksum()) ||
@@ -591,6 +594,7 @@ TrainResult Run::go() {
     }
     model_->train();
     const auto params = model_->parameters();
+    if (hooks_.sync) hooks_.sync->broadcast(params);
     opt_ = make_optimizer(*model_, c_);
     if (resuming_) load_optimizer(*opt_, *model_, step_dir / "optimizer.safetensors");
 
@@ -874,10 +878,20 @@ TrainConfig load_run_config(const fs::path& dir) {
     return TrainConfig::from_json(state.at("args"), (step_dir / "trainer_state.json").string());
 }
 
-TrainResult resume(const fs::path& dir, const std::string& device, const TrainHooks& hooks) {
+TrainResult resume(const fs::path& dir, const std::string& device, const TrainHooks& hooks, int rank, int world_size) {
     TrainConfig c = load_run_config(dir);
     c.out = dir;
     if (!device.empty()) c.device = device;
+    if (world_size != c.world_size) {
+        // Same global batch over a different number of processes: the same windows per step.
+        const int64_t global = c.batch * c.world_size;
+        if (world_size < 1 || global % world_size != 0)
+            throw Error(strf("--nproc %d: the run in %s takes %lld rows per step, which do not split evenly over %d "
+                             "processes", world_size, dir.string().c_str(), static_cast<long long>(global), world_size));
+        c.batch = global / world_size;
+    }
+    c.rank = rank;
+    c.world_size = world_size;
     return Run(c, true, hooks).go();
 }
 

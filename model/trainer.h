@@ -97,6 +97,10 @@ public:
     virtual void sync_gradients(const std::vector<torch::Tensor>& parameters) { (void)parameters; }
     // Averages a scalar tensor (loss, validation bits) across ranks.
     virtual torch::Tensor average(const torch::Tensor& value) { return value; }
+    // Overwrites every rank's tensors with rank 0's (the initial or resumed weights).
+    virtual void broadcast(const std::vector<torch::Tensor>& tensors) { (void)tensors; }
+    // Returns once every rank has called it.
+    virtual void barrier() {}
 };
 
 struct TrainProgress {
@@ -127,8 +131,11 @@ TrainConfig load_run_config(const std::filesystem::path& dir);
 
 // Continues the run in `dir` from its latest checkpoint with exactly its settings (same data,
 // schedule and optimizer state; on CPU in fp32 the loss curve is reproduced bit for bit).
-// `device` overrides the device when not empty.
-TrainResult resume(const std::filesystem::path& dir, const std::string& device = "", const TrainHooks& hooks = {});
+// `device` overrides the device when not empty. `rank` / `world_size` place this process in a
+// data-parallel job, which may have a different size than the run's last one: the global batch
+// (rows per step over all ranks) is kept, so the run continues exactly.
+TrainResult resume(const std::filesystem::path& dir, const std::string& device = "", const TrainHooks& hooks = {},
+                   int rank = 0, int world_size = 1);
 
 // ---- evaluation (`harmonic eval`) ----
 
