@@ -13,10 +13,6 @@
 #include "model/error.h"
 #include "model/io.h"
 
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define HARMONIC_HAVE_CUDA_ALLOCATOR 1
-#endif
 
 namespace harmonic::cli {
 
@@ -33,22 +29,6 @@ struct BenchArgs {
 
 void sync(const torch::Device& device) {
     if (device.is_cuda()) torch::cuda::synchronize(device.index());
-}
-
-void reset_peak(const torch::Device& device) {
-#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
-#endif
-}
-
-double peak_gb(const torch::Device& device) {
-#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
-    if (device.is_cuda()) {
-        auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-        return double(stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) / 1e9;
-    }
-#endif
-    return 0.0;
 }
 
 constexpr char kRowFormat[] = "{:<12} {:>11} {:>7} {:>6} {:>6} {:>10.3f} {:>12.0f} {:>8.3f}\n";
@@ -68,21 +48,21 @@ void stream_one(LanguageModel& model, const std::string& name, int64_t chunk, co
     };
     run(std::min<int64_t>(chunks, 2));  // warm-up
     sync(device);
-    reset_peak(device);
+    cuda_reset_peak_memory(device);
     run(1);
     sync(device);
-    const double first_peak = peak_gb(device);
-    reset_peak(device);
+    const double first_peak = cuda_peak_memory_gb(device);
+    cuda_reset_peak_memory(device);
     const auto t0 = std::chrono::steady_clock::now();
     run(chunks);
     sync(device);
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     const double tps = double(a.batch * chunks * chunk) / (ms / 1000.0);
-    fmt::print(kRowFormat, name, model.parameter_count(), chunk, a.batch, "stream", ms, tps, peak_gb(device));
+    fmt::print(kRowFormat, name, model.parameter_count(), chunk, a.batch, "stream", ms, tps, cuda_peak_memory_gb(device));
     fmt::print("{:<12} {} tokens per row in {} chunks; peak {:.3f} GB after one chunk, {:.3f} GB over the stream\n", "",
-               chunks * chunk, chunks, first_peak, peak_gb(device));
+               chunks * chunk, chunks, first_peak, cuda_peak_memory_gb(device));
     csv << fmt::format("{},{},{},{},{},{},stream:{},{},{:.4f},{:.0f},{:.4f}\n", name, model.parameter_count(), a.d_model,
-                       a.vocab, a.batch, chunk, chunks * chunk, bf16 ? "bf16" : "fp32", ms, tps, peak_gb(device));
+                       a.vocab, a.batch, chunk, chunks * chunk, bf16 ? "bf16" : "fp32", ms, tps, cuda_peak_memory_gb(device));
 }
 
 int run_bench(const BenchArgs& a) {
@@ -131,7 +111,7 @@ int run_bench(const BenchArgs& a) {
             try {
                 for (int64_t i = 0; i < a.warmup; ++i) step();
                 sync(device);
-                reset_peak(device);
+                cuda_reset_peak_memory(device);
                 for (int64_t i = 0; i < a.repeats; ++i) {
                     sync(device);
                     const auto t0 = std::chrono::steady_clock::now();
@@ -140,24 +120,22 @@ int run_bench(const BenchArgs& a) {
                     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
                 }
             } catch (const c10::Error& e) {
-                const bool oom = std::string(e.what()).find("out of memory") != std::string::npos;
+                const bool oom = is_out_of_memory(e);
                 fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {}\n", name, model->parameter_count(), T, a.batch,
                            a.train ? "train" : "fwd", oom ? "out of memory" : e.what_without_backtrace());
                 csv << fmt::format("{},{},{},{},{},{},{},{},,,{}\n", name, model->parameter_count(), a.d_model, a.vocab,
                                    a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", oom ? "OOM" : "error");
-#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
-                if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
-#endif
+                cuda_release_cached_memory(device);
                 continue;
             }
             std::sort(ms.begin(), ms.end());
             const double median = ms[ms.size() / 2];
             const double tps = double(a.batch * T) / (median / 1000.0);
             fmt::print(kRowFormat, name, model->parameter_count(), T,
-                       a.batch, a.train ? "train" : "fwd", median, tps, peak_gb(device));
+                       a.batch, a.train ? "train" : "fwd", median, tps, cuda_peak_memory_gb(device));
             csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
                                a.vocab, a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", median, tps,
-                               peak_gb(device));
+                               cuda_peak_memory_gb(device));
         }
     }
     if (!a.out.empty()) write_file_atomically(a.out, csv.str());

@@ -208,6 +208,7 @@ int run_train(const TrainArgs& a, CLI::App* cmd) {
     if (rank != 0) return 0;
     fmt::print("done: {} steps, {} tokens, loss {:.4f} bpt", result.steps, result.tokens, result.last_loss_bpt);
     if (result.last_val_bpt >= 0) fmt::print(", valid {:.4f} bpt", result.last_val_bpt);
+    if (const auto d = parse_device(device); d.is_cuda()) fmt::print(", peak GPU memory {:.2f} GB", cuda_peak_memory_gb(d));
     fmt::print("\ncheckpoint: {} (loadable: {})\n", result.checkpoint.string(), result.checkpoint.parent_path().string());
     return 0;
 }

@@ -14,11 +14,6 @@
 #include "model/io.h"
 #include "model/scoring.h"
 
-#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
-#include <c10/cuda/CUDACachingAllocator.h>
-#define HARMONIC_HAVE_CUDA_ALLOCATOR 1
-#endif
-
 namespace harmonic {
 
 namespace fs = std::filesystem;
@@ -169,10 +164,6 @@ std::string display_name(const fs::path& dir, std::map<std::string, int>& seen) 
     return k == 1 ? name : name + " (" + std::to_string(k) + ")";
 }
 
-bool is_out_of_memory(const c10::Error& e) {
-    return dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr ||
-           std::string(e.what()).find("out of memory") != std::string::npos;
-}
 
 }  // namespace
 
@@ -284,9 +275,7 @@ AnalysisResult analyze(const std::vector<fs::path>& checkpoints, const std::stri
             } catch (const c10::Error& e) {
                 if (!device.is_cuda() || !is_out_of_memory(e) || chunk <= 64) throw;
                 chunk /= 2;
-#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
-                c10::cuda::CUDACachingAllocator::emptyCache();
-#endif
+                cuda_release_cached_memory(device);
                 result.notes.push_back(trace.name + ": CUDA out of memory; retried with " + std::to_string(chunk) + "-token chunks");
                 continue;
             }

@@ -1,6 +1,15 @@
 #include "model/checkpoint.h"
 
+#if __has_include(<c10/cuda/CUDACachingAllocator.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <cuda_runtime_api.h>
+#define HARMONIC_HAVE_CUDA_ALLOCATOR 1
+#endif
+
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <fstream>
 
 #include "model/error.h"
@@ -35,8 +44,80 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+double cuda_peak_memory_gb(const torch::Device& device) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (device.is_cuda()) {
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+        return static_cast<double>(stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) / 1e9;
+    }
+#endif
+    (void)device;
+    return 0.0;
+}
+
+void cuda_reset_peak_memory(const torch::Device& device) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#endif
+    (void)device;
+}
+
+void cuda_limit_memory(const torch::Device& device, double gb) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (!device.is_cuda()) return;
+    const int index = device.has_index() ? device.index() : 0;
+    int previous = 0;
+    cudaGetDevice(&previous);
+    cudaSetDevice(index);
+    size_t free_bytes = 0, total_bytes = 0;
+    const bool ok = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess && total_bytes > 0;
+    cudaSetDevice(previous);
+    if (!ok) throw Error("cannot read the memory size of " + device.str());
+    const double fraction = gb <= 0 ? 1.0 : std::min(1.0, gb * 1e9 / static_cast<double>(total_bytes));
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, index);
+#else
+    (void)device;
+    (void)gb;
+#endif
+}
+
+bool is_out_of_memory(const c10::Error& error) {
+    return dynamic_cast<const c10::OutOfMemoryError*>(&error) != nullptr ||
+           std::string(error.what()).find("out of memory") != std::string::npos;
+}
+
+void cuda_release_cached_memory(const torch::Device& device) {
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#endif
+    (void)device;
+}
+
+namespace {
+
+// HARMONIC_CUDA_MEMORY_LIMIT_GB (see cuda_limit_memory), applied to each device once.
+torch::Device with_memory_limit(const torch::Device& device) {
+    static std::mutex mutex;
+    static std::set<int> limited;
+    const char* text = std::getenv("HARMONIC_CUDA_MEMORY_LIMIT_GB");
+    if (!device.is_cuda() || !text || !*text) return device;
+    const int index = device.has_index() ? device.index() : 0;
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!limited.insert(index).second) return device;
+    char* end = nullptr;
+    const double gb = std::strtod(text, &end);
+    if (*end != '\0' || !(gb > 0))
+        throw Error(std::string("environment variable HARMONIC_CUDA_MEMORY_LIMIT_GB='") + text +
+                    "': expected a positive number of gigabytes");
+    cuda_limit_memory(device, gb);
+    return device;
+}
+
+}  // namespace
+
 torch::Device parse_device(const std::string& name) {
-    if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    if (name == "auto")
+        return with_memory_limit(torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU));
     torch::Device device(torch::kCPU);
     try {
         device = torch::Device(name);
@@ -47,7 +128,7 @@ torch::Device parse_device(const std::string& name) {
         throw Error("--device " + name + ": no CUDA GPU is available on this machine (use --device cpu)");
     if (device.is_cuda() && device.has_index() && device.index() >= static_cast<int>(torch::cuda::device_count()))
         throw Error("--device " + name + ": this machine has " + std::to_string(torch::cuda::device_count()) + " GPU(s)");
-    return device;
+    return with_memory_limit(device);
 }
 
 std::vector<TensorBlob> export_parameters(const LanguageModel& model, st::DType dtype) {

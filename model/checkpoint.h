@@ -49,5 +49,18 @@ struct TensorBlob {
 std::vector<TensorBlob> export_parameters(const LanguageModel& model, safetensors::DType dtype);
 
 torch::Device parse_device(const std::string& name);  // "cpu", "cuda", "cuda:1", "auto"; Error if unavailable
+// Peak bytes the caching allocator has handed out on a CUDA device since the last reset, in GB
+// (0 on the CPU): what `harmonic bench` and `harmonic train` report as memory.
+double cuda_peak_memory_gb(const torch::Device& device);
+void cuda_reset_peak_memory(const torch::Device& device);
+// Caps what this process may allocate on a CUDA device at `gb` (<= 0: the whole card again);
+// beyond it allocations fail with an out-of-memory error as if the card were that small.
+// HARMONIC_CUDA_MEMORY_LIMIT_GB=N in the environment applies it to every device parse_device
+// hands out (to share a GPU, and to test the out-of-memory paths on a large card).
+void cuda_limit_memory(const torch::Device& device, double gb);
+// Whether a LibTorch error is the CUDA caching allocator running out of memory.
+bool is_out_of_memory(const c10::Error& error);
+// Returns the allocator's cached blocks to the driver (after an out-of-memory error, before retrying).
+void cuda_release_cached_memory(const torch::Device& device);
 
 }  // namespace harmonic

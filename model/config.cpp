@@ -112,8 +112,9 @@ void reject_unknown(const json& j, const std::set<std::string>& known, const std
 
 }  // namespace
 
-int64_t harmonic_reference_parameters(int64_t d_model, int64_t vocab_size, bool tie_embeddings) {
+int64_t harmonic_reference_parameters(int64_t d_model, int64_t vocab_size, bool tie_embeddings, int64_t blocks) {
     ModelConfig c;
+    c.harmonic.blocks = blocks;
     c.d_model = d_model;
     c.vocab_size = vocab_size;
     c.tie_embeddings = tie_embeddings;
@@ -123,7 +124,7 @@ int64_t harmonic_reference_parameters(int64_t d_model, int64_t vocab_size, bool 
 ModelConfig ModelConfig::resolved() const {
     ModelConfig c = *this;
     const int64_t d = c.d_model;
-    const int64_t target = harmonic_reference_parameters(d, c.vocab_size, c.tie_embeddings);
+    const int64_t target = harmonic_reference_parameters(d, c.vocab_size, c.tie_embeddings, c.harmonic.blocks);
     if (c.transformer.heads == 0) c.transformer.heads = std::max<int64_t>(1, d / 64);
     if (c.mamba.dt_rank == 0) c.mamba.dt_rank = (d + 15) / 16;
     if (c.family == Family::Transformer && c.transformer.d_ff == 0) {

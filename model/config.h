@@ -70,7 +70,9 @@ struct ModelConfig {
 };
 
 // Harmonic's parameter count at the given width/vocab with the default (paper) options:
-// 2·V·d + 34·d² + 24·d untied, V·d + 34·d² + 24·d tied. The baselines are sized to it.
-int64_t harmonic_reference_parameters(int64_t d_model, int64_t vocab_size, bool tie_embeddings);
+// 2·V·d + 34·d² + 24·d untied, V·d + 34·d² + 24·d tied, the body repeated for `blocks` stacked
+// blocks. The baselines are sized to it (with the blocks their config's harmonic.blocks names,
+// so `--blocks 4 --layers 12` grows a Transformer or Mamba to a 4-block Harmonic's count).
+int64_t harmonic_reference_parameters(int64_t d_model, int64_t vocab_size, bool tie_embeddings, int64_t blocks = 1);
 
 }  // namespace harmonic

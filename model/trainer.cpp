@@ -625,7 +625,10 @@ TrainResult Run::go() {
     double last_loss = std::numeric_limits<double>::quiet_NaN(), last_val = -1.0, last_tps = 0.0;
     auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
 
+    int64_t step_now = start_step;
+    try {
     for (int64_t step = start_step + 1; step <= c_.steps; ++step) {
+        step_now = step;
         const double lr = learning_rate(step, c_.steps, warmup, c_.lr, c_.min_lr);
         set_lr(*opt_, lr);
         auto all = batch(step);
@@ -693,6 +696,22 @@ TrainResult Run::go() {
             *hooks_.out << line << std::endl;
             last_print = Clock::now();
         }
+    }
+    } catch (const c10::Error& e) {
+        if (!is_out_of_memory(e)) throw;
+        // Checkpoints are written between steps and atomically, so the last one is intact.
+        std::string latest = "(none yet)";
+        try {
+            latest = latest_step_dir(c_.out).filename().string();
+        } catch (const std::exception&) {
+        }
+        throw Error(strf("CUDA out of memory at step %lld on %s (batch %lld x %lld tokens, %.1f GB in use at the peak). "
+                         "The last checkpoint, %s, is intact in %s. Start again with a smaller --batch or --seq-len, "
+                         "or continue this run with --resume on a larger GPU or on more GPUs (--nproc N keeps the "
+                         "global batch and gives each GPU 1/N of it)",
+                         static_cast<long long>(step_now), device_.str().c_str(), static_cast<long long>(B),
+                         static_cast<long long>(L), cuda_peak_memory_gb(device_), latest.c_str(),
+                         c_.out.string().c_str()));
     }
     result.steps = c_.steps;
     result.tokens = tokens;

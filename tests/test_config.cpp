@@ -72,6 +72,22 @@ TEST_CASE("baselines are sized within 3% of Harmonic at equal d and V", "[config
             }
         }
     }
+    // The deeper set: baselines grown to a 4-block Harmonic.
+    ModelConfig deep = harmonic_config(256, 256);
+    deep.harmonic.blocks = 4;
+    const double target = static_cast<double>(deep.parameter_count());
+    CHECK(harmonic_reference_parameters(256, 256, false, 4) == deep.parameter_count());
+    for (Family f : {Family::Transformer, Family::Mamba}) {
+        ModelConfig c;
+        c.family = f;
+        c.d_model = 256;
+        c.vocab_size = 256;
+        c.harmonic.blocks = 4;
+        c.transformer.layers = c.mamba.layers = 12;
+        const double n = static_cast<double>(c.parameter_count());
+        INFO(family_name(f) << " params=" << n << " target=" << target);
+        CHECK(std::abs(n - target) / target < 0.03);
+    }
 }
 
 TEST_CASE("config JSON round trip keeps every field", "[config]") {

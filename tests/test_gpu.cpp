@@ -3,6 +3,11 @@
 // checks nothing else; on the GPU machine they run (see docs/BENCHMARKS.md for the command).
 #include "torch_catch.h"
 
+#include <filesystem>
+
+#include "model/analysis.h"
+#include "model/checkpoint.h"
+#include "model/io.h"
 #include "model/language_model.h"
 
 using namespace harmonic;
@@ -91,4 +96,42 @@ TEST_CASE("GPU chunked forward equals the full forward and is causal", "[gpu]") 
         auto moved = (model->forward(changed).logits.slice(1, 0, 101) - full.slice(1, 0, 101)).abs().max().item<double>();
         CHECK(moved == 0.0);
     }
+}
+
+TEST_CASE("GPU out of memory during analysis is retried with smaller chunks and gives the same numbers", "[gpu][oom]") {
+    if (!have_gpu()) return;
+    // A 50,257-way head makes a 32K-token chunk need ~13 GB of fp32 logits; a 2 GB cap forces
+    // the analysis down to chunks that fit.
+    ModelConfig c = config_for(Family::Harmonic);
+    c.vocab_size = 50257;
+    torch::manual_seed(4);
+    auto model = make_model(c);
+    const auto dir = std::filesystem::temp_directory_path() / "harmonic_gpu_oom_test";
+    remove_tree(dir);
+    save_checkpoint(*model, dir);
+    std::string text;
+    for (int i = 0; i < 40000; ++i) text += static_cast<char>('a' + (i * 7919 + i / 13) % 26);
+    AnalysisOptions options;
+    options.device = "cuda";
+    options.chunk_tokens = 1024;
+    const auto reference = analyze({dir}, text, "text", options);
+    CHECK(reference.notes.empty());
+    options.chunk_tokens = 32768;
+    const torch::Device gpu(torch::kCUDA, 0);
+    cuda_release_cached_memory(gpu);
+    cuda_limit_memory(gpu, 2.0);
+    AnalysisResult limited;
+    REQUIRE_NOTHROW(limited = analyze({dir}, text, "text", options));
+    cuda_limit_memory(gpu, 0.0);
+    REQUIRE(!limited.notes.empty());
+    INFO(limited.notes.front());
+    CHECK(limited.notes.front().find("out of memory") != std::string::npos);
+    REQUIRE(limited.models.size() == 1);
+    const auto& a = reference.models[0].bpt;
+    const auto& b = limited.models[0].bpt;
+    REQUIRE(a.size() == b.size());
+    double worst = 0.0;
+    for (std::size_t i = 1; i < a.size(); ++i) worst = std::max(worst, std::abs(double(a[i]) - double(b[i])));
+    CHECK(worst < 1e-3);
+    remove_tree(dir);
 }
