@@ -98,6 +98,10 @@ run_job() {  # gpu, job line
 }
 
 worker() {  # gpu
+  # LATE_GPU joins once LATE_GPU_READY exists (the GPU tests of the same device call ran there first).
+  if [ "$1" = "${LATE_GPU:-none}" ]; then
+    while [ ! -e "${LATE_GPU_READY:-/nonexistent}" ] && [ $((SECONDS - start)) -lt "$DEADLINE_S" ]; do sleep 2; done
+  fi
   while [ $((SECONDS - start)) -lt "$DEADLINE_S" ]; do
     local job
     job=$(flock "$RUNS/jobs" bash -c 'j=$(head -1 "$0"); [ -n "$j" ] && sed -i 1d "$0"; echo "$j"' "$RUNS/jobs")

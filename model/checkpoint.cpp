@@ -44,10 +44,19 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+#ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
+namespace {
+// "cuda" without an index means the current device; the allocator wants a number.
+c10::DeviceIndex index_of(const torch::Device& device) {
+    return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+}  // namespace
+#endif
+
 double cuda_peak_memory_gb(const torch::Device& device) {
 #ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
     if (device.is_cuda()) {
-        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+        const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index_of(device));
         return static_cast<double>(stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) / 1e9;
     }
 #endif
@@ -57,7 +66,7 @@ double cuda_peak_memory_gb(const torch::Device& device) {
 
 void cuda_reset_peak_memory(const torch::Device& device) {
 #ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
-    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+    if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(index_of(device));
 #endif
     (void)device;
 }
@@ -65,7 +74,7 @@ void cuda_reset_peak_memory(const torch::Device& device) {
 void cuda_limit_memory(const torch::Device& device, double gb) {
 #ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
     if (!device.is_cuda()) return;
-    const int index = device.has_index() ? device.index() : 0;
+    const int index = index_of(device);
     int previous = 0;
     cudaGetDevice(&previous);
     cudaSetDevice(index);
