@@ -75,6 +75,8 @@ void cuda_limit_memory(const torch::Device& device, double gb) {
 #ifdef HARMONIC_HAVE_CUDA_ALLOCATOR
     if (!device.is_cuda()) return;
     const int index = index_of(device);
+    // The caching allocator starts on the first allocation and refuses settings before that.
+    torch::empty({1}, torch::TensorOptions().device(torch::kCUDA, static_cast<c10::DeviceIndex>(index)));
     int previous = 0;
     cudaGetDevice(&previous);
     cudaSetDevice(index);
