@@ -705,7 +705,7 @@ TrainResult Run::go() {
             latest = latest_step_dir(c_.out).filename().string();
         } catch (const std::exception&) {
         }
-        throw Error(strf("CUDA out of memory at step %lld on %s (batch %lld x %lld tokens, %.1f GB in use at the peak). "
+        throw Error(strf("CUDA out of memory at step %lld on %s (batch %lld x %lld tokens; %.1f GB were allocated before the request that failed). "
                          "The last checkpoint, %s, is intact in %s. Start again with a smaller --batch or --seq-len, "
                          "or continue this run with --resume on a larger GPU or on more GPUs (--nproc N keeps the "
                          "global batch and gives each GPU 1/N of it)",
