@@ -206,13 +206,16 @@ void tokenize_file(const fs::path& file, bool bpe, int64_t block_bytes, uint64_t
     bool first = true;
     const auto block = static_cast<std::size_t>(std::max<int64_t>(block_bytes, 16));
     for (;;) {
+        // The first read covers the whole binary sample (8 KiB), so that whether a file counts
+        // as binary does not depend on the block size (fuzz: a 5-byte block refused a text).
+        const std::size_t want = first ? std::max<std::size_t>(block, 8192) : block;
         const std::size_t old = buf.size();
-        buf.resize(old + block);
-        in.read(buf.data() + old, static_cast<std::streamsize>(block));
+        buf.resize(old + want);
+        in.read(buf.data() + old, static_cast<std::streamsize>(want));
         const auto got = static_cast<std::size_t>(in.gcount());
         buf.resize(old + got);
         if (in.bad()) fail_file(file, "read error");
-        const bool last = got < block;
+        const bool last = got < want;
         if (first && looks_binary(buf)) {
             const std::size_t nul = std::string_view(buf).substr(0, 8192).find('\0');
             if (nul != std::string::npos)

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "model/config.h"
+#include "model/corpus.h"
 #include "model/error.h"
 #include "model/safetensors.h"
 #include "model/text.h"
@@ -595,5 +596,23 @@ TEST_CASE("hostile texts: empty files and files that vanish", "[hostile][text]")
         const fs::path locked = dir.write("locked.txt", "secret\n");
         fs::permissions(locked, fs::perms::none);
         check_message(error_of([&] { harmonic::read_text_file(locked); }), locked, "cannot be read");
+    }
+}
+
+TEST_CASE("hostile texts: whether a corpus document is binary does not depend on the block size", "[hostile][text]") {
+    // fuzz (fuzz_corpus): with 5-byte blocks, a text starting with control characters was refused
+    // as binary from its first block alone, while the default blocks accepted it.
+    TempDir dir;
+    std::string text = "\x01\x02\x03\x04\x05\x06\x07";  // a few control bytes, then plain text
+    for (int i = 0; i < 200; ++i) text += "an ordinary line of text\n";
+    dir.write("doc.txt", text);
+    const auto bytes = harmonic::make_byte_tokenizer();
+    for (int64_t block : {5, 64, 8 << 20}) {
+        INFO("block " << block);
+        harmonic::CorpusOptions options;
+        options.cache_dir = dir.path / ("cache" + std::to_string(block));
+        options.block_bytes = block;
+        const auto corpus = harmonic::open_corpus({dir.path / "doc.txt"}, *bytes, "bytes", options);
+        CHECK(corpus.tokens.size() == static_cast<int64_t>(text.size()));
     }
 }
