@@ -24,7 +24,7 @@ struct BenchArgs {
     std::vector<int64_t> seq_lens{1024};
     bool train = false;
     int64_t stream = 0;  // > 0: tokens streamed through forward_chunk, seq-len tokens per chunk
-    std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema";
+    std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema", head = "full";
 };
 
 void sync(const torch::Device& device) {
@@ -74,6 +74,8 @@ int run_bench(const BenchArgs& a) {
     csv << "model,parameters,d_model,vocab,batch,seq_len,mode,precision,ms_median,tokens_per_s,peak_gb\n";
     fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {:>10} {:>12} {:>8}\n", "model", "params", "seq", "batch", "mode",
                "ms", "tok/s", "peak GB");
+    const bool fused = a.head == "fused";
+    const char* mode = a.train ? "train" : (fused ? "score" : "fwd");
     for (const auto& name : a.models) {
         ModelConfig c;
         c.family = family_from_name(name, "--model");
@@ -95,16 +97,25 @@ int run_bench(const BenchArgs& a) {
                 continue;
             }
             auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
+            // --head fused: the loss (train) or the bits of every token (score) through the fused
+            // head, with no (batch, T, V) logits; full: the logits, as the model returns them.
+            auto fused_bits = [&] {
+                HeadlessForward headless(*model);
+                auto out = model->forward(tokens);
+                return head_bits_sum(out.features.slice(1, 0, T - 1), model->head_weight(), tokens.slice(1, 1)) /
+                       double(a.batch * (T - 1));
+            };
             auto step = [&] {
                 Bf16Autocast autocast(bf16);
                 if (a.train) {
                     opt.zero_grad();
-                    auto loss = bits_per_token(model->forward(tokens).logits, tokens);
+                    auto loss = fused ? fused_bits() : bits_per_token(model->forward(tokens).logits, tokens);
                     loss.backward();
                     opt.step();
                 } else {
                     torch::NoGradGuard no_grad;
-                    model->forward(tokens);
+                    if (fused) fused_bits();
+                    else model->forward(tokens);
                 }
             };
             std::vector<double> ms;
@@ -122,9 +133,9 @@ int run_bench(const BenchArgs& a) {
             } catch (const c10::Error& e) {
                 const bool oom = is_out_of_memory(e);
                 fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {}\n", name, model->parameter_count(), T, a.batch,
-                           a.train ? "train" : "fwd", oom ? "out of memory" : e.what_without_backtrace());
+                           mode, oom ? "out of memory" : e.what_without_backtrace());
                 csv << fmt::format("{},{},{},{},{},{},{},{},,,{}\n", name, model->parameter_count(), a.d_model, a.vocab,
-                                   a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", oom ? "OOM" : "error");
+                                   a.batch, T, mode, bf16 ? "bf16" : "fp32", oom ? "OOM" : "error");
                 cuda_release_cached_memory(device);
                 continue;
             }
@@ -132,9 +143,9 @@ int run_bench(const BenchArgs& a) {
             const double median = ms[ms.size() / 2];
             const double tps = double(a.batch * T) / (median / 1000.0);
             fmt::print(kRowFormat, name, model->parameter_count(), T,
-                       a.batch, a.train ? "train" : "fwd", median, tps, cuda_peak_memory_gb(device));
+                       a.batch, mode, median, tps, cuda_peak_memory_gb(device));
             csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
-                               a.vocab, a.batch, T, a.train ? "train" : "forward", bf16 ? "bf16" : "fp32", median, tps,
+                               a.vocab, a.batch, T, mode, bf16 ? "bf16" : "fp32", median, tps,
                                cuda_peak_memory_gb(device));
         }
     }
@@ -159,6 +170,8 @@ void register_bench(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_flag("--train", args->train, "time a full training step (forward, backward, AdamW)");
     cmd->add_option("--stream", args->stream, "stream N tokens per row through the stateful chunked path, seq-len tokens a chunk")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
+    cmd->add_option("--head", args->head, "full (default: logits materialised) | fused (no logits: train loss, or score)")
+        ->check(CLI::IsMember({"full", "fused"}));
     cmd->add_option("--device", args->device, "cuda | cpu | auto");
     cmd->add_option("--precision", args->precision, "bf16 (autocast) | fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     cmd->add_option("--cell", args->harmonic_cell, "Harmonic cell: gated_ema | selective");

@@ -211,9 +211,12 @@ ForwardOutput HarmonicModel::forward_chunk(const torch::Tensor& tokens, StreamSt
                           trace ? &out.levels : nullptr);
     }
     auto z = final_norm(r);
-    out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
+    out.features = z;
+    if (!headless()) out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
     state.position += tokens.size(1);
     return out;
 }
+
+torch::Tensor HarmonicModel::head_weight() const { return head ? head->weight : embed->weight; }
 
 }  // namespace harmonic

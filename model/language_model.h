@@ -28,7 +28,8 @@ struct LevelOutput {
 };
 
 struct ForwardOutput {
-    torch::Tensor logits;              // (B, T, V)
+    torch::Tensor logits;              // (B, T, V); undefined in a headless forward (HeadlessForward)
+    torch::Tensor features;            // (B, T, d): what the output head reads (after the final norm)
     std::vector<LevelOutput> levels;   // filled only when traces were requested
 };
 
@@ -54,8 +55,33 @@ public:
     // multiples of the pooling strides, give the same logits as one forward over the whole text.
     virtual ForwardOutput forward_chunk(const torch::Tensor& tokens, StreamState& state, bool trace = false) = 0;
 
+    // The output head's weight (V, d): the untied head, or the embedding when tied.
+    virtual torch::Tensor head_weight() const = 0;
+    // While true, forward and forward_chunk leave `logits` undefined (see HeadlessForward).
+    bool headless() const { return headless_; }
+
 protected:
     ModelConfig config_;
+
+private:
+    friend class HeadlessForward;
+    bool headless_ = false;
+};
+
+// For its lifetime, the model's forwards skip the (B, T, V) logits and return only `features`,
+// for callers that score with head_bits_sum (which never materialises the logits).
+class HeadlessForward {
+public:
+    explicit HeadlessForward(LanguageModel& model, bool enable = true) : model_(model), before_(model.headless_) {
+        model_.headless_ = enable;
+    }
+    ~HeadlessForward() { model_.headless_ = before_; }
+    HeadlessForward(const HeadlessForward&) = delete;
+    HeadlessForward& operator=(const HeadlessForward&) = delete;
+
+private:
+    LanguageModel& model_;
+    bool before_;
 };
 
 std::shared_ptr<LanguageModel> make_model(const ModelConfig& config);
@@ -83,5 +109,13 @@ private:
 
 // Mean next-token cross-entropy in bits per token over positions 0..T-2 predicting 1..T-1.
 torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& tokens);
+
+// The fused output head: the sum over rows of −log2 softmax(features · weightᵀ)[target], for
+// features (..., d), weight (V, d), targets (...). Runs `chunk_rows` rows at a time (0: about
+// 2^27 logits per chunk), forward and backward (which recomputes each chunk's logits from the
+// saved log-sum-exp), so the (rows, V) logits and their gradient never exist whole: the memory
+// of the head no longer grows with V × T. Matmuls run in bf16 under bf16 autocast, softmax in fp32.
+torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,
+                            int64_t chunk_rows = 0);
 
 }  // namespace harmonic

@@ -111,9 +111,12 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
         }
     }
     auto zf = final_norm(x);
-    out.logits = head ? head->forward(zf) : torch::matmul(zf, embed->weight.t());
+    out.features = zf;
+    if (!headless()) out.logits = head ? head->forward(zf) : torch::matmul(zf, embed->weight.t());
     state.position += T;
     return out;
 }
+
+torch::Tensor MambaModel::head_weight() const { return head ? head->weight : embed->weight; }
 
 }  // namespace harmonic

@@ -22,6 +22,7 @@ public:
     ForwardOutput forward(const torch::Tensor& tokens, bool trace = false) override;
     std::unique_ptr<StreamState> initial_state(int64_t batch, const torch::Device& device) const override;
     ForwardOutput forward_chunk(const torch::Tensor& tokens, StreamState& state, bool trace = false) override;
+    torch::Tensor head_weight() const override;
 
     torch::nn::Embedding embed{nullptr};
     torch::nn::ModuleList layers;

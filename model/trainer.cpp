@@ -232,6 +232,16 @@ torch::Tensor bits_sum(const torch::Tensor& logits, const torch::Tensor& targets
            std::log(2.0);
 }
 
+// Bits summed over the targets y of one forward of x (a chunk when `state` is given), through
+// the fused head (no logits in memory) or through the logits.
+torch::Tensor forward_bits(LanguageModel& model, const torch::Tensor& x, const torch::Tensor& y, StreamState* state,
+                           bool bf16, bool fused) {
+    Bf16Autocast autocast(bf16);
+    HeadlessForward headless(model, fused);
+    auto out = state ? model.forward_chunk(x, *state) : model.forward(x);
+    return fused ? head_bits_sum(out.features, model.head_weight(), y) : bits_sum(out.logits, y);
+}
+
 std::unique_ptr<torch::optim::AdamW> make_optimizer(LanguageModel& model, const TrainConfig& c) {
     std::vector<torch::Tensor> decay, no_decay;
     for (const auto& item : model.named_parameters()) (item.value().dim() >= 2 ? decay : no_decay).push_back(item.value());
@@ -432,12 +442,9 @@ double Run::validate() {
         for (int64_t r = 0; r < rows; ++r)
             valid_->read(eval_starts_[i + static_cast<std::size_t>(r)], L + 1, host.data() + r * (L + 1));
         auto all = torch::from_blob(host.data(), {rows, L + 1}, torch::kLong).clone().to(device_);
-        torch::Tensor logits;
-        {
-            Bf16Autocast autocast(bf16_);
-            logits = model_->forward(all.slice(1, 0, L).contiguous()).logits;
-        }
-        total += bits_sum(logits, all.slice(1, 1, L + 1)).item<double>();
+        total += forward_bits(*model_, all.slice(1, 0, L).contiguous(), all.slice(1, 1, L + 1), nullptr, bf16_,
+                              c_.fused_head)
+                     .item<double>();
     }
     model_->train();
     return total / static_cast<double>(eval_starts_.size() * static_cast<std::size_t>(L));
@@ -635,12 +642,8 @@ TrainResult Run::go() {
         auto x = all.slice(1, 0, L).contiguous(), y = all.slice(1, 1, L + 1).contiguous();
         if (c_.stateful && (!state || (step - 1) % chunks_per_row_ == 0 || (step - 1) % c_.checkpoint_every == 0))
             state = model_->initial_state(B, device_);
-        torch::Tensor logits;
-        {
-            Bf16Autocast autocast(bf16_);
-            logits = c_.stateful ? model_->forward_chunk(x, *state).logits : model_->forward(x).logits;
-        }
-        auto loss = bits_sum(logits, y) / static_cast<double>(B * L);
+        auto loss = forward_bits(*model_, x, y, c_.stateful ? state.get() : nullptr, bf16_, c_.fused_head) /
+                    static_cast<double>(B * L);
         opt_->zero_grad();
         loss.backward();
         if (hooks_.sync) hooks_.sync->sync_gradients(params);
@@ -791,6 +794,7 @@ json TrainConfig::to_json() const {
                 {"eval_windows", eval_windows},
                 {"log_every", log_every},
                 {"stateful", stateful},
+                {"fused_head", fused_head},
                 {"device", device},
                 {"precision", precision},
                 {"seed", seed},
@@ -825,6 +829,7 @@ TrainConfig TrainConfig::from_json(const json& j, const std::string& source) {
         c.eval_windows = j.at("eval_windows").get<int64_t>();
         c.log_every = j.value("log_every", c.log_every);
         c.stateful = j.at("stateful").get<bool>();
+        c.fused_head = j.value("fused_head", false);  // runs from before the fused head used the logits
         c.device = j.value("device", c.device);
         c.precision = j.value("precision", c.precision);
         c.seed = j.at("seed").get<uint64_t>();

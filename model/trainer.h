@@ -59,6 +59,7 @@ struct TrainConfig {
     int64_t eval_windows = 32;    // fixed validation windows of seq_len tokens
     int64_t log_every = 10;       // log.csv row every K steps (and at every eval and checkpoint)
     bool stateful = false;        // sequential batches with the state carried between chunks
+    bool fused_head = true;       // loss through head_bits_sum: no (batch, seq_len, V) logits in memory
     std::string device = "auto";  // cpu | cuda | cuda:N | auto
     std::string precision = "auto";  // bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     uint64_t seed = 0;

@@ -114,9 +114,12 @@ ForwardOutput TransformerModel::run(const torch::Tensor& tokens, StreamState* st
         if (trace) out.levels.push_back({"layer " + std::to_string(i + 1), 1, 0.0, x, {}, {}, pos0});
     }
     auto z = final_norm(x);
-    out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
+    out.features = z;
+    if (!headless()) out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
     if (state) state->position += T;
     return out;
 }
+
+torch::Tensor TransformerModel::head_weight() const { return head ? head->weight : embed->weight; }
 
 }  // namespace harmonic

@@ -23,6 +23,7 @@ public:
     std::unique_ptr<StreamState> initial_state(int64_t batch, const torch::Device& device) const override;
     // Sliding window: each token attends to itself and the context − 1 tokens before it.
     ForwardOutput forward_chunk(const torch::Tensor& tokens, StreamState& state, bool trace = false) override;
+    torch::Tensor head_weight() const override;
 
     torch::nn::Embedding embed{nullptr};
     torch::nn::ModuleList layers;

@@ -16,9 +16,10 @@ passes=0
 pass() { passes=$((passes + 1)); }
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 head -c 300000 /dev/urandom | base64 >"$tmp/train.txt"
-# 2 x 32768 tokens with a 50,257-way head: ~13 GB of fp32 logits in the first step.
+# 2 x 32768 tokens with a 50,257-way head through the full logits (--head full): ~13 GB of fp32
+# logits in the first step.
 args=(--model harmonic --d-model 64 --vocab-size 50257 --data "$tmp/train.txt" --seq-len 32768 --batch 2
-      --steps 3 --checkpoint-every 1 --eval-every 0 --device cuda --cache-dir "$tmp/cache" --out "$tmp/run")
+      --steps 3 --checkpoint-every 1 --eval-every 0 --head full --device cuda --cache-dir "$tmp/cache" --out "$tmp/run")
 out=$(HARMONIC_CUDA_MEMORY_LIMIT_GB=3 timeout 300 "$HARMONIC" train "${args[@]}" 2>&1)
 status=$?
 echo "$out" | tail -2

@@ -234,3 +234,48 @@ TEST_CASE("every parameter receives a finite gradient", "[model][grad]") {
         }
     }
 }
+
+TEST_CASE("fused head: bits and gradients equal the logits path, any chunk size", "[model][head]") {
+    torch::manual_seed(21);
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+    auto features = torch::randn({37, 16}, f64);
+    auto weight = torch::randn({50, 16}, f64) * 0.5;
+    auto targets = torch::randint(0, 50, {37}, torch::TensorOptions().dtype(torch::kLong));
+    auto f_ref = features.clone().requires_grad_(), w_ref = weight.clone().requires_grad_();
+    auto reference = torch::nn::functional::cross_entropy(
+                         torch::matmul(f_ref, w_ref.t()), targets,
+                         torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                     std::log(2.0);
+    (reference * 3.0).backward();
+    for (int64_t chunk : {0, 1, 7, 36, 37, 100}) {
+        INFO("chunk " << chunk);
+        auto f = features.clone().requires_grad_(), w = weight.clone().requires_grad_();
+        auto fused = head_bits_sum(f, w, targets, chunk);
+        CHECK(std::abs(fused.item<double>() - reference.item<double>()) < 1e-10 * reference.item<double>());
+        (fused * 3.0).backward();
+        CHECK(max_abs(f.grad() - f_ref.grad()) < 1e-12);
+        CHECK(max_abs(w.grad() - w_ref.grad()) < 1e-12);
+    }
+}
+
+TEST_CASE("headless forward: no logits, and the fused loss equals the loss from the logits", "[model][head]") {
+    for (auto& [name, config] : variants()) {
+        INFO(name);
+        torch::manual_seed(22);
+        auto model = make_model(config);
+        auto tokens = random_tokens(2, 33, config.vocab_size, 23);
+        auto x = tokens.slice(1, 0, 32), y = tokens.slice(1, 1);
+        auto full = model->forward(x);
+        auto expected = torch::nn::functional::cross_entropy(
+            full.logits.reshape({-1, config.vocab_size}), y.reshape({-1}),
+            torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) / std::log(2.0);
+        HeadlessForward headless(*model);
+        auto out = model->forward(x);
+        CHECK_FALSE(out.logits.defined());
+        REQUIRE(out.features.defined());
+        auto fused = head_bits_sum(out.features, model->head_weight(), y);
+        CHECK(std::abs(fused.item<double>() - expected.item<double>()) < 1e-4 * expected.item<double>());
+        fused.backward();
+        for (const auto& p : model->parameters()) CHECK(p.grad().defined());
+    }
+}
