@@ -709,7 +709,8 @@ TrainResult Run::go() {
         } catch (const std::exception&) {
         }
         throw Error(strf("CUDA out of memory at step %lld on %s (batch %lld x %lld tokens; %.1f GB were allocated before the request that failed). "
-                         "The last checkpoint, %s, is intact in %s. Start again with a smaller --batch or --seq-len, "
+                         "The last checkpoint, %s, is intact in %s. Start again with a smaller --batch or --seq-len or with "
+                         "--head fused (no logits in memory), "
                          "or continue this run with --resume on a larger GPU or on more GPUs (--nproc N keeps the "
                          "global batch and gives each GPU 1/N of it)",
                          static_cast<long long>(step_now), device_.str().c_str(), static_cast<long long>(B),

@@ -59,7 +59,9 @@ struct TrainConfig {
     int64_t eval_windows = 32;    // fixed validation windows of seq_len tokens
     int64_t log_every = 10;       // log.csv row every K steps (and at every eval and checkpoint)
     bool stateful = false;        // sequential batches with the state carried between chunks
-    bool fused_head = true;       // loss through head_bits_sum: no (batch, seq_len, V) logits in memory
+    // Loss through head_bits_sum: no (batch, seq_len, V) logits in memory (4x less memory at 8K
+    // with V = 50,257, and 1M-token contexts, but 30% slower there; docs/BENCHMARKS.md).
+    bool fused_head = false;
     std::string device = "auto";  // cpu | cuda | cuda:N | auto
     std::string precision = "auto";  // bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     uint64_t seed = 0;

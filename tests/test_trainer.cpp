@@ -423,3 +423,32 @@ TEST_CASE("eval: windowed and stateful bpt at several contexts; too-short data i
     }
     remove_tree(dir);
 }
+
+TEST_CASE("training through the fused head follows the logits path's curve", "[train][head]") {
+    OneThread one_thread;
+    auto dir = fresh_dir("fused_head");
+    write(dir / "train.txt", repeated("the cat sat on the mat. ", 200));
+    write(dir / "valid.txt", repeated("the cat sat on the mat. ", 20));
+    for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
+        INFO(family_name(family));
+        auto full = tiny_run(dir, dir / "train.txt", family);
+        full.valid = {dir / "valid.txt"};
+        full.steps = 10;
+        full.out = dir / ("full_" + family_name(family));
+        auto fused = full;
+        fused.fused_head = true;
+        fused.out = dir / ("fused_" + family_name(family));
+        train(full);
+        train(fused);
+        const auto a = csv_rows(full.out / "log.csv"), b = csv_rows(fused.out / "log.csv");
+        REQUIRE(a.size() == b.size());
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            for (int col : {3, 4}) {
+                if (a[i].at(col).empty()) continue;
+                const double x = std::stod(a[i].at(col)), y = std::stod(b[i].at(col));
+                CHECK(std::abs(x - y) <= 1e-4 * std::abs(x));
+            }
+        }
+        CHECK(load_run_config(fused.out).fused_head);
+    }
+}
