@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <chrono>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -464,6 +465,17 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
     CacheWriter writer(cache, width, vocab);
     const std::vector<int64_t> separator_ids = bytes ? std::vector<int64_t>{} : tokenizer.encode(options.separator).ids;
     uint64_t checksum = kFnvOffset;
+    // Progress for big corpora (a 2 GB text takes seconds as bytes, minutes through BPE).
+    uint64_t done_bytes = 0;
+    auto last_report = std::chrono::steady_clock::now();
+    auto progress = [&](std::size_t n) {
+        done_bytes += n;
+        const auto now = std::chrono::steady_clock::now();
+        if (!options.on_message || now - last_report < options.progress_interval) return;
+        last_report = now;
+        options.on_message("tokenized " + human_bytes(done_bytes) + " of " + human_bytes(source_bytes) + " (" +
+                           std::to_string(source_bytes ? done_bytes * 100 / source_bytes : 100) + "%)");
+    };
     for (std::size_t i = 0; i < corpus.files.size(); ++i) {
         if (i > 0 && !options.separator.empty()) {
             checksum = fnv1a64(options.separator, checksum);
@@ -473,6 +485,7 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
         tokenize_file(corpus.files[i], !bytes, options.block_bytes, checksum, [&](std::string_view part) {
             if (bytes) writer.add_bytes(part);
             else writer.add_ids(tokenizer.encode(part).ids);
+            progress(part.size());
         });
     }
     Header h{};

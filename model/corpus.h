@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -71,7 +72,9 @@ struct CorpusOptions {
     std::string separator = "\n\n";    // between documents
     int64_t block_bytes = 8 << 20;     // files are read and tokenized in blocks of about this size
     bool rebuild = false;              // ignore an existing cache
-    // Called with one line of news (e.g. "tokenizing 3 files (21.4 MB) ...").
+    // Called with one line of news (e.g. "tokenizing 3 files (21.4 MB) ...", and while a cache is
+    // built, "tokenized 1.2 GB of 2.01 GB (59%)" at most once per progress_interval).
+    std::chrono::milliseconds progress_interval{5000};
     std::function<void(const std::string&)> on_message;
 };
 

@@ -616,3 +616,23 @@ TEST_CASE("hostile texts: whether a corpus document is binary does not depend on
         CHECK(corpus.tokens.size() == static_cast<int64_t>(text.size()));
     }
 }
+
+TEST_CASE("hostile texts: a big corpus reports its progress while it is tokenized", "[hostile][text]") {
+    TempDir dir;
+    std::string text;
+    for (int i = 0; i < 4000; ++i) text += "line " + std::to_string(i) + " of a long document\n";
+    dir.write("big.txt", text);
+    const auto bytes = harmonic::make_byte_tokenizer();
+    harmonic::CorpusOptions options;
+    options.cache_dir = dir.path / "cache";
+    options.block_bytes = 10000;
+    options.progress_interval = std::chrono::milliseconds(0);
+    std::vector<std::string> news;
+    options.on_message = [&](const std::string& line) { news.push_back(line); };
+    const auto corpus = harmonic::open_corpus({dir.path / "big.txt"}, *bytes, "bytes", options);
+    CHECK(corpus.tokens.size() == static_cast<int64_t>(text.size()));
+    int progress_lines = 0;
+    for (const auto& line : news) progress_lines += line.rfind("tokenized ", 0) == 0;
+    CHECK(progress_lines >= static_cast<int>(text.size() / 10000));
+    CHECK_THAT(news.at(news.size() - 2), Contains("(100%)"));
+}
