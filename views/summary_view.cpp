@@ -50,7 +50,7 @@ void SummaryView::onResultChanged() {
     buckets_ = contextBuckets(r ? r->token_count() : 0);
     data_ = BarChartData();
     data_.categoryLabel = tr("position in context (tokens)");
-    data_.valueLabel = tr("mean bits per token");
+    data_.valueLabel = tr("mean bpt");  // short: the axis is only as tall as the summary dock
     for (const auto& b : buckets_) data_.categories << b.label;
     const int models = r ? static_cast<int>(r->models.size()) : 0;
     const auto colors = r ? modelColors(*r) : QVector<QColor>();
