@@ -177,7 +177,8 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
+        // CLI11 prints the message; its own codes (105, 106, ...) become the tool's one error status.
+        return app.exit(e) == 0 ? 0 : 1;
     }
     try {
         if (*cmd_init) return run_init(init);

@@ -81,5 +81,18 @@ if "$HARMONIC" --help 2>/dev/null | grep -qE "^ +analyze"; then
   expect_error "analyze mixed tokenizers or bad checkpoint" "$tmp/nope" "$HARMONIC" analyze --checkpoint "$tmp/nope" --text "$tmp/text.txt" --out "$tmp/f3"
 fi
 
+# train: the Transformer's attention window is the training length unless --window says otherwise;
+# a vocabulary smaller than the tokenizer's is refused; --vocab-size widens the head.
+for i in $(seq 1 200); do echo "line $i: the quick brown fox jumps over the lazy dog."; done >"$tmp/train.txt"
+small=(--d-model 16 --data "$tmp/train.txt" --seq-len 32 --batch 2 --steps 2 --device cpu --cache-dir "$tmp/cache")
+"$HARMONIC" train --model transformer "${small[@]}" --out "$tmp/tf_run" >/dev/null 2>&1 || fail "train transformer"
+grep -q '"context": 32' "$tmp/tf_run/config.json" && pass || fail "window is not --seq-len: $(cat "$tmp/tf_run/config.json")"
+"$HARMONIC" train --model transformer "${small[@]}" --window 64 --out "$tmp/tf_run64" >/dev/null 2>&1 || fail "train --window"
+grep -q '"context": 64' "$tmp/tf_run64/config.json" && pass || fail "--window 64 not kept"
+"$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 300 --head fused --out "$tmp/h300" >/dev/null 2>&1 || fail "train --vocab-size --head fused"
+grep -q '"vocab_size": 300' "$tmp/h300/config.json" && pass || fail "--vocab-size 300 not kept"
+expect_error "train vocabulary smaller than the tokenizer's" "--vocab-size 100" "$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 100 --out "$tmp/h100"
+expect_error "train unknown --head" "--head" "$HARMONIC" train --model harmonic "${small[@]}" --head sideways --out "$tmp/hside"
+
 echo "$passes passed, $failures failed"
 [ "$failures" -eq 0 ]
