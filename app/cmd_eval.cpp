@@ -19,7 +19,7 @@ namespace harmonic::cli {
 namespace {
 
 struct EvalArgs {
-    std::string checkpoint, contexts = "1024", device = "auto", precision = "fp32", out, cache_dir, max_tokens;
+    std::string checkpoint, contexts = "1024", device = "auto", precision = "fp32", out, cache_dir, max_tokens, head = "full";
     std::vector<std::string> data;
     bool stateful = false;
     int64_t warmup_chunks = 0, batch = 0;
@@ -42,6 +42,7 @@ int run_eval(const EvalArgs& a) {
     if (a.precision == "bf16" && !device.is_cuda())
         throw Error("--precision bf16: bf16 autocast needs a CUDA device (use --precision fp32 on CPU)");
     options.bf16 = a.precision == "bf16";
+    options.fused_head = a.head == "fused";
 
     auto loaded = load_checkpoint(a.checkpoint, device);
     for (const auto& w : loaded.warnings) fmt::print(std::cerr, "warning: {}\n", w);
@@ -91,6 +92,8 @@ void register_eval(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--batch", a->batch, "windowed: windows per forward (default max(1, 16384 / context))")
         ->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--max-tokens", a->max_tokens, "use only the first N tokens of the data (e.g. 1M)");
+    cmd->add_option("--head", a->head, "full (default) | fused: bits without materialising the logits (long contexts, big vocabularies)")
+        ->check(CLI::IsMember({"full", "fused"}));
     cmd->add_option("--device", a->device, "cpu | cuda | cuda:N | auto (default)");
     cmd->add_option("--precision", a->precision, "fp32 (default) | bf16 (CUDA autocast)")->check(CLI::IsMember({"fp32", "bf16"}));
     cmd->add_option("--cache-dir", a->cache_dir, "token caches (default ~/.cache/harmonic/tokens)");

@@ -952,12 +952,10 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
             for (int64_t k = 0; k < windows; ++k) {
                 tokens.read(k * C, C + 1, host.data());
                 auto all = torch::from_blob(host.data(), {1, C + 1}, torch::kLong).clone().to(device);
-                torch::Tensor logits;
-                {
-                    Bf16Autocast autocast(bf16);
-                    logits = model.forward_chunk(all.slice(1, 0, C).contiguous(), *state).logits;
-                }
-                if (k >= options.warmup_chunks) bpt.push_back(bits_sum(logits, all.slice(1, 1, C + 1)).item<double>() / double(C));
+                const double bits = forward_bits(model, all.slice(1, 0, C).contiguous(), all.slice(1, 1, C + 1), state.get(),
+                                                 bf16, options.fused_head)
+                                        .item<double>();
+                if (k >= options.warmup_chunks) bpt.push_back(bits / double(C));
             }
         } else {
             const int64_t B = options.batch > 0 ? options.batch : std::max<int64_t>(1, 16384 / C);
@@ -966,6 +964,16 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                 host.resize(static_cast<std::size_t>(rows_now * (C + 1)));
                 for (int64_t r = 0; r < rows_now; ++r) tokens.read((k + r) * C, C + 1, host.data() + r * (C + 1));
                 auto all = torch::from_blob(host.data(), {rows_now, C + 1}, torch::kLong).clone().to(device);
+                if (options.fused_head) {
+                    // One window's bits at a time through the fused head: the logits never exist.
+                    Bf16Autocast autocast(bf16);
+                    HeadlessForward headless(model);
+                    const auto features = model.forward(all.slice(1, 0, C).contiguous()).features;
+                    for (int64_t r = 0; r < rows_now; ++r)
+                        bpt.push_back(head_bits_sum(features[r], model.head_weight(), all[r].slice(0, 1, C + 1)).item<double>() /
+                                      double(C));
+                    continue;
+                }
                 torch::Tensor logits;
                 {
                     Bf16Autocast autocast(bf16);

@@ -149,6 +149,7 @@ struct EvalOptions {
     int64_t max_tokens = 0;       // 0 = the whole stream
     int64_t batch = 0;            // windowed: windows per forward (0 = max(1, 16384 / context))
     bool bf16 = false;            // autocast (CUDA only)
+    bool fused_head = false;      // bits through head_bits_sum: no (windows, context, V) logits in memory
 };
 
 struct EvalRow {

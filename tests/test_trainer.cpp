@@ -408,6 +408,18 @@ TEST_CASE("eval: windowed and stateful bpt at several contexts; too-short data i
         CHECK(s[0].windows == (n - 1) / 16 - 2);
         CHECK(s[0].mode == "stateful");
         for (const auto& r : s) CHECK(std::isfinite(r.mean_bpt));
+        // The fused head gives the same numbers without the logits, both ways.
+        for (EvalOptions o : {windowed, stateful}) {
+            const auto plain = evaluate_contexts(*model, corpus.tokens, torch::kCPU, o);
+            o.fused_head = true;
+            const auto fused = evaluate_contexts(*model, corpus.tokens, torch::kCPU, o);
+            REQUIRE(fused.size() == plain.size());
+            for (std::size_t i = 0; i < plain.size(); ++i) {
+                CHECK(fused[i].windows == plain[i].windows);
+                CHECK(std::abs(fused[i].mean_bpt - plain[i].mean_bpt) < 1e-5 * plain[i].mean_bpt);
+                CHECK(std::abs(fused[i].ci95 - plain[i].ci95) < 1e-5);  // bits; the spread itself is tiny here
+            }
+        }
 
         EvalOptions too_long;
         too_long.contexts = {1024};
