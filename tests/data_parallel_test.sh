@@ -16,6 +16,7 @@ PRECISION=${PRECISION:-fp32}
 TOL=${TOL:-2e-6}
 MODEL=${MODEL:-harmonic}
 D=${D_MODEL:-32}
+read -r -a EXTRA <<<"${EXTRA_FLAGS:-}"  # e.g. EXTRA_FLAGS=--stateful: the same checks for stateful rows
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
@@ -31,7 +32,7 @@ head -c 20000 "$tmp/train.txt" >"$tmp/valid.txt"
 B=2
 args=(--model "$MODEL" --d-model "$D" --data "$tmp/train.txt" --valid "$tmp/valid.txt" --seq-len 64 --steps 6
       --checkpoint-every 3 --eval-every 3 --eval-windows 4 --log-every 1 --device "$DEVICE" --precision "$PRECISION"
-      --seed 3 --lr 3e-3 --cache-dir "$tmp/cache")
+      --seed 3 --lr 3e-3 --cache-dir "$tmp/cache" "${EXTRA[@]}")
 
 # Relative agreement of the loss and validation columns (step, tokens and lr must be equal).
 same_curve() {  # label, log A, log B, first step to compare
