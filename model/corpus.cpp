@@ -28,22 +28,7 @@ static_assert(std::endian::native == std::endian::little, "the token cache is li
 
 namespace {
 
-constexpr char kMagic[8] = {'H', 'R', 'M', 'T', 'O', 'K', 'S', '\0'};
-constexpr uint32_t kVersion = 1;
-constexpr std::size_t kHeaderBytes = 64;
-
-struct Header {
-    char magic[8];
-    uint32_t version;
-    uint32_t token_bytes;
-    uint64_t vocab_size;
-    uint64_t count;
-    uint64_t checksum;
-    uint64_t fingerprint;
-    uint64_t files;
-    uint64_t source_bytes;
-};
-static_assert(sizeof(Header) == kHeaderBytes);
+constexpr std::size_t kHeaderBytes = sizeof(TokenCacheHeader);
 
 std::string errno_text(int err) { return std::generic_category().message(err); }
 
@@ -148,7 +133,7 @@ public:
 
     uint64_t count() const { return count_; }
 
-    void finish(Header header) {
+    void finish(TokenCacheHeader header) {
         flush();
         header.count = count_;
         if (::pwrite(fd_, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
@@ -331,11 +316,11 @@ TokenStream TokenStream::open(const fs::path& cache_file) {
     map->addr = addr;
     map->length = size;
 
-    Header h{};
+    TokenCacheHeader h{};
     std::memcpy(&h, addr, sizeof h);
-    if (std::memcmp(h.magic, kMagic, 8) != 0) fail_file(cache_file, "not a harmonic token cache (bad magic)");
-    if (h.version != kVersion)
-        fail_file(cache_file, "token cache version " + std::to_string(h.version) + ", expected " + std::to_string(kVersion));
+    if (std::memcmp(h.magic, kTokenCacheMagic, 8) != 0) fail_file(cache_file, "not a harmonic token cache (bad magic)");
+    if (h.version != kTokenCacheVersion)
+        fail_file(cache_file, "token cache version " + std::to_string(h.version) + ", expected " + std::to_string(kTokenCacheVersion));
     if (h.token_bytes != 1 && h.token_bytes != 4)
         fail_file(cache_file, "token width " + std::to_string(h.token_bytes) + " (expected 1 or 4)");
     if (h.vocab_size == 0 || h.vocab_size > (uint64_t(1) << 32) || (h.token_bytes == 1 && h.vocab_size > 256))
@@ -488,9 +473,9 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
             progress(part.size());
         });
     }
-    Header h{};
-    std::memcpy(h.magic, kMagic, 8);
-    h.version = kVersion;
+    TokenCacheHeader h{};
+    std::memcpy(h.magic, kTokenCacheMagic, 8);
+    h.version = kTokenCacheVersion;
     h.token_bytes = static_cast<uint32_t>(width);
     h.vocab_size = static_cast<uint64_t>(vocab);
     h.checksum = checksum;

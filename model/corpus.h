@@ -36,6 +36,23 @@ uint64_t fnv1a64(std::string_view bytes, uint64_t hash = kFnvOffset);
 // path, a folder without any non-empty text file, or no inputs at all.
 std::vector<std::filesystem::path> list_corpus_files(const std::vector<std::filesystem::path>& inputs);
 
+// The token cache file: this 64-byte little-endian header, then `count` ids of `token_bytes`
+// bytes each (1 when the vocabulary fits a byte, else 4).
+struct TokenCacheHeader {
+    char magic[8];
+    uint32_t version;
+    uint32_t token_bytes;
+    uint64_t vocab_size;
+    uint64_t count;
+    uint64_t checksum;      // FNV-1a 64 of the source bytes as read, separators included
+    uint64_t fingerprint;   // inputs, tokenizer and separator, with the files' sizes and times
+    uint64_t files;
+    uint64_t source_bytes;
+};
+static_assert(sizeof(TokenCacheHeader) == 64);
+inline constexpr char kTokenCacheMagic[8] = {'H', 'R', 'M', 'T', 'O', 'K', 'S', '\0'};
+inline constexpr uint32_t kTokenCacheVersion = 1;
+
 // A read-only, memory-mapped token cache. Cheap to copy (the mapping is shared).
 class TokenStream {
 public:

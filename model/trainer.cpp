@@ -436,7 +436,9 @@ double Run::validate() {
     const int64_t L = c_.seq_len, B = c_.batch;
     std::vector<int64_t> host;
     double total = 0.0;
-    for (std::size_t i = 0; i < eval_starts_.size(); i += static_cast<std::size_t>(B)) {
+    // Each rank scores every world_size-th batch of the windows; the sum is gathered below.
+    const auto stride = static_cast<std::size_t>(B * c_.world_size);
+    for (std::size_t i = static_cast<std::size_t>(B * c_.rank); i < eval_starts_.size(); i += stride) {
         const int64_t rows = std::min<int64_t>(B, static_cast<int64_t>(eval_starts_.size() - i));
         host.resize(static_cast<std::size_t>(rows * (L + 1)));
         for (int64_t r = 0; r < rows; ++r)
@@ -447,7 +449,9 @@ double Run::validate() {
                      .item<double>();
     }
     model_->train();
-    return total / static_cast<double>(eval_starts_.size() * static_cast<std::size_t>(L));
+    auto sum = torch::tensor(total, torch::kFloat64);
+    if (hooks_.sync) sum = hooks_.sync->average(sum) * static_cast<double>(c_.world_size);
+    return sum.item<double>() / static_cast<double>(eval_starts_.size() * static_cast<std::size_t>(L));
 }
 
 void Run::prune(const std::string& current) {
@@ -673,9 +677,7 @@ TrainResult Run::go() {
                                    c_.out.string().c_str()));
             double val = -1.0;
             if (do_eval) {
-                auto v = torch::tensor(validate(), torch::kFloat64);
-                if (hooks_.sync) v = hooks_.sync->average(v);
-                val = last_val = v.item<double>();
+                val = last_val = validate();
             }
             const double elapsed = elapsed_before + seconds(run_start, Clock::now());
             log_.row(step, tokens, lr, last_loss, val, last_tps, elapsed);

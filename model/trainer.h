@@ -98,7 +98,7 @@ class GradientSync {
 public:
     virtual ~GradientSync() = default;
     virtual void sync_gradients(const std::vector<torch::Tensor>& parameters) { (void)parameters; }
-    // Averages a scalar tensor (loss, validation bits) across ranks.
+    // Averages a scalar tensor (the logged loss, the validation bits) across ranks.
     virtual torch::Tensor average(const torch::Tensor& value) { return value; }
     // Overwrites every rank's tensors with rank 0's (the initial or resumed weights).
     virtual void broadcast(const std::vector<torch::Tensor>& tensors) { (void)tensors; }

@@ -26,19 +26,6 @@ namespace {
 
 constexpr const char* harness = "fuzz_corpus";
 
-// The cache header as docs/TRAINING.md describes it (model/corpus.cpp, struct Header).
-struct Header {
-    char magic[8];
-    uint32_t version;
-    uint32_t token_bytes;
-    uint64_t vocab_size;
-    uint64_t count;
-    uint64_t checksum;
-    uint64_t fingerprint;
-    uint64_t files;
-    uint64_t source_bytes;
-};
-static_assert(sizeof(Header) == 64);
 
 void check_stream(const harmonic_fuzz::ScratchFile& file) {
     const std::string path = file.path().string();
@@ -83,10 +70,10 @@ uint64_t take(std::string_view& in, int bytes) {
 }
 
 void recipe_cache(const harmonic_fuzz::ScratchFile& file, std::string_view in) {
-    Header h{};
-    std::memcpy(h.magic, "HRMTOKS", 8);
+    harmonic::TokenCacheHeader h{};
+    std::memcpy(h.magic, harmonic::kTokenCacheMagic, 8);
     const uint64_t knobs = take(in, 2);
-    h.version = (knobs & 7) == 0 ? 2 : 1;
+    h.version = (knobs & 7) == 0 ? harmonic::kTokenCacheVersion + 1 : harmonic::kTokenCacheVersion;
     const uint32_t widths[4] = {1, 4, 1, 3};
     h.token_bytes = widths[(knobs >> 3) & 3];
     const uint64_t vocabs[8] = {256, 1, 0, 50257, 255, 257, uint64_t(1) << 32, (uint64_t(1) << 32) + 1};
