@@ -19,7 +19,7 @@ namespace harmonic::cli {
 namespace {
 
 struct EvalArgs {
-    std::string checkpoint, contexts = "1024", device = "auto", precision = "fp32", out, cache_dir, max_tokens, head = "full";
+    std::string checkpoint, contexts = "1024", device = "auto", precision = "fp32", out, cache_dir, max_tokens, head = "fused";
     std::vector<std::string> data;
     bool stateful = false;
     int64_t warmup_chunks = 0, batch = 0;
@@ -92,7 +92,7 @@ void register_eval(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--batch", a->batch, "windowed: windows per forward (default max(1, 16384 / context))")
         ->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--max-tokens", a->max_tokens, "use only the first N tokens of the data (e.g. 1M)");
-    cmd->add_option("--head", a->head, "full (default) | fused: bits without materialising the logits (long contexts, big vocabularies)")
+    cmd->add_option("--head", a->head, "fused (default: bits without materialising the logits) | full (through the logits)")
         ->check(CLI::IsMember({"full", "fused"}));
     cmd->add_option("--device", a->device, "cpu | cuda | cuda:N | auto (default)");
     cmd->add_option("--precision", a->precision, "fp32 (default) | bf16 (CUDA autocast)")->check(CLI::IsMember({"fp32", "bf16"}));

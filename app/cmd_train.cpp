@@ -35,7 +35,7 @@ struct TrainArgs {
     bool tie = false;
     TrainConfig train;  // numeric settings with their defaults
     std::string steps, tokens;
-    std::string device = "auto", precision = "auto", head = "full";
+    std::string device = "auto", precision = "auto", head = "fused";
 };
 
 ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenizer_json) {
@@ -248,7 +248,7 @@ void register_train(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--eval-windows", t.eval_windows, "fixed validation windows (default 32)")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--log-every", t.log_every, "log.csv row every K steps (default 10)")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_flag("--stateful", t.stateful, "sequential batches, state carried (detached) between chunks");
-    cmd->add_option("--head", a->head, "full (default: logits in memory, fastest) | fused (loss chunk by chunk, no logits: long contexts)")
+    cmd->add_option("--head", a->head, "fused (default: loss chunk by chunk, no logits in memory) | full (the logits and LibTorch's cross-entropy)")
         ->check(CLI::IsMember({"fused", "full"}));
     cmd->add_option("--device", a->device, "cpu | cuda | cuda:N | auto (default)");
     cmd->add_option("--nproc", a->nproc, "data-parallel processes on this machine, one per GPU (c10d + NCCL); "

@@ -212,7 +212,7 @@ ForwardOutput HarmonicModel::forward_chunk(const torch::Tensor& tokens, StreamSt
     }
     auto z = final_norm(r);
     out.features = z;
-    if (!headless()) out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
+    if (!headless()) out.logits = output_logits(z, head_weight());
     state.position += tokens.size(1);
     return out;
 }

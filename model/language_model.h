@@ -110,9 +110,14 @@ private:
 // Mean next-token cross-entropy in bits per token over positions 0..T-2 predicting 1..T-1.
 torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& tokens);
 
+// The logits features · weightᵀ, (..., V). On CUDA the GEMM runs on the weight padded with zero
+// rows to a multiple of 64 (cuBLAS's fast kernels need an aligned row stride), and the result is
+// a view of the first V columns (row stride padded, not contiguous). Every model's head.
+torch::Tensor output_logits(const torch::Tensor& features, const torch::Tensor& weight);
+
 // The fused output head: the sum over rows of −log2 softmax(features · weightᵀ)[target], for
 // features (..., d), weight (V, d), targets (...). Runs `chunk_rows` rows at a time (0: about
-// 2^27 logits per chunk), forward and backward (which recomputes each chunk's logits from the
+// 2^28 logits per chunk), forward and backward (which recomputes each chunk's logits from the
 // saved log-sum-exp), so the (rows, V) logits and their gradient never exist whole: the memory
 // of the head no longer grows with V × T. Matmuls run in bf16 under bf16 autocast, softmax in fp32.
 torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,

@@ -112,7 +112,7 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
     }
     auto zf = final_norm(x);
     out.features = zf;
-    if (!headless()) out.logits = head ? head->forward(zf) : torch::matmul(zf, embed->weight.t());
+    if (!headless()) out.logits = output_logits(zf, head_weight());
     state.position += T;
     return out;
 }

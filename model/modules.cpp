@@ -1,6 +1,9 @@
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
+#include <cstdlib>
+
+#include "kernels/output_head.h"
 
 #include "model/error.h"
 #include "model/harmonic.h"
@@ -59,30 +62,56 @@ torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& t
 
 namespace {
 
+// cuBLAS runs the head GEMM on its aligned tensor-core kernels only when the output's row stride is
+// a multiple of 8 elements; with the paper's V = 50,257 it fell back to an "align1" kernel at 87
+// TFLOP/s, 87 % of Harmonic's whole forward at 32K (docs/KERNEL_NOTES.md h2). So on CUDA the
+// weight gets zero rows up to a multiple of 64 (+0.1 % work) and the logits are a view of the first V
+// columns. The CPU path is left as it was (no gain there).
+constexpr int64_t kHeadAlign = 64;
+
+int64_t padded_vocab(const torch::Tensor& features, int64_t V) {
+    return features.is_cuda() ? (V + kHeadAlign - 1) / kHeadAlign * kHeadAlign : V;
+}
+
+torch::Tensor pad_rows(const torch::Tensor& weight, int64_t rows) {
+    if (rows == weight.size(0)) return weight;
+    return torch::cat({weight, weight.new_zeros({rows - weight.size(0), weight.size(1)})});
+}
+
 // The fused head as an autograd function (see head_bits_sum). Forward keeps only each row's
 // log-sum-exp; backward recomputes a chunk's logits, turns them into softmax − onehot and
-// multiplies back, so neither pass holds more than one chunk of (rows, V).
+// multiplies back, so neither pass holds more than one chunk of (rows, V). The softmax passes are
+// kernels/output_head.h (one read of the chunk on CUDA); the GEMMs run on the padded weight.
+// Rows per chunk: about 2^28 logits (512 MB in bf16). Measured on the H100 (scoring 2 x 32K tokens):
+// 256 / 667 / 2048 / 8192 rows took 14.8 / 11.9 / 10.4 / 8.7 ms: chunks near the L2's size did not
+// keep the logits in L2, and small chunks pay per-launch costs; memory stays flat in the length.
+// HARMONIC_HEAD_CHUNK_ROWS overrides it (benchmark knob).
+int64_t default_head_chunk_rows(int64_t V) {
+    if (const char* e = std::getenv("HARMONIC_HEAD_CHUNK_ROWS"); e && std::atoll(e) > 0) return std::atoll(e);
+    return std::max<int64_t>(1, (int64_t(1) << 28) / V);
+}
+
 struct HeadBits : public torch::autograd::Function<HeadBits> {
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& features,
                                  const torch::Tensor& weight, const torch::Tensor& targets, int64_t chunk, bool bf16) {
         const auto compute = bf16 ? torch::kBFloat16 : torch::promote_types(features.scalar_type(), weight.scalar_type());
         const auto acc = torch::promote_types(compute, torch::kFloat32);  // softmax and sums: fp32 at least
-        const auto w = weight.to(compute);
+        const int64_t V = weight.size(0);
+        const auto w = pad_rows(weight.to(compute), padded_vocab(features, V));
         const int64_t N = features.size(0);
         auto lse = torch::empty({N}, features.options().dtype(acc));
-        auto total = torch::zeros({}, features.options().dtype(acc));
+        auto picked = torch::empty({N}, features.options().dtype(acc));
         for (int64_t i = 0; i < N; i += chunk) {
             const int64_t n = std::min(chunk, N - i);
-            auto logits = torch::matmul(features.slice(0, i, i + n).to(compute), w.t()).to(acc);
-            auto l = torch::logsumexp(logits, 1);
-            auto picked = logits.gather(1, targets.slice(0, i, i + n).unsqueeze(1)).squeeze(1);
-            total = total + (l - picked).sum();
-            lse.slice(0, i, i + n).copy_(l);
+            auto logits = torch::matmul(features.slice(0, i, i + n).to(compute), w.t());
+            auto r = kernels::head_lse(logits, V, targets.slice(0, i, i + n));
+            lse.slice(0, i, i + n).copy_(r.lse);
+            picked.slice(0, i, i + n).copy_(r.picked);
         }
         ctx->save_for_backward({features, weight, targets, lse});
         ctx->saved_data["chunk"] = chunk;
         ctx->saved_data["bf16"] = bf16;
-        return total / std::log(2.0);
+        return (lse - picked).sum() / std::log(2.0);
     }
 
     static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
@@ -96,31 +125,41 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
                                  ? torch::kBFloat16
                                  : torch::promote_types(features.scalar_type(), weight.scalar_type());
         const auto acc = torch::promote_types(compute, torch::kFloat32);
-        const auto w = weight.to(compute);
+        const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
+        const auto w = pad_rows(weight.to(compute), Vp);
         const auto scale = (grads[0] / std::log(2.0)).to(acc);
         const int64_t N = features.size(0);
         auto d_features = torch::empty_like(features);
-        auto d_weight = torch::zeros(weight.sizes(), weight.options().dtype(acc));
+        auto d_weight = torch::zeros({Vp, weight.size(1)}, weight.options().dtype(acc));
+        // bf16 on CUDA: the weight gradient accumulates in fp32 inside the GEMM (no bf16 rounding
+        // of each chunk's contribution).
+        const bool accumulate_in_gemm = compute == torch::kBFloat16 && features.is_cuda();
         for (int64_t i = 0; i < N; i += chunk) {
             const int64_t n = std::min(chunk, N - i);
             const auto f = features.slice(0, i, i + n).to(compute);
-            auto p = torch::exp(torch::matmul(f, w.t()).to(acc) - lse.slice(0, i, i + n).unsqueeze(1));
-            p.scatter_add_(1, targets.slice(0, i, i + n).unsqueeze(1),
-                           -torch::ones({n, 1}, p.options()));  // softmax − onehot(target)
-            const auto g = (p * scale).to(compute);
+            const auto g = kernels::head_softmax_grad(torch::matmul(f, w.t()), V, lse.slice(0, i, i + n),
+                                                      targets.slice(0, i, i + n), scale);
             d_features.slice(0, i, i + n).copy_(torch::matmul(g, w));
-            d_weight.add_(torch::matmul(g.t(), f).to(acc));
+            if (accumulate_in_gemm) d_weight = at::addmm(d_weight, g.t(), f, acc);
+            else d_weight.add_(torch::matmul(g.t(), f).to(acc));
         }
-        return {d_features, d_weight.to(weight.scalar_type()), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+        return {d_features, d_weight.narrow(0, 0, V).to(weight.scalar_type()), torch::Tensor(), torch::Tensor(),
+                torch::Tensor()};
     }
 };
 
 }  // namespace
 
+torch::Tensor output_logits(const torch::Tensor& features, const torch::Tensor& weight) {
+    const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
+    if (Vp == V) return torch::matmul(features, weight.t());
+    return torch::matmul(features, pad_rows(weight, Vp).t()).narrow(-1, 0, V);
+}
+
 torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,
                             int64_t chunk_rows) {
     const int64_t d = features.size(-1), V = weight.size(0);
-    if (chunk_rows <= 0) chunk_rows = std::max<int64_t>(1, (int64_t(1) << 27) / V);
+    if (chunk_rows <= 0) chunk_rows = default_head_chunk_rows(V);
     const bool bf16 = features.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA);
     return HeadBits::apply(features.reshape({-1, d}), weight, targets.reshape({-1}), chunk_rows, bf16);
 }

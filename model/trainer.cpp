@@ -242,6 +242,58 @@ torch::Tensor forward_bits(LanguageModel& model, const torch::Tensor& x, const t
     return fused ? head_bits_sum(out.features, model.head_weight(), y) : bits_sum(out.logits, y);
 }
 
+}  // namespace
+
+torch::Tensor ForeachAdamW::step(LossClosure closure) {
+    torch::NoGradGuard no_grad;
+    torch::Tensor loss;
+    if (closure) {
+        at::AutoGradMode enable_grad(true);
+        loss = closure();
+    }
+    for (auto& group : param_groups_) {
+        auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+        TORCH_CHECK(!o.amsgrad(), "ForeachAdamW: amsgrad is not supported");
+        const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+        std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+        std::vector<c10::Scalar> bc2_sqrt, neg_step_size;
+        for (auto& p : group.params()) {
+            if (!p.grad().defined()) continue;
+            TORCH_CHECK(!p.grad().is_sparse(), "ForeachAdamW: sparse gradients are not supported");
+            auto& slot = state_[p.unsafeGetTensorImpl()];
+            if (!slot) {
+                auto s = std::make_unique<torch::optim::AdamWParamState>();
+                s->step(0);
+                s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+                s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+                slot = std::move(s);
+            }
+            auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
+            s.step(s.step() + 1);
+            const double bc1 = 1 - std::pow(beta1, s.step()), bc2 = 1 - std::pow(beta2, s.step());
+            bc2_sqrt.emplace_back(std::sqrt(bc2));
+            neg_step_size.emplace_back(-o.lr() / bc1);
+            params.push_back(p);
+            grads.push_back(p.grad());
+            exp_avgs.push_back(s.exp_avg());
+            exp_avg_sqs.push_back(s.exp_avg_sq());
+        }
+        if (params.empty()) continue;
+        if (o.weight_decay() != 0) at::_foreach_mul_(params, 1 - o.lr() * o.weight_decay());
+        at::_foreach_mul_(exp_avgs, beta1);
+        at::_foreach_add_(exp_avgs, grads, 1 - beta1);
+        at::_foreach_mul_(exp_avg_sqs, beta2);
+        at::_foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - beta2);
+        auto denom = at::_foreach_sqrt(exp_avg_sqs);
+        at::_foreach_div_(denom, bc2_sqrt);
+        at::_foreach_add_(denom, o.eps());
+        at::_foreach_addcdiv_(params, exp_avgs, denom, neg_step_size);
+    }
+    return loss;
+}
+
+namespace {
+
 std::unique_ptr<torch::optim::AdamW> make_optimizer(LanguageModel& model, const TrainConfig& c) {
     std::vector<torch::Tensor> decay, no_decay;
     for (const auto& item : model.named_parameters()) (item.value().dim() >= 2 ? decay : no_decay).push_back(item.value());
@@ -251,7 +303,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LanguageModel& model, const 
     std::vector<torch::optim::OptimizerParamGroup> groups;
     if (!decay.empty()) groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(options(c.weight_decay)));
     if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options(0.0)));
-    return std::make_unique<torch::optim::AdamW>(groups, options(c.weight_decay));
+    return std::make_unique<ForeachAdamW>(groups, options(c.weight_decay));
 }
 
 void set_lr(torch::optim::AdamW& opt, double lr) {

@@ -36,6 +36,17 @@
 
 namespace harmonic {
 
+// torch::optim::AdamW's update (decoupled weight decay, bias-corrected moments, no amsgrad) through
+// LibTorch's multi-tensor _foreach_ ops: about ten launches per parameter group instead of about
+// nine per parameter. The C++ AdamW has no foreach or fused path, and its ~600 small launches
+// were the CPU-side limit of a 2 x 8K training step on the H100 (docs/KERNEL_NOTES.md). Same
+// state objects (checkpoints unchanged) and the same arithmetic, in the same order (tested equal).
+class ForeachAdamW : public torch::optim::AdamW {
+public:
+    using torch::optim::AdamW::AdamW;
+    torch::Tensor step(LossClosure closure = nullptr) override;
+};
+
 struct TrainConfig {
     ModelConfig model;                      // the model to build (ignored when resuming)
     std::filesystem::path tokenizer_json;   // BPE models: the tokenizer.json (copied into checkpoints)
@@ -59,9 +70,10 @@ struct TrainConfig {
     int64_t eval_windows = 32;    // fixed validation windows of seq_len tokens
     int64_t log_every = 10;       // log.csv row every K steps (and at every eval and checkpoint)
     bool stateful = false;        // sequential batches with the state carried between chunks
-    // Loss through head_bits_sum: no (batch, seq_len, V) logits in memory (4x less memory at 8K
-    // with V = 50,257, and 1M-token contexts, but 30% slower there; docs/BENCHMARKS.md).
-    bool fused_head = false;
+    // Loss through head_bits_sum: no (batch, seq_len, V) logits in memory (12x less memory at 8K
+    // with V = 50,257, 1M-token contexts, and 2x faster on the H100 since its softmax kernels;
+    // docs/BENCHMARKS.md). false: the logits and LibTorch's cross-entropy.
+    bool fused_head = true;
     std::string device = "auto";  // cpu | cuda | cuda:N | auto
     std::string precision = "auto";  // bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     uint64_t seed = 0;
@@ -149,7 +161,7 @@ struct EvalOptions {
     int64_t max_tokens = 0;       // 0 = the whole stream
     int64_t batch = 0;            // windowed: windows per forward (0 = max(1, 16384 / context))
     bool bf16 = false;            // autocast (CUDA only)
-    bool fused_head = false;      // bits through head_bits_sum: no (windows, context, V) logits in memory
+    bool fused_head = true;       // bits through head_bits_sum: no (windows, context, V) logits in memory
 };
 
 struct EvalRow {

@@ -115,7 +115,7 @@ ForwardOutput TransformerModel::run(const torch::Tensor& tokens, StreamState* st
     }
     auto z = final_norm(x);
     out.features = z;
-    if (!headless()) out.logits = head ? head->forward(z) : torch::matmul(z, embed->weight.t());
+    if (!headless()) out.logits = output_logits(z, head_weight());
     if (state) state->position += T;
     return out;
 }

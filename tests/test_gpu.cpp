@@ -135,3 +135,42 @@ TEST_CASE("GPU out of memory during analysis is retried with smaller chunks and 
     CHECK(worst < 1e-3);
     remove_tree(dir);
 }
+
+TEST_CASE("GPU output head: padded logits and the fused head equal the CPU in fp64 terms", "[gpu][head]") {
+    if (!have_gpu()) return;
+    // V = 50,257 is not a multiple of 64: the CUDA head pads the weight (output_logits) and the fused
+    // head runs its softmax kernels over padded chunks.
+    torch::manual_seed(41);
+    const int64_t N = 300, d = 64, V = 50257;
+    auto features = torch::randn({N, d}), weight = torch::randn({V, d}) * 0.05;
+    auto targets = torch::randint(0, V, {N}, torch::TensorOptions().dtype(torch::kLong));
+    auto f64 = features.to(torch::kFloat64).requires_grad_(), w64 = weight.to(torch::kFloat64).requires_grad_();
+    auto truth = torch::nn::functional::cross_entropy(torch::matmul(f64, w64.t()), targets,
+                                                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
+                 std::log(2.0);
+    truth.backward();
+    at::globalContext().setAllowTF32CuBLAS(false);
+    auto logits = output_logits(features.to(torch::kCUDA), weight.to(torch::kCUDA));
+    REQUIRE(logits.sizes() == torch::IntArrayRef({N, V}));
+    CHECK(rel(logits, torch::matmul(f64, w64.t())) < 1e-5);
+    for (int64_t chunk : {0, 7, 128}) {
+        INFO("chunk " << chunk);
+        auto f = features.to(torch::kCUDA).requires_grad_(), w = weight.to(torch::kCUDA).requires_grad_();
+        auto bits = head_bits_sum(f, w, targets.to(torch::kCUDA), chunk);
+        CHECK(std::abs(bits.item<double>() - truth.item<double>()) < 1e-5 * truth.item<double>());
+        bits.backward();
+        CHECK(rel(f.grad(), f64.grad()) < 1e-4);
+        CHECK(rel(w.grad(), w64.grad()) < 1e-4);
+        // bf16 autocast: the GEMMs in bf16 and the weight gradient accumulated in fp32.
+        auto fb = features.to(torch::kCUDA).requires_grad_(), wb = weight.to(torch::kCUDA).requires_grad_();
+        torch::Tensor bits16;
+        {
+            Bf16Autocast autocast(true);
+            bits16 = head_bits_sum(fb, wb, targets.to(torch::kCUDA), chunk);
+        }
+        CHECK(std::abs(bits16.item<double>() - truth.item<double>()) < 1e-2 * truth.item<double>());
+        bits16.backward();
+        CHECK(rel(fb.grad(), f64.grad()) < 2e-2);
+        CHECK(rel(wb.grad(), w64.grad()) < 2e-2);
+    }
+}

@@ -17,6 +17,7 @@
 
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
+#include "kernels/output_head.h"
 #include "kernels/selective_scan.h"
 
 using namespace harmonic::kernels;
@@ -405,4 +406,88 @@ TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") 
     auto r = level_scan_reference(torch::zeros({2, 0, 3}), torch::zeros({2, 0, 3}), h0, 4.0, false);
     CHECK(r.h.size(1) == 0);
     CHECK(torch::equal(r.h_last, h0));
+}
+
+namespace {
+
+// fp64 truth of the head passes from the same (rounded) logits.
+struct HeadTruth {
+    Tensor lse, picked, grad;
+};
+HeadTruth head_truth(const Tensor& logits, int64_t V, const Tensor& targets, double scale) {
+    auto l = logits.to(torch::kCPU, torch::kFloat64).narrow(1, 0, V);
+    auto t = targets.to(torch::kCPU);
+    auto lse = torch::logsumexp(l, 1);
+    auto p = torch::exp(l - lse.unsqueeze(1));
+    p.scatter_add_(1, t.unsqueeze(1), -torch::ones({p.size(0), 1}, p.options()));
+    auto g = torch::zeros({logits.size(0), logits.size(1)}, p.options());
+    g.narrow(1, 0, V).copy_(p * scale);
+    return {lse, l.gather(1, t.unsqueeze(1)).squeeze(1), g};
+}
+
+}  // namespace
+
+TEST_CASE("output head softmax: reference equals fp64, padding columns ignored and zero", "[kernels][head]") {
+    torch::manual_seed(31);
+    for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+        const int64_t n = 9, V = 23, ld = 32;
+        auto logits = (torch::randn({n, ld}) * 4).to(dtype);
+        logits.narrow(1, V, ld - V).fill_(1e4);  // would dominate the log-sum-exp if it were read
+        auto targets = torch::randint(0, V, {n}, torch::TensorOptions().dtype(torch::kLong));
+        const auto truth = head_truth(logits, V, targets, 0.7);
+        const auto r = head_lse_reference(logits, V, targets);
+        const double tol = dtype == torch::kFloat64 ? 1e-14 : 1e-6;
+        CHECK(rel(r.lse, truth.lse) < tol);
+        CHECK(rel(r.picked, truth.picked) < tol);
+        const auto scale = torch::full({1}, 0.7, torch::TensorOptions().dtype(dtype));
+        auto g = head_softmax_grad_reference(logits, V, r.lse, targets, scale);
+        CHECK(g.scalar_type() == dtype);
+        CHECK(rel(g, truth.grad) < tol);
+        CHECK(g.narrow(1, V, ld - V).abs().max().item<double>() == 0.0);
+        // Each row of the gradient sums to zero (softmax minus one-hot).
+        CHECK(g.sum(1).abs().max().item<double>() < tol);
+        // On CPU tensors the dispatching functions are the references.
+        CHECK(torch::equal(head_lse(logits, V, targets).lse, r.lse));
+        CHECK(torch::equal(head_softmax_grad(logits, V, r.lse, targets, scale), g));
+    }
+    auto logits = torch::randn({4, 10});
+    auto targets = torch::zeros({4}, torch::TensorOptions().dtype(torch::kLong));
+    CHECK_THROWS(head_lse_reference(logits, 11, targets));
+    CHECK_THROWS(head_lse_reference(logits.t(), 4, targets));
+    CHECK_THROWS(head_lse_reference(logits, 10, targets.narrow(0, 0, 3)));
+}
+
+TEST_CASE("output head softmax: CUDA kernels within 2x of the reference's fp64 error", "[gpu][kernels][head]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(32);
+    struct Shape {
+        int64_t n, V, ld;
+    };
+    // 16-byte rows (vector path) and odd strides (scalar path), V = 1, the paper's vocabulary padded
+    // and unpadded, more rows than one wave of blocks.
+    const Shape shapes[] = {{1, 1, 1}, {3, 7, 7}, {37, 1000, 1000}, {5, 50257, 50304}, {5, 50257, 50257},
+                            {700, 4099, 4160}, {2, 8, 8}};
+    for (const auto& sh : shapes) {
+        for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+            std::ostringstream name;
+            name << "head n=" << sh.n << " V=" << sh.V << " ld=" << sh.ld << (dtype == torch::kBFloat16 ? " bf16" : " fp32");
+            auto logits = (torch::randn({sh.n, sh.ld}, torch::TensorOptions().device(torch::kCUDA)) * 3).to(dtype);
+            if (sh.ld > sh.V) logits.narrow(1, sh.V, sh.ld - sh.V).fill_(0);  // as the padded GEMM leaves it
+            auto targets = torch::randint(0, sh.V, {sh.n}, torch::TensorOptions().dtype(torch::kLong).device(torch::kCUDA));
+            const double scale = 0.37;
+            const auto truth = head_truth(logits, sh.V, targets, scale);
+            const auto ref = head_lse_reference(logits, sh.V, targets);
+            poison(sh.n * 64);
+            const auto got = head_lse(logits, sh.V, targets);
+            check_rule(name.str() + " lse", got.lse, ref.lse, truth.lse);
+            CHECK(torch::equal(got.picked.cpu(), ref.picked.cpu()));  // a gather: exact
+            const auto s = torch::full({1}, scale, torch::TensorOptions().device(torch::kCUDA));
+            const auto ref_g = head_softmax_grad_reference(logits, sh.V, ref.lse, targets, s);
+            poison(sh.n * sh.ld * 4);
+            const auto got_g = head_softmax_grad(logits, sh.V, ref.lse, targets, s);
+            REQUIRE(got_g.scalar_type() == dtype);
+            check_rule(name.str() + " softmax grad", got_g, ref_g, truth.grad);
+            if (sh.ld > sh.V) CHECK(got_g.narrow(1, sh.V, sh.ld - sh.V).abs().max().item<double>() == 0.0);
+        }
+    }
 }

@@ -410,6 +410,8 @@ TEST_CASE("eval: windowed and stateful bpt at several contexts; too-short data i
         for (const auto& r : s) CHECK(std::isfinite(r.mean_bpt));
         // The fused head gives the same numbers without the logits, both ways.
         for (EvalOptions o : {windowed, stateful}) {
+            CHECK(o.fused_head);  // the default
+            o.fused_head = false;
             const auto plain = evaluate_contexts(*model, corpus.tokens, torch::kCPU, o);
             o.fused_head = true;
             const auto fused = evaluate_contexts(*model, corpus.tokens, torch::kCPU, o);
@@ -447,6 +449,8 @@ TEST_CASE("training through the fused head follows the logits path's curve", "[t
         full.valid = {dir / "valid.txt"};
         full.steps = 10;
         full.out = dir / ("full_" + family_name(family));
+        CHECK(full.fused_head);  // the default
+        full.fused_head = false;
         auto fused = full;
         fused.fused_head = true;
         fused.out = dir / ("fused_" + family_name(family));
@@ -462,5 +466,73 @@ TEST_CASE("training through the fused head follows the logits path's curve", "[t
             }
         }
         CHECK(load_run_config(fused.out).fused_head);
+        CHECK_FALSE(load_run_config(full.out).fused_head);
     }
+}
+
+namespace {
+
+// Five steps of ForeachAdamW and of LibTorch's AdamW on the same parameters and gradients (two
+// groups, one without weight decay, a parameter without a gradient, a learning-rate change):
+// the largest difference of the parameters and moments, relative to their size.
+double foreach_adamw_difference(const torch::Device& device) {
+    torch::manual_seed(51);
+    auto make = [&] {
+        return std::vector<torch::Tensor>{torch::randn({17, 5}).to(device).requires_grad_(),
+                                          torch::randn({5}).to(device).requires_grad_(),
+                                          torch::randn({3, 3}).to(device).requires_grad_()};
+    };
+    auto a = make();
+    std::vector<torch::Tensor> b;
+    for (auto& t : a) b.push_back(t.detach().clone().requires_grad_());
+    auto groups = [](std::vector<torch::Tensor>& p) {
+        std::vector<torch::optim::OptimizerParamGroup> g;
+        g.emplace_back(std::vector<torch::Tensor>{p[0], p[2]},
+                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(3e-3).weight_decay(0.1)));
+        g.emplace_back(std::vector<torch::Tensor>{p[1]},
+                       std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(3e-3).weight_decay(0.0)));
+        return g;
+    };
+    torch::optim::AdamW reference(groups(a), torch::optim::AdamWOptions(3e-3));
+    ForeachAdamW foreach(groups(b), torch::optim::AdamWOptions(3e-3));
+    for (int step = 0; step < 5; ++step) {
+        if (step == 3)
+            for (auto* opt : std::vector<torch::optim::Optimizer*>{&reference, &foreach})
+                for (auto& g : opt->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(1e-3);
+        for (std::size_t i = 0; i < a.size(); ++i) {
+            if (i == 2 && step < 2) continue;  // no gradient yet: skipped, its state starts later
+            auto g = torch::randn(a[i].sizes()).to(device);
+            a[i].mutable_grad() = g.clone();
+            b[i].mutable_grad() = g.clone();
+        }
+        reference.step();
+        foreach.step();
+    }
+    double worst = 0.0;
+    auto diff = [&](const torch::Tensor& x, const torch::Tensor& y) {
+        worst = std::max(worst, ((x - y).abs().max() / y.abs().max().clamp_min(1e-30)).item<double>());
+    };
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        diff(b[i], a[i]);
+        const auto& sa = static_cast<const torch::optim::AdamWParamState&>(*reference.state().at(a[i].unsafeGetTensorImpl()));
+        const auto& sb = static_cast<const torch::optim::AdamWParamState&>(*foreach.state().at(b[i].unsafeGetTensorImpl()));
+        CHECK(sa.step() == sb.step());
+        diff(sb.exp_avg(), sa.exp_avg());
+        diff(sb.exp_avg_sq(), sa.exp_avg_sq());
+    }
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("ForeachAdamW: the same update and state as LibTorch's AdamW", "[train][optim]") {
+    CHECK(foreach_adamw_difference(torch::kCPU) <= 1e-6);
+}
+
+TEST_CASE("ForeachAdamW on CUDA: the same update and state as LibTorch's AdamW", "[gpu][optim]") {
+    if (!torch::cuda::is_available()) {
+        WARN("no CUDA GPU: not run here");
+        return;
+    }
+    CHECK(foreach_adamw_difference(torch::kCUDA) <= 1e-6);
 }

@@ -103,4 +103,21 @@ int64_t sel_num_tiles(const SelParams& p);
 void sel_forward(const SelParams& p, cudaStream_t stream);
 void sel_backward(const SelParams& p, cudaStream_t stream);
 
+// ---------------------------------------------------------------------------------------------
+// The output head's softmax over a chunk of logits (n rows of ld elements, the first V the
+// classes): per-row log-sum-exp and target logit, and the gradient scale·(softmax − onehot).
+struct HeadParams {
+    DType t = DType::F32;            // logits and g
+    int64_t n = 0, V = 0, ld = 0;
+    const void* logits = nullptr;    // (n, ld)
+    const int64_t* targets = nullptr;  // (n)
+    float* lse = nullptr;            // (n) out (head_lse) / in (head_softmax_grad)
+    float* picked = nullptr;         // (n) out (head_lse)
+    const float* scale = nullptr;    // one fp32 value on the device (head_softmax_grad)
+    void* g = nullptr;               // (n, ld) out (head_softmax_grad)
+};
+
+void head_lse(const HeadParams& p, cudaStream_t stream);
+void head_softmax_grad(const HeadParams& p, cudaStream_t stream);
+
 }  // namespace harmonic::kernels::cuda

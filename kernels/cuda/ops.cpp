@@ -15,6 +15,7 @@
 #include "kernels/cuda/launch.h"
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
+#include "kernels/output_head.h"
 #include "kernels/selective_scan.h"
 
 namespace harmonic::kernels {
@@ -441,6 +442,60 @@ SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& 
     auto out = cuda::SelectiveScanFn::apply(x, delta, A, Bm, Cm, cuda::placeholder(D, x), cuda::placeholder(z, x),
                                             cuda::placeholder(h0, x));
     return {out[0], out[1]};
+}
+
+namespace {
+
+// The head kernels take a contiguous chunk of fp32 or bf16 logits on one CUDA device.
+bool head_kernel_applies(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets,
+                         std::initializer_list<const torch::Tensor*> more) {
+    if (!logits.is_cuda() || logits.dim() != 2 || !logits.is_contiguous() || !cuda::kernel_dtype(logits)) return false;
+    if (V < 1 || V > logits.size(1) || targets.dim() != 1 || targets.size(0) != logits.size(0) ||
+        targets.scalar_type() != torch::kLong)
+        return false;
+    return cuda::all_cuda({&targets}, logits) && cuda::all_cuda(more, logits);
+}
+
+}  // namespace
+
+HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
+    if (!head_kernel_applies(logits, V, targets, {})) return head_lse_reference(logits, V, targets);
+    const c10::cuda::CUDAGuard guard(logits.device());
+    const int64_t n = logits.size(0);
+    auto opts = logits.options().dtype(torch::kFloat32);
+    HeadLse out{torch::empty({n}, opts), torch::empty({n}, opts)};
+    const auto t = targets.contiguous();
+    cuda::HeadParams p;
+    p.t = cuda::dtype_of(logits);
+    p.n = n, p.V = V, p.ld = logits.size(1);
+    p.logits = logits.data_ptr();
+    p.targets = t.data_ptr<int64_t>();
+    p.lse = out.lse.data_ptr<float>();
+    p.picked = out.picked.data_ptr<float>();
+    cuda::head_lse(p, cuda::stream());
+    return out;
+}
+
+torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
+                                const torch::Tensor& targets, const torch::Tensor& scale) {
+    if (!head_kernel_applies(logits, V, targets, {&lse, &scale}) || lse.scalar_type() != torch::kFloat32 ||
+        lse.numel() != logits.size(0) || scale.numel() != 1)
+        return head_softmax_grad_reference(logits, V, lse, targets, scale);
+    const c10::cuda::CUDAGuard guard(logits.device());
+    auto g = torch::empty_like(logits);
+    const auto t = targets.contiguous();
+    const auto l = lse.contiguous();
+    const auto s = scale.to(torch::kFloat32).contiguous();
+    cuda::HeadParams p;
+    p.t = cuda::dtype_of(logits);
+    p.n = logits.size(0), p.V = V, p.ld = logits.size(1);
+    p.logits = logits.data_ptr();
+    p.targets = t.data_ptr<int64_t>();
+    p.lse = const_cast<float*>(l.data_ptr<float>());
+    p.scale = s.data_ptr<float>();
+    p.g = g.data_ptr();
+    cuda::head_softmax_grad(p, cuda::stream());
+    return g;
 }
 
 }  // namespace harmonic::kernels

@@ -1,0 +1,47 @@
+#include "kernels/output_head.h"
+
+#include <torch/torch.h>
+
+namespace harmonic::kernels {
+
+namespace {
+
+void check_args(const char* what, const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
+    TORCH_CHECK(logits.dim() == 2 && logits.is_contiguous(), what, ": logits must be contiguous (n, ld), got ",
+                logits.sizes());
+    TORCH_CHECK(V >= 1 && V <= logits.size(1), what, ": V = ", V, " must be in [1, ", logits.size(1), "]");
+    TORCH_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0) && targets.scalar_type() == torch::kLong,
+                what, ": targets must be (n) int64, got ", targets.sizes());
+}
+
+}  // namespace
+
+HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
+    check_args("head_lse", logits, V, targets);
+    auto classes = logits.narrow(1, 0, V).to(torch::promote_types(logits.scalar_type(), torch::kFloat32));
+    return {torch::logsumexp(classes, 1), classes.gather(1, targets.unsqueeze(1)).squeeze(1)};
+}
+
+torch::Tensor head_softmax_grad_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
+                                          const torch::Tensor& targets, const torch::Tensor& scale) {
+    check_args("head_softmax_grad", logits, V, targets);
+    const auto acc = torch::promote_types(logits.scalar_type(), torch::kFloat32);
+    auto p = torch::exp(logits.narrow(1, 0, V).to(acc) - lse.to(acc).unsqueeze(1));
+    p.scatter_add_(1, targets.unsqueeze(1), -torch::ones({p.size(0), 1}, p.options()));
+    auto g = torch::zeros_like(logits);
+    g.narrow(1, 0, V).copy_(p * scale.to(acc).reshape({}));
+    return g;
+}
+
+#ifndef HARMONIC_WITH_CUDA_KERNELS
+HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
+    return head_lse_reference(logits, V, targets);
+}
+
+torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
+                                const torch::Tensor& targets, const torch::Tensor& scale) {
+    return head_softmax_grad_reference(logits, V, lse, targets, scale);
+}
+#endif
+
+}  // namespace harmonic::kernels
