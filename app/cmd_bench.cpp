@@ -12,6 +12,7 @@
 #include "model/checkpoint.h"
 #include "model/error.h"
 #include "model/io.h"
+#include "model/trainer.h"
 
 
 namespace harmonic::cli {
@@ -90,7 +91,7 @@ int run_bench(const BenchArgs& a) {
         torch::manual_seed(0);
         auto model = make_model(c);
         model->to(device);
-        torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));
+        ForeachAdamW opt(model->parameters(), torch::optim::AdamWOptions(1e-4));  // harmonic train's optimizer
         for (int64_t T : a.seq_lens) {
             if (a.stream > 0) {
                 stream_one(*model, name, T, a, device, bf16, csv);

@@ -17,7 +17,7 @@ date -u >>"$L/gpu.txt"
 [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake \
   -DHARMONIC_DEPS_DIR=$PWD/.deps >"$L/cmake.log" 2>&1
-ninja -C build harmonic test_model >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
+ninja -C build harmonic test_model bench_kernels >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
 echo "built at ${SECONDS}s"
 timeout 240 ./build/tests/test_model "[head],[gpu],[kernels]" >"$L/test_gpu.log" 2>&1
 echo "test_model [head],[gpu],[kernels]: exit $?"; tail -3 "$L/test_gpu.log"
@@ -32,8 +32,12 @@ for rows in 256 2048 8192; do
 done
 run $H bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 2 --train --head full --out "$L/train_full.csv"
 run $H bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 2 --train --head fused --out "$L/train_fused.csv"
+run $H bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 1 --stream 1048576 --out "$L/stream.csv"
+run $H bench --model harmonic $M28 --seq-len 262144,1048576 --batch 1 --train --head fused --warmup 1 --repeats 2 --out "$L/longest.csv"
 echo "benches done at ${SECONDS}s"; grep -E "^(harmonic|transformer|mamba) " "$L/bench.log"
 [ "${1:-}" = quick ] && exit 0
+timeout 150 ./build/bench/bench_kernels --quick --out "$L/bench_kernels.txt" >"$L/bench_kernels.log" 2>&1
+echo "bench_kernels: exit $?"; grep -E "channels/thread|copy" "$L/bench_kernels.log" | head -12
 P="$M28 --batch 2 --warmup 1 --repeats 1"
 prof() { local n=$1; shift; timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --csv "$@" >"$L/profile_$n.csv" 2>"$L/profile_$n.err"; echo "profile $n: exit $?"; }
 prof fwd32k $H bench --model harmonic $P --seq-len 32768

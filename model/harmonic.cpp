@@ -26,8 +26,8 @@ LevelCellImpl::LevelCellImpl(int64_t d, double tau_, bool selective_) : tau(tau_
 }
 
 LevelCellImpl::Out LevelCellImpl::forward(const torch::Tensor& x, const torch::Tensor& h0, bool want_decay) {
-    auto u = w_in(norm(x));
-    auto pre = w_g(u);
+    auto u = linear(w_in, norm(x));
+    auto pre = linear(w_g, u);
     // The decay a and the scan input b are formed inside the (fused) scan and never stored.
     auto r = kernels::level_scan(pre, u, h0, tau, selective);
     torch::Tensor decay;
@@ -35,7 +35,7 @@ LevelCellImpl::Out LevelCellImpl::forward(const torch::Tensor& x, const torch::T
         decay = selective ? torch::exp(-torch::nn::functional::softplus(pre.detach().to(torch::kFloat32)) / tau)
                           : torch::full({u.size(2)}, std::exp(-1.0 / tau), u.options().dtype(torch::kFloat32));
     }
-    return {w_out(r.h), r.h, decay, r.h_last};
+    return {linear(w_out, r.h), r.h, decay, r.h_last};
 }
 
 OutputTripleImpl::OutputTripleImpl(int64_t d) {
@@ -45,7 +45,7 @@ OutputTripleImpl::OutputTripleImpl(int64_t d) {
 }
 
 torch::Tensor OutputTripleImpl::forward(const torch::Tensor& o) {
-    return fc3(torch::gelu(fc2(torch::gelu(fc1(o)))));
+    return linear(fc3, torch::gelu(linear(fc2, torch::gelu(linear(fc1, o)))));
 }
 
 HarmonicBlockImpl::HarmonicBlockImpl(const ModelConfig& c)

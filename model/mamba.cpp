@@ -92,7 +92,7 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
                                   /*dilation=*/torch::IntArrayRef{1}, /*groups=*/E);
         auto u = torch::silu(conv).transpose(1, 2);  // (B, T, E)
         auto dbc = L.x_proj(u);
-        auto delta = torch::nn::functional::softplus(L.dt_proj(dbc.index({"...", Slice(0, R)})));
+        auto delta = torch::nn::functional::softplus(linear(L.dt_proj, dbc.index({"...", Slice(0, R)})));
         auto Bm = dbc.index({"...", Slice(R, R + N)});
         auto Cm = dbc.index({"...", Slice(R + N)});
         auto A = -torch::exp(L.A_log.to(torch::kFloat32));

@@ -18,10 +18,24 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 }
 
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
-    // Statistics in fp32 whatever the activation dtype (bf16 autocast).
+    // Statistics in fp32 whatever the activation dtype (bf16 autocast). On CUDA, LibTorch's fused
+    // kernel (one pass, and one for the backward) instead of the eight elementwise and reduction
+    // kernels below: ~185 us -> one pass per full-size norm at 2 x 32K on the H100.
+    if (x.is_cuda() && x.numel() > 0) {
+        const int64_t d = x.size(-1);
+        return at::rms_norm(x.to(torch::kFloat32), {d}, weight.to(torch::kFloat32), eps).to(x.scalar_type());
+    }
     auto xf = x.to(torch::kFloat32);
     auto y = xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps);
     return (y * weight.to(torch::kFloat32)).to(x.scalar_type());
+}
+
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+    const auto& bias = layer->bias;
+    if (!x.is_cuda() || !bias.defined() || x.dim() < 2) return layer.ptr()->forward(x);
+    auto sizes = x.sizes().vec();
+    sizes.back() = layer->weight.size(0);
+    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), layer->weight.t()).view(sizes);
 }
 
 Bf16Autocast::Bf16Autocast(bool enable) : active_(enable) {

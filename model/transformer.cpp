@@ -110,7 +110,7 @@ ForwardOutput TransformerModel::run(const torch::Tensor& tokens, StreamState* st
             state->values[i] = values.index({Slice(), Slice(), Slice(L - keep)});
         }
         x = x + layer.wo(att.transpose(1, 2).reshape({B, T, d}));
-        x = x + layer.fc2(torch::gelu(layer.fc1(layer.ln2(x))));
+        x = x + linear(layer.fc2, torch::gelu(linear(layer.fc1, layer.ln2(x))));
         if (trace) out.levels.push_back({"layer " + std::to_string(i + 1), 1, 0.0, x, {}, {}, pos0});
     }
     auto z = final_norm(x);
