@@ -14,6 +14,12 @@ void check_args(const char* what, const torch::Tensor& logits, int64_t V, const 
                 what, ": targets must be (n) int64, got ", targets.sizes());
 }
 
+void check_out(const torch::Tensor& logits, const torch::Tensor& out) {
+    TORCH_CHECK(!out.defined() || (out.sizes() == logits.sizes() && out.scalar_type() == logits.scalar_type() &&
+                                   out.is_contiguous() && out.device() == logits.device()),
+                "head_softmax_grad: out must be a contiguous tensor like logits, got ", out.sizes());
+}
+
 }  // namespace
 
 HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
@@ -23,13 +29,16 @@ HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::
 }
 
 torch::Tensor head_softmax_grad_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
-                                          const torch::Tensor& targets, const torch::Tensor& scale) {
+                                          const torch::Tensor& targets, const torch::Tensor& scale,
+                                          const torch::Tensor& out) {
     check_args("head_softmax_grad", logits, V, targets);
+    check_out(logits, out);
     const auto acc = torch::promote_types(logits.scalar_type(), torch::kFloat32);
     auto p = torch::exp(logits.narrow(1, 0, V).to(acc) - lse.to(acc).unsqueeze(1));
     p.scatter_add_(1, targets.unsqueeze(1), -torch::ones({p.size(0), 1}, p.options()));
-    auto g = torch::zeros_like(logits);
+    auto g = out.defined() ? out : torch::empty_like(logits);
     g.narrow(1, 0, V).copy_(p * scale.to(acc).reshape({}));
+    if (V < g.size(1)) g.narrow(1, V, g.size(1) - V).zero_();
     return g;
 }
 
@@ -39,8 +48,8 @@ HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& ta
 }
 
 torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
-                                const torch::Tensor& targets, const torch::Tensor& scale) {
-    return head_softmax_grad_reference(logits, V, lse, targets, scale);
+                                const torch::Tensor& targets, const torch::Tensor& scale, const torch::Tensor& out) {
+    return head_softmax_grad_reference(logits, V, lse, targets, scale, out);
 }
 #endif
 

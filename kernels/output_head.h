@@ -19,13 +19,16 @@ HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& ta
 
 // The gradient of Σ_r (lse_r − picked_r) · scale with respect to the logits: (n, ld) in logits'
 // dtype, scale · (exp(logits − lse) − onehot(target)) in the first V columns, 0 in the padding.
-// scale: a one-element tensor (stays on the device: no synchronisation).
+// scale: a one-element tensor (stays on the device: no synchronisation). out: where to write (n, ld),
+// contiguous, logits' dtype; may be `logits` itself (in place); undefined: a new tensor.
 torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
-                                const torch::Tensor& targets, const torch::Tensor& scale);
+                                const torch::Tensor& targets, const torch::Tensor& scale,
+                                const torch::Tensor& out = {});
 
 // Pure LibTorch (logsumexp / gather / exp in fp32, or fp64 for fp64 logits); runs anywhere; the yardstick for the kernels.
 HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets);
 torch::Tensor head_softmax_grad_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
-                                          const torch::Tensor& targets, const torch::Tensor& scale);
+                                          const torch::Tensor& targets, const torch::Tensor& scale,
+                                          const torch::Tensor& out = {});
 
 }  // namespace harmonic::kernels

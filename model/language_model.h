@@ -123,10 +123,11 @@ torch::Tensor output_logits(const torch::Tensor& features, const torch::Tensor& 
 
 // The fused output head: the sum over rows of −log2 softmax(features · weightᵀ)[target], for
 // features (..., d), weight (V, d), targets (...). Runs `chunk_rows` rows at a time (0: about
-// 2^28 logits per chunk), forward and backward (which recomputes each chunk's logits from the
-// saved log-sum-exp), so the (rows, V) logits and their gradient never exist whole: the memory
-// of the head no longer grows with V × T. Matmuls run in bf16 under bf16 autocast, softmax in fp32.
+// 2^28 logits per chunk), so the (rows, V) logits never exist whole. For the backward it keeps
+// softmax − onehot of every row (bf16 under autocast) when that fits `keep_bytes` (−1: 4 GB, or
+// $HARMONIC_HEAD_KEEP_GB), else only each row's log-sum-exp, and the backward recomputes each
+// chunk's logits: memory flat in T. Matmuls in bf16 under bf16 autocast, softmax in fp32.
 torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,
-                            int64_t chunk_rows = 0);
+                            int64_t chunk_rows = 0, int64_t keep_bytes = -1);
 
 }  // namespace harmonic

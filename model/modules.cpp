@@ -92,10 +92,6 @@ torch::Tensor pad_rows(const torch::Tensor& weight, int64_t rows) {
     return torch::cat({weight, weight.new_zeros({rows - weight.size(0), weight.size(1)})});
 }
 
-// The fused head as an autograd function (see head_bits_sum). Forward keeps only each row's
-// log-sum-exp; backward recomputes a chunk's logits, turns them into softmax − onehot and
-// multiplies back, so neither pass holds more than one chunk of (rows, V). The softmax passes are
-// kernels/output_head.h (one read of the chunk on CUDA); the GEMMs run on the padded weight.
 // Rows per chunk: about 2^28 logits (512 MB in bf16). Measured on the H100 (scoring 2 x 32K tokens):
 // 256 / 667 / 2048 / 8192 rows took 14.8 / 11.9 / 10.4 / 8.7 ms: chunks near the L2's size did not
 // keep the logits in L2, and small chunks pay per-launch costs; memory stays flat in the length.
@@ -105,26 +101,55 @@ int64_t default_head_chunk_rows(int64_t V) {
     return std::max<int64_t>(1, (int64_t(1) << 28) / V);
 }
 
+// The gradient of the loss with respect to the logits, softmax − onehot, is kept from the forward
+// when it fits this many bytes (HARMONIC_HEAD_KEEP_GB, default 4): the backward is then two GEMMs
+// with no recomputed logits (2 x 8K tokens x 50,257 in bf16: 1.6 GB). Longer inputs recompute it.
+int64_t default_head_keep_bytes() {
+    const char* e = std::getenv("HARMONIC_HEAD_KEEP_GB");
+    return static_cast<int64_t>((e ? std::atof(e) : 4.0) * double(int64_t(1) << 30));
+}
+
+// The fused head as an autograd function (see head_bits_sum). Forward: each chunk's logits by one
+// GEMM on the padded weight, then the softmax passes of kernels/output_head.h (one read of the
+// chunk on CUDA). What the backward needs is either the gradient softmax − onehot of every row,
+// written over the chunk's logits in place when it fits the keep budget (backward: two GEMMs), or
+// only each row's log-sum-exp (backward: recompute each chunk's logits, then the gradient). Either
+// way no pass holds the (rows, V) logits beyond the budget.
 struct HeadBits : public torch::autograd::Function<HeadBits> {
     static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& features,
-                                 const torch::Tensor& weight, const torch::Tensor& targets, int64_t chunk, bool bf16) {
+                                 const torch::Tensor& weight, const torch::Tensor& targets, int64_t chunk, bool bf16,
+                                 int64_t keep_bytes) {
         const auto compute = bf16 ? torch::kBFloat16 : torch::promote_types(features.scalar_type(), weight.scalar_type());
         const auto acc = torch::promote_types(compute, torch::kFloat32);  // softmax and sums: fp32 at least
-        const int64_t V = weight.size(0);
-        const auto w = pad_rows(weight.to(compute), padded_vocab(features, V));
+        const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
+        const auto w = pad_rows(weight.to(compute), Vp);
         const int64_t N = features.size(0);
+        const bool need_grad = features.requires_grad() || weight.requires_grad();
+        const bool keep = need_grad && N * Vp * int64_t(c10::elementSize(compute)) <= keep_bytes;
         auto lse = torch::empty({N}, features.options().dtype(acc));
         auto picked = torch::empty({N}, features.options().dtype(acc));
+        torch::Tensor grad_logits = keep ? torch::empty({N, Vp}, features.options().dtype(compute)) : torch::Tensor();
+        const auto one = torch::ones({1}, features.options().dtype(acc));
         for (int64_t i = 0; i < N; i += chunk) {
             const int64_t n = std::min(chunk, N - i);
-            auto logits = torch::matmul(features.slice(0, i, i + n).to(compute), w.t());
-            auto r = kernels::head_lse(logits, V, targets.slice(0, i, i + n));
+            const auto f = features.slice(0, i, i + n).to(compute);
+            torch::Tensor logits;
+            if (keep) {
+                logits = grad_logits.slice(0, i, i + n);
+                at::mm_out(logits, f, w.t());
+            } else {
+                logits = torch::matmul(f, w.t());
+            }
+            const auto t = targets.slice(0, i, i + n);
+            auto r = kernels::head_lse(logits, V, t);
             lse.slice(0, i, i + n).copy_(r.lse);
             picked.slice(0, i, i + n).copy_(r.picked);
+            if (keep) kernels::head_softmax_grad(logits, V, r.lse, t, one, logits);  // in place
         }
-        ctx->save_for_backward({features, weight, targets, lse});
+        ctx->save_for_backward({features, weight, targets, keep ? grad_logits : lse});
         ctx->saved_data["chunk"] = chunk;
         ctx->saved_data["bf16"] = bf16;
+        ctx->saved_data["kept"] = keep;
         return (lse - picked).sum() / std::log(2.0);
     }
 
@@ -133,7 +158,6 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
         const auto& features = saved[0];
         const auto& weight = saved[1];
         const auto& targets = saved[2];
-        const auto& lse = saved[3];
         const int64_t chunk = ctx->saved_data["chunk"].toInt();
         const auto compute = ctx->saved_data["bf16"].toBool()
                                  ? torch::kBFloat16
@@ -142,23 +166,36 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
         const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
         const auto w = pad_rows(weight.to(compute), Vp);
         const auto scale = (grads[0] / std::log(2.0)).to(acc);
-        const int64_t N = features.size(0);
-        auto d_features = torch::empty_like(features);
-        auto d_weight = torch::zeros({Vp, weight.size(1)}, weight.options().dtype(acc));
         // bf16 on CUDA: the weight gradient accumulates in fp32 inside the GEMM (no bf16 rounding
         // of each chunk's contribution).
-        const bool accumulate_in_gemm = compute == torch::kBFloat16 && features.is_cuda();
-        for (int64_t i = 0; i < N; i += chunk) {
-            const int64_t n = std::min(chunk, N - i);
-            const auto f = features.slice(0, i, i + n).to(compute);
-            const auto g = kernels::head_softmax_grad(torch::matmul(f, w.t()), V, lse.slice(0, i, i + n),
-                                                      targets.slice(0, i, i + n), scale);
-            d_features.slice(0, i, i + n).copy_(torch::matmul(g, w));
-            if (accumulate_in_gemm) d_weight = at::addmm(d_weight, g.t(), f, acc);
-            else d_weight.add_(torch::matmul(g.t(), f).to(acc));
+        const bool fp32_out = compute == torch::kBFloat16 && features.is_cuda();
+        auto weight_grad = [&](const torch::Tensor& g, const torch::Tensor& f) {
+            return fp32_out ? at::mm(g.t(), f, acc) : torch::matmul(g.t(), f).to(acc);
+        };
+        torch::Tensor d_features, d_weight;
+        if (ctx->saved_data["kept"].toBool()) {
+            const auto& g = saved[3];  // softmax − onehot, unscaled
+            const auto f = features.to(compute);
+            d_features = (torch::matmul(g, w).to(acc) * scale).to(features.scalar_type());
+            d_weight = weight_grad(g, f) * scale;
+        } else {
+            const auto& lse = saved[3];
+            const int64_t N = features.size(0);
+            d_features = torch::empty_like(features);
+            d_weight = torch::zeros({Vp, weight.size(1)}, weight.options().dtype(acc));
+            for (int64_t i = 0; i < N; i += chunk) {
+                const int64_t n = std::min(chunk, N - i);
+                const auto f = features.slice(0, i, i + n).to(compute);
+                auto logits = torch::matmul(f, w.t());
+                const auto g = kernels::head_softmax_grad(logits, V, lse.slice(0, i, i + n), targets.slice(0, i, i + n),
+                                                          scale, logits);  // in place
+                d_features.slice(0, i, i + n).copy_(torch::matmul(g, w));
+                if (fp32_out) d_weight = at::addmm(d_weight, g.t(), f, acc);
+                else d_weight.add_(torch::matmul(g.t(), f).to(acc));
+            }
         }
         return {d_features, d_weight.narrow(0, 0, V).to(weight.scalar_type()), torch::Tensor(), torch::Tensor(),
-                torch::Tensor()};
+                torch::Tensor(), torch::Tensor()};
     }
 };
 
@@ -171,11 +208,12 @@ torch::Tensor output_logits(const torch::Tensor& features, const torch::Tensor& 
 }
 
 torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,
-                            int64_t chunk_rows) {
+                            int64_t chunk_rows, int64_t keep_bytes) {
     const int64_t d = features.size(-1), V = weight.size(0);
     if (chunk_rows <= 0) chunk_rows = default_head_chunk_rows(V);
     const bool bf16 = features.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA);
-    return HeadBits::apply(features.reshape({-1, d}), weight, targets.reshape({-1}), chunk_rows, bf16);
+    if (keep_bytes < 0) keep_bytes = default_head_keep_bytes();
+    return HeadBits::apply(features.reshape({-1, d}), weight, targets.reshape({-1}), chunk_rows, bf16, keep_bytes);
 }
 
 }  // namespace harmonic

@@ -255,8 +255,9 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
         auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
         TORCH_CHECK(!o.amsgrad(), "ForeachAdamW: amsgrad is not supported");
         const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
-        std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+        std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
         std::vector<c10::Scalar> bc2_sqrt, neg_step_size;
+        bool fused = true;  // every parameter an fp32 CUDA tensor on one device
         for (auto& p : group.params()) {
             if (!p.grad().defined()) continue;
             TORCH_CHECK(!p.grad().is_sparse(), "ForeachAdamW: sparse gradients are not supported");
@@ -273,12 +274,28 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
             const double bc1 = 1 - std::pow(beta1, s.step()), bc2 = 1 - std::pow(beta2, s.step());
             bc2_sqrt.emplace_back(std::sqrt(bc2));
             neg_step_size.emplace_back(-o.lr() / bc1);
+            fused = fused && p.is_cuda() && p.scalar_type() == torch::kFloat32 &&
+                    p.grad().scalar_type() == torch::kFloat32 && p.device() == group.params().front().device();
             params.push_back(p);
             grads.push_back(p.grad());
             exp_avgs.push_back(s.exp_avg());
             exp_avg_sqs.push_back(s.exp_avg_sq());
         }
         if (params.empty()) continue;
+        if (fused) {
+            for (const auto& p : params) {
+                const int64_t n = static_cast<torch::optim::AdamWParamState&>(*state_[p.unsafeGetTensorImpl()]).step();
+                auto& entry = device_steps_[p.unsafeGetTensorImpl()];
+                if (!entry.first.defined() || entry.second != n - 1)
+                    entry.first = torch::full({}, double(n - 1), p.options().dtype(torch::kFloat32));
+                entry.second = n;
+                steps.push_back(entry.first);
+            }
+            at::_foreach_add_(steps, 1.0);
+            at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, o.lr(), beta1, beta2, o.weight_decay(),
+                              o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+            continue;
+        }
         if (o.weight_decay() != 0) at::_foreach_mul_(params, 1 - o.lr() * o.weight_decay());
         at::_foreach_mul_(exp_avgs, beta1);
         at::_foreach_add_(exp_avgs, grads, 1 - beta1);

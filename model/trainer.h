@@ -26,6 +26,8 @@
 #include <functional>
 #include <iosfwd>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -36,15 +38,22 @@
 
 namespace harmonic {
 
-// torch::optim::AdamW's update (decoupled weight decay, bias-corrected moments, no amsgrad) through
-// LibTorch's multi-tensor _foreach_ ops: about ten launches per parameter group instead of about
-// nine per parameter. The C++ AdamW has no foreach or fused path, and its ~600 small launches
-// were the CPU-side limit of a 2 x 8K training step on the H100 (docs/KERNEL_NOTES.md). Same
-// state objects (checkpoints unchanged) and the same arithmetic, in the same order (tested equal).
+// torch::optim::AdamW's update (decoupled weight decay, bias-corrected moments, no amsgrad) in a
+// few launches per parameter group instead of about nine per parameter: on CUDA (fp32 parameters
+// on one device) LibTorch's fused AdamW kernel, one pass over parameters, gradients and moments;
+// elsewhere the same arithmetic in the same order through the multi-tensor _foreach_ ops. The C++
+// AdamW has neither path, and its ~600 small launches were the CPU-side limit of a 2 x 8K training
+// step on the H100 (docs/KERNEL_NOTES.md m3). Same state objects, so checkpoints are unchanged
+// (tested equal to AdamW on CPU and CUDA).
 class ForeachAdamW : public torch::optim::AdamW {
 public:
     using torch::optim::AdamW::AdamW;
     torch::Tensor step(LossClosure closure = nullptr) override;
+
+private:
+    // The fused kernel reads each parameter's step count from the device: that tensor, and the
+    // host count it holds (a state loaded from a checkpoint makes them differ: recreated then).
+    std::unordered_map<void*, std::pair<torch::Tensor, int64_t>> device_steps_;
 };
 
 struct TrainConfig {

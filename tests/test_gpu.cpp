@@ -153,10 +153,11 @@ TEST_CASE("GPU output head: padded logits and the fused head equal the CPU in fp
     auto logits = output_logits(features.to(torch::kCUDA), weight.to(torch::kCUDA));
     REQUIRE(logits.sizes() == torch::IntArrayRef({N, V}));
     CHECK(rel(logits, torch::matmul(f64, w64.t())) < 1e-5);
-    for (int64_t chunk : {0, 7, 128}) {
-        INFO("chunk " << chunk);
+    for (int64_t chunk : {0, 7, 128})
+    for (int64_t keep_bytes : {int64_t(-1), int64_t(0)}) {  // gradient kept from the forward / recomputed
+        INFO("chunk " << chunk << ", keep_bytes " << keep_bytes);
         auto f = features.to(torch::kCUDA).requires_grad_(), w = weight.to(torch::kCUDA).requires_grad_();
-        auto bits = head_bits_sum(f, w, targets.to(torch::kCUDA), chunk);
+        auto bits = head_bits_sum(f, w, targets.to(torch::kCUDA), chunk, keep_bytes);
         CHECK(std::abs(bits.item<double>() - truth.item<double>()) < 1e-5 * truth.item<double>());
         bits.backward();
         CHECK(rel(f.grad(), f64.grad()) < 1e-4);
@@ -166,7 +167,7 @@ TEST_CASE("GPU output head: padded logits and the fused head equal the CPU in fp
         torch::Tensor bits16;
         {
             Bf16Autocast autocast(true);
-            bits16 = head_bits_sum(fb, wb, targets.to(torch::kCUDA), chunk);
+            bits16 = head_bits_sum(fb, wb, targets.to(torch::kCUDA), chunk, keep_bytes);
         }
         CHECK(std::abs(bits16.item<double>() - truth.item<double>()) < 1e-2 * truth.item<double>());
         bits16.backward();

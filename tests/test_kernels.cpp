@@ -449,6 +449,9 @@ TEST_CASE("output head softmax: reference equals fp64, padding columns ignored a
         // On CPU tensors the dispatching functions are the references.
         CHECK(torch::equal(head_lse(logits, V, targets).lse, r.lse));
         CHECK(torch::equal(head_softmax_grad(logits, V, r.lse, targets, scale), g));
+        auto in_place = logits.clone();
+        head_softmax_grad_reference(in_place, V, r.lse, targets, scale, in_place);
+        CHECK(torch::equal(in_place, g));
     }
     auto logits = torch::randn({4, 10});
     auto targets = torch::zeros({4}, torch::TensorOptions().dtype(torch::kLong));
@@ -488,6 +491,10 @@ TEST_CASE("output head softmax: CUDA kernels within 2x of the reference's fp64 e
             REQUIRE(got_g.scalar_type() == dtype);
             check_rule(name.str() + " softmax grad", got_g, ref_g, truth.grad);
             if (sh.ld > sh.V) CHECK(got_g.narrow(1, sh.V, sh.ld - sh.V).abs().max().item<double>() == 0.0);
+            // In place over the logits (what the fused head does): the same values.
+            auto in_place = logits.clone();
+            head_softmax_grad(in_place, sh.V, ref.lse, targets, s, in_place);
+            CHECK(torch::equal(in_place.cpu(), got_g.cpu()));
         }
     }
 }

@@ -247,10 +247,11 @@ TEST_CASE("fused head: bits and gradients equal the logits path, any chunk size"
                          torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)) /
                      std::log(2.0);
     (reference * 3.0).backward();
-    for (int64_t chunk : {0, 1, 7, 36, 37, 100}) {
-        INFO("chunk " << chunk);
+    for (int64_t chunk : {0, 1, 7, 36, 37, 100})
+    for (int64_t keep_bytes : {int64_t(-1), int64_t(0)}) {  // gradient kept from the forward / recomputed
+        INFO("chunk " << chunk << ", keep_bytes " << keep_bytes);
         auto f = features.clone().requires_grad_(), w = weight.clone().requires_grad_();
-        auto fused = head_bits_sum(f, w, targets, chunk);
+        auto fused = head_bits_sum(f, w, targets, chunk, keep_bytes);
         CHECK(std::abs(fused.item<double>() - reference.item<double>()) < 1e-10 * reference.item<double>());
         (fused * 3.0).backward();
         CHECK(max_abs(f.grad() - f_ref.grad()) < 1e-12);

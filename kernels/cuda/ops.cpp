@@ -477,12 +477,15 @@ HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& ta
 }
 
 torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
-                                const torch::Tensor& targets, const torch::Tensor& scale) {
+                                const torch::Tensor& targets, const torch::Tensor& scale, const torch::Tensor& out) {
+    const bool out_ok = !out.defined() || (out.sizes() == logits.sizes() && out.scalar_type() == logits.scalar_type() &&
+                                           out.is_contiguous() && out.device() == logits.device());
     if (!head_kernel_applies(logits, V, targets, {&lse, &scale}) || lse.scalar_type() != torch::kFloat32 ||
-        lse.numel() != logits.size(0) || scale.numel() != 1)
-        return head_softmax_grad_reference(logits, V, lse, targets, scale);
+        lse.numel() != logits.size(0) || scale.numel() != 1 || !out_ok)
+        return head_softmax_grad_reference(logits, V, lse, targets, scale, out);
     const c10::cuda::CUDAGuard guard(logits.device());
-    auto g = torch::empty_like(logits);
+    // Each element is read before it is written by the same thread, so out may be logits.
+    auto g = out.defined() ? out : torch::empty_like(logits);
     const auto t = targets.contiguous();
     const auto l = lse.contiguous();
     const auto s = scale.to(torch::kFloat32).contiguous();
