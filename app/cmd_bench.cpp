@@ -112,6 +112,7 @@ int run_bench(const BenchArgs& a) {
                     opt.zero_grad();
                     auto loss = fused ? fused_bits() : bits_per_token(model->forward(tokens).logits, tokens);
                     loss.backward();
+                    clip_gradients(model->parameters(), TrainConfig{}.clip);  // as harmonic train does
                     opt.step();
                 } else {
                     torch::NoGradGuard no_grad;

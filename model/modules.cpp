@@ -124,8 +124,8 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
         const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
         const auto w = pad_rows(weight.to(compute), Vp);
         const int64_t N = features.size(0);
-        const bool need_grad = features.requires_grad() || weight.requires_grad();
-        const bool keep = need_grad && N * Vp * int64_t(c10::elementSize(compute)) <= keep_bytes;
+        // keep_bytes is 0 when no gradient is wanted (see head_bits_sum).
+        const bool keep = keep_bytes > 0 && N * Vp * int64_t(c10::elementSize(compute)) <= keep_bytes;
         auto lse = torch::empty({N}, features.options().dtype(acc));
         auto picked = torch::empty({N}, features.options().dtype(acc));
         torch::Tensor grad_logits = keep ? torch::empty({N, Vp}, features.options().dtype(compute)) : torch::Tensor();
@@ -213,6 +213,8 @@ torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& 
     if (chunk_rows <= 0) chunk_rows = default_head_chunk_rows(V);
     const bool bf16 = features.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA);
     if (keep_bytes < 0) keep_bytes = default_head_keep_bytes();
+    // Grad mode is off inside the function's forward: decide here whether a backward can follow.
+    if (!torch::GradMode::is_enabled() || !(features.requires_grad() || weight.requires_grad())) keep_bytes = 0;
     return HeadBits::apply(features.reshape({-1, d}), weight, targets.reshape({-1}), chunk_rows, bf16, keep_bytes);
 }
 

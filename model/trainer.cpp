@@ -213,17 +213,6 @@ private:
 
 // clip_grad_norm_'s arithmetic (global 2-norm, coefficient clamped at 1, 1e-6 guard) without its
 // host synchronisation, so a GPU step is never stalled.
-void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
-    std::vector<torch::Tensor> norms;
-    for (const auto& p : params)
-        if (p.grad().defined()) norms.push_back(p.grad().detach().norm(2));
-    if (norms.empty()) return;
-    auto total = torch::stack(norms).norm(2);
-    auto coef = torch::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
-    for (const auto& p : params)
-        if (p.grad().defined()) p.grad().detach().mul_(coef);
-}
-
 torch::Tensor bits_sum(const torch::Tensor& logits, const torch::Tensor& targets) {
     const int64_t V = logits.size(-1);
     return torch::nn::functional::cross_entropy(
@@ -243,6 +232,16 @@ torch::Tensor forward_bits(LanguageModel& model, const torch::Tensor& x, const t
 }
 
 }  // namespace
+
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm) {
+    std::vector<torch::Tensor> grads;
+    for (const auto& p : params)
+        if (p.grad().defined()) grads.push_back(p.grad().detach());
+    if (grads.empty()) return;
+    auto total = torch::stack(at::_foreach_norm(grads, 2)).norm(2);
+    auto coef = torch::clamp(max_norm / (total + 1e-6), std::nullopt, 1.0);
+    at::_foreach_mul_(grads, coef);
+}
 
 torch::Tensor ForeachAdamW::step(LossClosure closure) {
     torch::NoGradGuard no_grad;

@@ -45,6 +45,10 @@ namespace harmonic {
 // AdamW has neither path, and its ~600 small launches were the CPU-side limit of a 2 x 8K training
 // step on the H100 (docs/KERNEL_NOTES.md m3). Same state objects, so checkpoints are unchanged
 // (tested equal to AdamW on CPU and CUDA).
+// Scales every gradient by min(1, max_norm / ‖all gradients‖₂), on the device (no synchronisation),
+// in a few multi-tensor launches.
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
 class ForeachAdamW : public torch::optim::AdamW {
 public:
     using torch::optim::AdamW::AdamW;

@@ -534,5 +534,7 @@ TEST_CASE("ForeachAdamW on CUDA: the same update and state as LibTorch's AdamW",
         WARN("no CUDA GPU: not run here");
         return;
     }
-    CHECK(foreach_adamw_difference(torch::kCUDA) <= 1e-6);
+    // The fused kernel forms 1 − β₂ and the bias corrections in fp32 (1 − 0.999f is 0.00099998713):
+    // the second moment differs from AdamW's (formed in double) by 1.3e-5 relative, measured on the H100.
+    CHECK(foreach_adamw_difference(torch::kCUDA) <= 3e-5);
 }
