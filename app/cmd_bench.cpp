@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <sstream>
 
 #include "app/commands.h"
@@ -24,6 +25,7 @@ struct BenchArgs {
     int64_t d_model = 256, vocab = 50257, batch = 2, warmup = 3, repeats = 10;
     std::vector<int64_t> seq_lens{1024};
     bool train = false;
+    bool cuda_graph = true;
     int64_t stream = 0;  // > 0: tokens streamed through forward_chunk, seq-len tokens per chunk
     std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema", head = "full";
 };
@@ -100,24 +102,32 @@ int run_bench(const BenchArgs& a) {
             auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
             // --head fused: the loss (train) or the bits of every token (score) through the fused
             // head, with no (batch, T, V) logits; full: the logits, as the model returns them.
-            auto fused_bits = [&] {
+            auto bits_of = [&](const torch::Tensor& toks) {
+                Bf16Autocast autocast(bf16);
+                if (!fused) return bits_per_token(model->forward(toks).logits, toks);
                 HeadlessForward headless(*model);
-                auto out = model->forward(tokens);
-                return head_bits_sum(out.features.slice(1, 0, T - 1), model->head_weight(), tokens.slice(1, 1)) /
+                auto out = model->forward(toks);
+                return head_bits_sum(out.features.slice(1, 0, T - 1), model->head_weight(), toks.slice(1, 1)) /
                        double(a.batch * (T - 1));
             };
+            // The training step of harmonic train: clipping, ForeachAdamW, and on CUDA the step
+            // replayed as a CUDA graph after two eager ones (unless --no-cuda-graph).
+            std::unique_ptr<GraphedTrainStep> graphed;
+            if (a.train)
+                graphed = std::make_unique<GraphedTrainStep>(
+                    model->parameters(), opt, [&](const torch::Tensor& x, const torch::Tensor&) { return bits_of(x); },
+                    TrainConfig{}.clip, a.cuda_graph ? 2 : std::numeric_limits<int>::max());
             auto step = [&] {
-                Bf16Autocast autocast(bf16);
                 if (a.train) {
-                    opt.zero_grad();
-                    auto loss = fused ? fused_bits() : bits_per_token(model->forward(tokens).logits, tokens);
-                    loss.backward();
-                    clip_gradients(model->parameters(), TrainConfig{}.clip);  // as harmonic train does
-                    opt.step();
+                    graphed->step(tokens, tokens);
                 } else {
                     torch::NoGradGuard no_grad;
-                    if (fused) fused_bits();
-                    else model->forward(tokens);
+                    if (fused) {
+                        bits_of(tokens);
+                    } else {
+                        Bf16Autocast autocast(bf16);
+                        model->forward(tokens);  // the logits, as the model returns them
+                    }
                 }
             };
             std::vector<double> ms;
@@ -144,6 +154,7 @@ int run_bench(const BenchArgs& a) {
             std::sort(ms.begin(), ms.end());
             const double median = ms[ms.size() / 2];
             const double tps = double(a.batch * T) / (median / 1000.0);
+            if (graphed && !graphed->note().empty()) fmt::print("{:<12} {}\n", "", graphed->note());
             fmt::print(kRowFormat, name, model->parameter_count(), T,
                        a.batch, mode, median, tps, cuda_peak_memory_gb(device));
             csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
@@ -169,7 +180,8 @@ void register_bench(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--batch", args->batch, "batch size")->check(CLI::Range(1, 1 << 16));
     cmd->add_option("--warmup", args->warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000));
     cmd->add_option("--repeats", args->repeats, "timed steps (median reported)")->check(CLI::Range(1, 10000));
-    cmd->add_flag("--train", args->train, "time a full training step (forward, backward, AdamW)");
+    cmd->add_flag("--train", args->train, "time a full training step (forward, backward, clipping, AdamW)");
+    cmd->add_flag("!--no-cuda-graph", args->cuda_graph, "--train: every step eagerly, not replayed as a CUDA graph");
     cmd->add_option("--stream", args->stream, "stream N tokens per row through the stateful chunked path, seq-len tokens a chunk")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_option("--head", args->head, "full (default: logits materialised) | fused (no logits: train loss, or score)")

@@ -248,6 +248,8 @@ void register_train(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--eval-windows", t.eval_windows, "fixed validation windows (default 32)")->check(CLI::Range(1, 1 << 20));
     cmd->add_option("--log-every", t.log_every, "log.csv row every K steps (default 10)")->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_flag("--stateful", t.stateful, "sequential batches, state carried (detached) between chunks");
+    cmd->add_flag("!--no-cuda-graph", a->train.cuda_graph,
+                  "run every step eagerly instead of replaying it as a CUDA graph (CUDA, one process, windowed)");
     cmd->add_option("--head", a->head, "fused (default: loss chunk by chunk, no logits in memory) | full (the logits and LibTorch's cross-entropy)")
         ->check(CLI::IsMember({"fused", "full"}));
     cmd->add_option("--device", a->device, "cpu | cuda | cuda:N | auto (default)");

@@ -1,5 +1,11 @@
 #include "model/trainer.h"
 
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
 #include <algorithm>
 #include <cstdarg>
 #include <numbers>
@@ -250,7 +256,9 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
         at::AutoGradMode enable_grad(true);
         loss = closure();
     }
-    for (auto& group : param_groups_) {
+    last_stepped_.clear();
+    for (std::size_t gi = 0; gi < param_groups_.size(); ++gi) {
+        auto& group = param_groups_[gi];
         auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
         TORCH_CHECK(!o.amsgrad(), "ForeachAdamW: amsgrad is not supported");
         const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
@@ -270,6 +278,7 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
             }
             auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
             s.step(s.step() + 1);
+            last_stepped_.push_back(p.unsafeGetTensorImpl());
             const double bc1 = 1 - std::pow(beta1, s.step()), bc2 = 1 - std::pow(beta2, s.step());
             bc2_sqrt.emplace_back(std::sqrt(bc2));
             neg_step_size.emplace_back(-o.lr() / bc1);
@@ -291,8 +300,14 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
                 steps.push_back(entry.first);
             }
             at::_foreach_add_(steps, 1.0);
-            at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, o.lr(), beta1, beta2, o.weight_decay(),
-                              o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+            if (device_lr_) {
+                TORCH_CHECK(gi < lr_tensors_.size(), "ForeachAdamW: write_device_lr() before a device-lr step");
+                at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, lr_tensors_[gi], beta1, beta2,
+                                  o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+            } else {
+                at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, steps, o.lr(), beta1, beta2,
+                                  o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+            }
             continue;
         }
         if (o.weight_decay() != 0) at::_foreach_mul_(params, 1 - o.lr() * o.weight_decay());
@@ -308,9 +323,127 @@ torch::Tensor ForeachAdamW::step(LossClosure closure) {
     return loss;
 }
 
-namespace {
+void ForeachAdamW::write_device_lr() {
+    for (std::size_t gi = 0; gi < param_groups_.size(); ++gi) {
+        const auto& group = param_groups_[gi];
+        if (group.params().empty()) continue;
+        const double lr = static_cast<const torch::optim::AdamWOptions&>(group.options()).lr();
+        if (gi < lr_tensors_.size() && lr_tensors_[gi].defined()) {
+            lr_tensors_[gi].fill_(lr);
+        } else {
+            lr_tensors_.resize(param_groups_.size());
+            lr_tensors_[gi] = torch::full({}, lr, group.params().front().options().dtype(torch::kFloat32));
+        }
+    }
+}
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(LanguageModel& model, const TrainConfig& c) {
+void ForeachAdamW::advance_host_steps() {
+    for (void* key : last_stepped_) {
+        auto& s = static_cast<torch::optim::AdamWParamState&>(*state_.at(key));
+        s.step(s.step() + 1);
+        if (auto it = device_steps_.find(key); it != device_steps_.end()) it->second.second = s.step();
+    }
+}
+
+struct GraphedTrainStep::Impl {
+    std::vector<torch::Tensor> params;
+    ForeachAdamW& opt;
+    LossFn loss_fn;
+    double clip;
+    int eager_left;
+    bool failed = false;
+    torch::Tensor x, y, loss;  // the captured step's inputs and output
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+    std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+
+    torch::Tensor eager(const torch::Tensor& xs, const torch::Tensor& ys) {
+        opt.zero_grad();
+        auto l = loss_fn(xs, ys);
+        l.backward();
+        if (clip > 0) clip_gradients(params, clip);
+        opt.step();
+        return l.detach();
+    }
+};
+
+GraphedTrainStep::GraphedTrainStep(std::vector<torch::Tensor> params, ForeachAdamW& opt, LossFn loss, double clip,
+                                   int eager_steps)
+    : impl_(new Impl{std::move(params), opt, std::move(loss), clip, eager_steps}) {}
+
+GraphedTrainStep::~GraphedTrainStep() = default;
+
+bool GraphedTrainStep::replaying() const {
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+    return impl_->graph != nullptr;
+#else
+    return false;
+#endif
+}
+
+torch::Tensor GraphedTrainStep::step(const torch::Tensor& x, const torch::Tensor& y) {
+    auto& m = *impl_;
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+    if (!x.is_cuda() || m.failed) return m.eager(x, y);
+    if (m.graph) {
+        m.x.copy_(x);
+        m.y.copy_(y);
+        m.opt.write_device_lr();
+        m.graph->replay();
+        m.opt.advance_host_steps();
+        return m.loss;
+    }
+    if (m.eager_left > 0) {
+        --m.eager_left;
+        return m.eager(x, y);
+    }
+    // Capture on a side stream (the current one may not be captured), with the gradients unset so
+    // that the captured backward allocates them in the graph's memory pool and every replay
+    // rewrites them in place.
+    m.x = x.clone();
+    m.y = y.clone();
+    m.opt.use_device_lr(true);
+    m.opt.write_device_lr();
+    m.opt.zero_grad(true);
+    torch::cuda::synchronize(x.device().index());
+    auto graph = std::make_unique<at::cuda::CUDAGraph>();
+    auto side = at::cuda::getStreamFromPool(false, x.device().index());
+    try {
+        const c10::cuda::CUDAStreamGuard guard(side);
+        graph->capture_begin();
+        auto l = m.loss_fn(m.x, m.y);
+        l.backward();
+        if (m.clip > 0) clip_gradients(m.params, m.clip);
+        m.opt.step();
+        m.loss = l.detach();
+        graph->capture_end();
+    } catch (const std::exception& e) {
+        // Leave no capture open, clear the error it left, and carry on without a graph.
+        cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+        if (cudaStreamIsCapturing(side.stream(), &status) == cudaSuccess && status != cudaStreamCaptureStatusNone) {
+            cudaGraph_t g = nullptr;
+            cudaStreamEndCapture(side.stream(), &g);
+            if (g) cudaGraphDestroy(g);
+        }
+        (void)cudaGetLastError();
+        graph.reset();
+        m.failed = true;
+        m.opt.use_device_lr(false);
+        std::string what = e.what();
+        note_ = "CUDA graph capture failed, training without it: " + what.substr(0, what.find('\n'));
+        torch::cuda::synchronize(x.device().index());
+        return m.eager(x, y);
+    }
+    torch::cuda::synchronize(x.device().index());
+    m.graph = std::move(graph);
+    m.graph->replay();  // the captured step itself: nothing ran while it was recorded
+    return m.loss;
+#else
+    return m.eager(x, y);
+#endif
+}
+
+std::unique_ptr<ForeachAdamW> make_foreach_adamw(LanguageModel& model, const TrainConfig& c) {
     std::vector<torch::Tensor> decay, no_decay;
     for (const auto& item : model.named_parameters()) (item.value().dim() >= 2 ? decay : no_decay).push_back(item.value());
     auto options = [&](double wd) {
@@ -321,6 +454,8 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(LanguageModel& model, const 
     if (!no_decay.empty()) groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(options(0.0)));
     return std::make_unique<ForeachAdamW>(groups, options(c.weight_decay));
 }
+
+namespace {
 
 void set_lr(torch::optim::AdamW& opt, double lr) {
     for (auto& group : opt.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -439,7 +574,7 @@ private:
     std::optional<TokenStream> train_, valid_;
     std::vector<int64_t> eval_starts_;
     std::shared_ptr<LanguageModel> model_;
-    std::unique_ptr<torch::optim::AdamW> opt_;
+    std::unique_ptr<ForeachAdamW> opt_;
     int64_t rows_ = 0, row_len_ = 0, chunks_per_row_ = 0;  // stateful layout (global rows)
 };
 
@@ -674,7 +809,7 @@ TrainResult Run::go() {
     model_->train();
     const auto params = model_->parameters();
     if (hooks_.sync) hooks_.sync->broadcast(params);
-    opt_ = make_optimizer(*model_, c_);
+    opt_ = make_foreach_adamw(*model_, c_);
     if (resuming_) load_optimizer(*opt_, *model_, step_dir / "optimizer.safetensors");
 
     message(strf("%s: %lld parameters, %s, batch %lld x %lld tokens, %lld steps (%lld tokens), %s%s",
@@ -704,6 +839,18 @@ TrainResult Run::go() {
     double last_loss = std::numeric_limits<double>::quiet_NaN(), last_val = -1.0, last_tps = 0.0;
     auto seconds = [](Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
 
+    // Windowed single-process training on CUDA replays the step as a CUDA graph (stateful rows
+    // change the step's inputs every step; data-parallel steps synchronise between its parts).
+    std::unique_ptr<GraphedTrainStep> graphed;
+    if (device_.is_cuda() && c_.cuda_graph && !c_.stateful && !hooks_.sync)
+        graphed = std::make_unique<GraphedTrainStep>(
+            params, *opt_,
+            [this, B, L](const torch::Tensor& xs, const torch::Tensor& ys) {
+                return forward_bits(*model_, xs, ys, nullptr, bf16_, c_.fused_head) / static_cast<double>(B * L);
+            },
+            c_.clip);
+    bool graph_noted = false;
+
     int64_t step_now = start_step;
     try {
     for (int64_t step = start_step + 1; step <= c_.steps; ++step) {
@@ -714,13 +861,20 @@ TrainResult Run::go() {
         auto x = all.slice(1, 0, L).contiguous(), y = all.slice(1, 1, L + 1).contiguous();
         if (c_.stateful && (!state || (step - 1) % chunks_per_row_ == 0 || (step - 1) % c_.checkpoint_every == 0))
             state = model_->initial_state(B, device_);
-        auto loss = forward_bits(*model_, x, y, c_.stateful ? state.get() : nullptr, bf16_, c_.fused_head) /
-                    static_cast<double>(B * L);
-        opt_->zero_grad();
-        loss.backward();
-        if (hooks_.sync) hooks_.sync->sync_gradients(params);
-        if (c_.clip > 0) clip_gradients(params, c_.clip);
-        opt_->step();
+        torch::Tensor loss;
+        if (graphed) {
+            loss = graphed->step(x, y);
+            if (!graph_noted && !graphed->note().empty()) message(graphed->note());
+            graph_noted = graph_noted || !graphed->note().empty();
+        } else {
+            loss = forward_bits(*model_, x, y, c_.stateful ? state.get() : nullptr, bf16_, c_.fused_head) /
+                   static_cast<double>(B * L);
+            opt_->zero_grad();
+            loss.backward();
+            if (hooks_.sync) hooks_.sync->sync_gradients(params);
+            if (c_.clip > 0) clip_gradients(params, c_.clip);
+            opt_->step();
+        }
         if (state) state->detach();
         loss_sum = loss_sum + loss.detach();
         ++interval_steps;

@@ -38,6 +38,10 @@
 
 namespace harmonic {
 
+// Scales every gradient by min(1, max_norm / ‖all gradients‖₂), on the device (no synchronisation),
+// in a few multi-tensor launches.
+void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
+
 // torch::optim::AdamW's update (decoupled weight decay, bias-corrected moments, no amsgrad) in a
 // few launches per parameter group instead of about nine per parameter: on CUDA (fp32 parameters
 // on one device) LibTorch's fused AdamW kernel, one pass over parameters, gradients and moments;
@@ -45,16 +49,23 @@ namespace harmonic {
 // AdamW has neither path, and its ~600 small launches were the CPU-side limit of a 2 x 8K training
 // step on the H100 (docs/KERNEL_NOTES.md m3). Same state objects, so checkpoints are unchanged
 // (tested equal to AdamW on CPU and CUDA).
-// Scales every gradient by min(1, max_norm / ‖all gradients‖₂), on the device (no synchronisation),
-// in a few multi-tensor launches.
-void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
-
 class ForeachAdamW : public torch::optim::AdamW {
 public:
     using torch::optim::AdamW::AdamW;
     torch::Tensor step(LossClosure closure = nullptr) override;
 
+    // For a step captured in a CUDA graph (GraphedTrainStep): the fused kernel reads each group's
+    // learning rate from a device tensor, which write_device_lr() refreshes from the options before
+    // each replay (a host value would be frozen into the graph), and advance_host_steps() counts a
+    // replayed step in the host state (what checkpoints save).
+    void use_device_lr(bool on) { device_lr_ = on; }
+    void write_device_lr();
+    void advance_host_steps();
+
 private:
+    bool device_lr_ = false;
+    std::vector<torch::Tensor> lr_tensors_;  // one fp32 scalar per parameter group
+    std::vector<void*> last_stepped_;        // the parameters the last step() updated
     // The fused kernel reads each parameter's step count from the device: that tensor, and the
     // host count it holds (a state loaded from a checkpoint makes them differ: recreated then).
     std::unordered_map<void*, std::pair<torch::Tensor, int64_t>> device_steps_;
@@ -87,6 +98,8 @@ struct TrainConfig {
     // with V = 50,257, 1M-token contexts, and 2x faster on the H100 since its softmax kernels;
     // docs/BENCHMARKS.md). false: the logits and LibTorch's cross-entropy.
     bool fused_head = true;
+    // CUDA, one process, windowed batches: replay the step as a CUDA graph (GraphedTrainStep).
+    bool cuda_graph = true;
     std::string device = "auto";  // cpu | cuda | cuda:N | auto
     std::string precision = "auto";  // bf16 | fp32 | auto (bf16 on CUDA, fp32 on CPU)
     uint64_t seed = 0;
@@ -99,6 +112,34 @@ struct TrainConfig {
     int64_t warmup_steps() const;
     nlohmann::json to_json() const;
     static TrainConfig from_json(const nlohmann::json& j, const std::string& source);
+};
+
+// harmonic train's optimizer for a model: weight decay on matrices and embeddings (dim ≥ 2) only,
+// betas, eps and learning rate from the config.
+std::unique_ptr<ForeachAdamW> make_foreach_adamw(LanguageModel& model, const TrainConfig& c);
+
+// One training step (forward, backward, gradient clipping, AdamW) captured once as a CUDA graph and
+// replayed for every later step with new data: the host no longer issues ~360 kernels a step (at
+// 2 x 8K tokens on the H100 it spent 1.8 of 8.6 ms doing so; docs/KERNEL_NOTES.md m4). The first
+// `eager_steps` calls run normally (they warm up cuBLAS and the allocator); the next captures the
+// step, then every call replays it. Needs CUDA, fixed shapes, and no host synchronisation inside
+// the step; if capture fails the step says why in note() and runs eagerly from then on.
+class GraphedTrainStep {
+public:
+    using LossFn = std::function<torch::Tensor(const torch::Tensor& x, const torch::Tensor& y)>;
+    GraphedTrainStep(std::vector<torch::Tensor> params, ForeachAdamW& opt, LossFn loss, double clip, int eager_steps = 2);
+    ~GraphedTrainStep();
+    GraphedTrainStep(const GraphedTrainStep&) = delete;
+    GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
+    // One step on (x, y); returns the loss (a tensor the next call overwrites: detach/clone it).
+    torch::Tensor step(const torch::Tensor& x, const torch::Tensor& y);
+    bool replaying() const;
+    const std::string& note() const { return note_; }
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    std::string note_;
 };
 
 // "16384", "100M", "2.5G", "64K" (decimal suffixes K, M, G, T) -> count; Error naming `flag` otherwise.

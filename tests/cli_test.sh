@@ -89,8 +89,9 @@ small=(--d-model 16 --data "$tmp/train.txt" --seq-len 32 --batch 2 --steps 2 --d
 grep -q '"context": 32' "$tmp/tf_run/config.json" && pass || fail "window is not --seq-len: $(cat "$tmp/tf_run/config.json")"
 "$HARMONIC" train --model transformer "${small[@]}" --window 64 --out "$tmp/tf_run64" >/dev/null 2>&1 || fail "train --window"
 grep -q '"context": 64' "$tmp/tf_run64/config.json" && pass || fail "--window 64 not kept"
-"$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 300 --head fused --out "$tmp/h300" >/dev/null 2>&1 || fail "train --vocab-size --head fused"
+"$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 300 --head full --no-cuda-graph --out "$tmp/h300" >/dev/null 2>&1 || fail "train --vocab-size --head full --no-cuda-graph"
 grep -q '"vocab_size": 300' "$tmp/h300/config.json" && pass || fail "--vocab-size 300 not kept"
+grep -q '"fused_head": false' "$tmp/h300/config.json" "$tmp/h300"/step-*/trainer_state.json 2>/dev/null && pass || fail "--head full not kept"
 expect_error "train vocabulary smaller than the tokenizer's" "--vocab-size 100" "$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 100 --out "$tmp/h100"
 expect_error "train unknown --head" "--head" "$HARMONIC" train --model harmonic "${small[@]}" --head sideways --out "$tmp/hside"
 
