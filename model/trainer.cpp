@@ -849,6 +849,9 @@ TrainResult Run::go() {
                 return forward_bits(*model_, xs, ys, nullptr, bf16_, c_.fused_head) / static_cast<double>(B * L);
             },
             c_.clip);
+    if (graphed && start_step + 3 <= c_.steps)
+        message(strf("steps from %lld on replay a CUDA graph of the step (--no-cuda-graph: all eager)",
+                     static_cast<long long>(start_step + 3)));
     bool graph_noted = false;
 
     int64_t step_now = start_step;
