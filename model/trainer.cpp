@@ -386,6 +386,8 @@ torch::Tensor GraphedTrainStep::step(const torch::Tensor& x, const torch::Tensor
 #ifdef HARMONIC_WITH_CUDA_KERNELS
     if (!x.is_cuda() || m.failed) return m.eager(x, y);
     if (m.graph) {
+        TORCH_CHECK(x.sizes() == m.x.sizes() && y.sizes() == m.y.sizes(), "GraphedTrainStep: the step was captured for inputs ",
+                    m.x.sizes(), " and ", m.y.sizes(), ", got ", x.sizes(), " and ", y.sizes());
         m.x.copy_(x);
         m.y.copy_(y);
         m.opt.write_device_lr();

@@ -458,6 +458,10 @@ TEST_CASE("output head softmax: reference equals fp64, padding columns ignored a
     CHECK_THROWS(head_lse_reference(logits, 11, targets));
     CHECK_THROWS(head_lse_reference(logits.t(), 4, targets));
     CHECK_THROWS(head_lse_reference(logits, 10, targets.narrow(0, 0, 3)));
+    auto lse = head_lse_reference(logits, 10, targets).lse;
+    const auto one = torch::ones({1});
+    CHECK_THROWS(head_softmax_grad_reference(logits, 10, lse, targets, one, torch::empty({4, 9})));
+    CHECK_THROWS(head_softmax_grad_reference(logits, 10, lse, targets, one, torch::empty({4, 10}, torch::kFloat64)));
 }
 
 TEST_CASE("output head softmax: CUDA kernels within 2x of the reference's fp64 error", "[gpu][kernels][head]") {
