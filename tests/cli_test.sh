@@ -2,13 +2,7 @@
 # End-to-end test of the `harmonic` command-line tool: init / info / score, and the exit status
 # and message of each kind of bad input. Run by CTest with HARMONIC=<binary>.
 set -u
-: "${HARMONIC:?set HARMONIC to the harmonic binary}"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/testlib.sh"
 
 # expect_error "description" "phrase in stderr" command...
 expect_error() {
@@ -95,5 +89,4 @@ grep -q '"fused_head": false' "$tmp/h300/config.json" "$tmp/h300"/step-*/trainer
 expect_error "train vocabulary smaller than the tokenizer's" "--vocab-size 100" "$HARMONIC" train --model harmonic "${small[@]}" --vocab-size 100 --out "$tmp/h100"
 expect_error "train unknown --head" "--head" "$HARMONIC" train --model harmonic "${small[@]}" --head sideways --out "$tmp/hside"
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -9,7 +9,7 @@
 # CTest runs it on the CPU (the store collectives); on the GPU machine run it with DEVICE=cuda
 # (NCCL, one GPU per rank): DEVICE=cuda NPROC=2 PRECISION=bf16 TOL=2e-2 bash tests/data_parallel_test.sh
 set -u
-: "${HARMONIC:?set HARMONIC to the harmonic binary}"
+source "$(dirname "$0")/testlib.sh"
 DEVICE=${DEVICE:-cpu}
 NPROC=${NPROC:-2}
 PRECISION=${PRECISION:-fp32}
@@ -17,13 +17,7 @@ TOL=${TOL:-2e-6}
 MODEL=${MODEL:-harmonic}
 D=${D_MODEL:-32}
 read -r -a EXTRA <<<"${EXTRA_FLAGS:-}"  # e.g. EXTRA_FLAGS=--stateful: the same checks for stateful rows
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 for i in $(seq 1 3000); do
   echo "line $((i * 7919 % 1000)): the quick brown fox jumps over the lazy dog, $((i % 17)) times."
@@ -98,5 +92,4 @@ out=$(timeout 120 "$HARMONIC" train "${args[@]}" --data "$tmp/missing.txt" --bat
 status=$?
 { [ $status = 1 ] && grep -q "missing.txt" <<<"$out"; } && pass || fail "failing workers: status $status (124 = hang): $out"
 
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+finish

@@ -4,17 +4,8 @@
 # do, leave its last checkpoint loadable, and continue with --resume once memory allows.
 # Needs a CUDA GPU; elsewhere it exits 77, which CTest reports as skipped.
 set -u
-: "${HARMONIC:?set HARMONIC to the harmonic binary}"
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "skipped: no CUDA GPU on this machine (this test runs on the GPU machine)"
-  exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/testlib.sh"
+require_gpu
 head -c 300000 /dev/urandom | base64 >"$tmp/train.txt"
 # 2 x 32768 tokens with a 50,257-way head through the full logits (--head full): ~13 GB of fp32
 # logits in the first step.
@@ -31,5 +22,4 @@ grep -q "terminate called\|Segmentation\|Aborted" <<<"$out" && fail "crashed: $o
 out=$(timeout 300 "$HARMONIC" train --resume "$tmp/run" 2>&1)
 status=$?
 [ $status = 0 ] && grep -q "^done: 3 steps" <<<"$out" && pass || fail "resume without the cap: status $status: $out"
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+finish

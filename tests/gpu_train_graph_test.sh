@@ -5,17 +5,8 @@
 # state, its step counts included, is what the checkpoint holds). Needs a CUDA GPU; elsewhere it
 # exits 77, which CTest reports as skipped.
 set -u
-: "${HARMONIC:?set HARMONIC to the harmonic binary}"
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; then
-  echo "skipped: no CUDA GPU on this machine (this test runs on the GPU machine)"
-  exit 77
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/testlib.sh"
+require_gpu
 for i in $(seq 1 3000); do echo "line $i: the quick brown fox jumps over the lazy dog $((i * 7919 % 1000))."; done >"$tmp/train.txt"
 args=(--model harmonic --d-model 64 --vocab-size 300 --data "$tmp/train.txt" --seq-len 256 --batch 4 --steps 12
       --checkpoint-every 4 --log-every 1 --eval-every 0 --device cuda --precision fp32 --cache-dir "$tmp/cache")
@@ -37,5 +28,4 @@ compare() {  # name file_a file_b tolerance
 }
 compare "graphed vs eager" "$tmp/eager/log.csv" "$tmp/graph/log.csv" 1e-5 && pass || fail "graphed and eager curves differ"
 compare "resumed at step 8 vs uninterrupted" "$tmp/graph/log.csv" "$tmp/resumed/log.csv" 1e-5 && pass || fail "the resumed curve differs"
-echo "$passes passed, $failures failed"
-[ "$failures" = 0 ]
+finish

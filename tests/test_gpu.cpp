@@ -14,12 +14,6 @@ using namespace harmonic;
 
 namespace {
 
-bool have_gpu() {
-    if (torch::cuda::is_available()) return true;
-    WARN("no CUDA GPU on this machine: GPU test not run here (it runs on the GPU machine)");
-    return false;
-}
-
 ModelConfig config_for(Family family) {
     ModelConfig c;
     c.family = family;
@@ -39,7 +33,7 @@ double rel(const torch::Tensor& a, const torch::Tensor& b) {
 }  // namespace
 
 TEST_CASE("GPU forward/backward matches the CPU in fp32 and bf16 autocast", "[gpu]") {
-    if (!have_gpu()) return;
+    if (!have_cuda_gpu()) return;
     at::globalContext().setAllowTF32CuBLAS(false);
     for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
         INFO(family_name(family));
@@ -78,7 +72,7 @@ TEST_CASE("GPU forward/backward matches the CPU in fp32 and bf16 autocast", "[gp
 }
 
 TEST_CASE("GPU chunked forward equals the full forward and is causal", "[gpu]") {
-    if (!have_gpu()) return;
+    if (!have_cuda_gpu()) return;
     torch::NoGradGuard no_grad;
     for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
         INFO(family_name(family));
@@ -99,7 +93,7 @@ TEST_CASE("GPU chunked forward equals the full forward and is causal", "[gpu]") 
 }
 
 TEST_CASE("GPU out of memory during analysis is retried with smaller chunks and gives the same numbers", "[gpu][oom]") {
-    if (!have_gpu()) return;
+    if (!have_cuda_gpu()) return;
     // A 50,257-way head makes a 32K-token chunk need ~13 GB of fp32 logits; a 2 GB cap forces
     // the analysis down to chunks that fit.
     ModelConfig c = config_for(Family::Harmonic);
@@ -137,7 +131,7 @@ TEST_CASE("GPU out of memory during analysis is retried with smaller chunks and 
 }
 
 TEST_CASE("GPU output head: padded logits and the fused head equal the CPU in fp64 terms", "[gpu][head]") {
-    if (!have_gpu()) return;
+    if (!have_cuda_gpu()) return;
     // V = 50,257 is not a multiple of 64: the CUDA head pads the weight (output_logits) and the fused
     // head runs its softmax kernels over padded chunks.
     torch::manual_seed(41);

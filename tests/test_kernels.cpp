@@ -29,10 +29,7 @@ namespace {
 constexpr double kFloor = 1e-7;
 
 bool have_gpu() {
-    if (!torch::cuda::is_available()) {
-        WARN("no CUDA GPU: not run here");
-        return false;
-    }
+    if (!have_cuda_gpu()) return false;
     // A GPU without the kernels compiled in would silently test the reference against itself.
     CHECK(cuda_kernels_available());
     return cuda_kernels_available();

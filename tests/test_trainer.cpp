@@ -530,10 +530,7 @@ TEST_CASE("ForeachAdamW: the same update and state as LibTorch's AdamW", "[train
 }
 
 TEST_CASE("ForeachAdamW on CUDA: the same update and state as LibTorch's AdamW", "[gpu][optim]") {
-    if (!torch::cuda::is_available()) {
-        WARN("no CUDA GPU: not run here");
-        return;
-    }
+    if (!have_cuda_gpu()) return;
     // The fused kernel forms 1 − β₂ and the bias corrections in fp32 (1 − 0.999f is 0.00099998713):
     // the second moment differs from AdamW's (formed in double) by 1.3e-5 relative, measured on the H100.
     CHECK(foreach_adamw_difference(torch::kCUDA) <= 3e-5);
@@ -541,10 +538,7 @@ TEST_CASE("ForeachAdamW on CUDA: the same update and state as LibTorch's AdamW",
 
 TEST_CASE("GraphedTrainStep on CUDA: replayed steps equal eager steps, learning rate and step counts follow",
           "[gpu][optim]") {
-    if (!torch::cuda::is_available()) {
-        WARN("no CUDA GPU: not run here");
-        return;
-    }
+    if (!have_cuda_gpu()) return;
     ModelConfig c;
     c.family = Family::Harmonic;
     c.d_model = 32;

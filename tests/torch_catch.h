@@ -7,3 +7,11 @@
 
 #undef CHECK
 #include <catch2/catch.hpp>
+
+// GPU tests ([gpu]) start with `if (!have_cuda_gpu()) return;`: elsewhere they pass with a visible
+// warning that says why they did not run.
+inline bool have_cuda_gpu() {
+    if (torch::cuda::is_available()) return true;
+    WARN("no CUDA GPU on this machine: GPU test not run here (it runs on the GPU machine)");
+    return false;
+}

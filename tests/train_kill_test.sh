@@ -5,18 +5,7 @@
 # log's step/tokens/lr/loss/val columns must equal those of an uninterrupted run, bit for bit.
 # Run by CTest with HARMONIC=<binary>; takes under a minute on two busy cores (46-51 s measured).
 set -u
-: "${HARMONIC:?set HARMONIC to the harmonic binary}"
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-failures=0
-passes=0
-pass() { passes=$((passes + 1)); }
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+source "$(dirname "$0")/testlib.sh"
 
 # Tiny models run faster on one thread (and CI's two cores are shared); every run of the
 # comparison uses the same count, which CPU determinism needs.
@@ -130,5 +119,4 @@ err=$("$HARMONIC" eval --checkpoint "$tmp/ref" --data "$tmp/valid.txt" --context
       --cache-dir "$tmp/cache" 2>&1 >/dev/null)
 [ $? -eq 1 ] && [[ "$err" == *"longer than the data"* ]] && pass || fail "eval with a too-long context: $err"
 
-echo "$passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish
