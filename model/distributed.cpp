@@ -19,14 +19,7 @@ namespace harmonic {
 namespace {
 
 int env_int(const char* name, int fallback, int lo, int hi) {
-    const char* text = std::getenv(name);
-    if (!text || !*text) return fallback;
-    char* end = nullptr;
-    const long v = std::strtol(text, &end, 10);
-    if (*end != '\0' || v < lo || v > hi)
-        throw Error(std::string("environment variable ") + name + "='" + text + "': expected an integer in [" +
-                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    return static_cast<int>(v);
+    return static_cast<int>(env_number(name, fallback, lo, hi, /*integer=*/true));
 }
 
 // Gradients travel in buckets of about this many bytes: few enough collectives that launch

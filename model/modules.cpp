@@ -1,7 +1,6 @@
 #include <ATen/autocast_mode.h>
 
 #include <cmath>
-#include <cstdlib>
 
 #include "kernels/output_head.h"
 
@@ -97,16 +96,15 @@ torch::Tensor pad_rows(const torch::Tensor& weight, int64_t rows) {
 // keep the logits in L2, and small chunks pay per-launch costs; memory stays flat in the length.
 // HARMONIC_HEAD_CHUNK_ROWS overrides it (benchmark knob).
 int64_t default_head_chunk_rows(int64_t V) {
-    if (const char* e = std::getenv("HARMONIC_HEAD_CHUNK_ROWS"); e && std::atoll(e) > 0) return std::atoll(e);
-    return std::max<int64_t>(1, (int64_t(1) << 28) / V);
+    const double fallback = double(std::max<int64_t>(1, (int64_t(1) << 28) / V));
+    return static_cast<int64_t>(env_number("HARMONIC_HEAD_CHUNK_ROWS", fallback, 1, double(int64_t(1) << 40), true));
 }
 
 // The gradient of the loss with respect to the logits, softmax − onehot, is kept from the forward
 // when it fits this many bytes (HARMONIC_HEAD_KEEP_GB, default 4): the backward is then two GEMMs
 // with no recomputed logits (2 x 8K tokens x 50,257 in bf16: 1.6 GB). Longer inputs recompute it.
 int64_t default_head_keep_bytes() {
-    const char* e = std::getenv("HARMONIC_HEAD_KEEP_GB");
-    return static_cast<int64_t>((e ? std::atof(e) : 4.0) * double(int64_t(1) << 30));
+    return static_cast<int64_t>(env_number("HARMONIC_HEAD_KEEP_GB", 4.0, 0.0, 1e6) * double(int64_t(1) << 30));
 }
 
 // The fused head as an autograd function (see head_bits_sum). Forward: each chunk's logits by one

@@ -259,6 +259,26 @@ TEST_CASE("fused head: bits and gradients equal the logits path, any chunk size"
     }
 }
 
+TEST_CASE("fused head: a bad HARMONIC_HEAD_CHUNK_ROWS or HARMONIC_HEAD_KEEP_GB is an error naming it", "[model][head]") {
+    auto features = torch::randn({5, 4}), weight = torch::randn({7, 4});
+    auto targets = torch::randint(0, 7, {5}, torch::TensorOptions().dtype(torch::kLong));
+    const double reference = head_bits_sum(features, weight, targets).item<double>();
+    for (const char* name : {"HARMONIC_HEAD_CHUNK_ROWS", "HARMONIC_HEAD_KEEP_GB"}) {
+        for (const char* value : {"abc", "-1", "3x"}) {
+            INFO(name << "=" << value);
+            setenv(name, value, 1);
+            CHECK_THROWS_WITH(head_bits_sum(features, weight, targets),
+                              Catch::Contains(name) && Catch::Contains(std::string("'") + value + "'"));
+        }
+        setenv(name, "2", 1);  // a valid value is used
+        CHECK(std::abs(head_bits_sum(features, weight, targets).item<double>() - reference) < 1e-5 * reference);
+        unsetenv(name);
+    }
+    setenv("HARMONIC_HEAD_CHUNK_ROWS", "2.5", 1);  // rows are whole
+    CHECK_THROWS_WITH(head_bits_sum(features, weight, targets), Catch::Contains("expected an integer"));
+    unsetenv("HARMONIC_HEAD_CHUNK_ROWS");
+}
+
 TEST_CASE("headless forward: no logits, and the fused loss equals the loss from the logits", "[model][head]") {
     for (auto& [name, config] : variants()) {
         INFO(name);
