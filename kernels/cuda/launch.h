@@ -24,12 +24,13 @@ enum class LinMode : int {
 constexpr int kLinSteps = 8;     // consecutive steps per thread
 constexpr int kLinWarps = 8;     // warps along time per block
 constexpr int kLinChunk = kLinSteps * kLinWarps;  // steps per block (and per checkpoint)
+constexpr int kLookbackBatch = 8;  // most status words a thread reads per look-back round trip
 
 struct LinParams {
     LinMode mode = LinMode::Linear;
     DType ta = DType::F32, tb = DType::F32;  // input dtypes (for fused modes ta == tb == dtype of pre and u)
     int vec = 1;                            // channels per thread: 4, 2 or 1 (C % vec == 0, aligned)
-    int window = 4;                         // look-back predecessors inspected per round trip (1..32)
+    int window = kLookbackBatch;            // look-back predecessors read per round trip (1..kLookbackBatch)
     int64_t B = 0, T = 0, C = 0;
     float c0 = 0.f;                         // Gated: decay a; SelLevel: 1/τ
     float c1 = 0.f;                         // Gated: 1 - a, rounded from double on the host
@@ -37,14 +38,13 @@ struct LinParams {
     const void* b = nullptr;                // b / u
     const float* h0 = nullptr;              // (B, C) fp32 or null
     void* h = nullptr;                      // forward output (B, T, C) in dtype tb
-    // Look-back scratch (sized by lin_scratch_sizes). incl (nChunks, B·C) fp32 holds the state at
-    // every chunk end after the forward: the backward's checkpoints.
-    int* flags = nullptr;                   // (1 + nChunks·nTiles) int32, zeroed; [0] is the block ticket
-    float* aggA = nullptr;
-    float* aggH = nullptr;
-    float* incl = nullptr;
+    // Scratch of 1 + nChunks·B·C 64-bit words, every byte 0xff before the launch: word 0's low half
+    // is the block-ticket counter (from −1), the rest the chained-scan status words of each chunk
+    // and channel (common.cuh, StatusWord). After the forward each holds the state at its chunk's
+    // end (low half, fp32): the backward's checkpoints.
+    unsigned long long* scratch = nullptr;
     // Backward only.
-    const float* ckpt = nullptr;            // the forward's incl
+    const unsigned long long* ckpt = nullptr;  // the forward's status words (its scratch + 1)
     const void* dh = nullptr;               // dL/dh (B, T, C) in dtype tb
     const float* dh_last = nullptr;         // dL/dh_{T-1} from a separate final-state output (B, C) or null
     void* da = nullptr;                     // Linear: (B,T,C) dtype ta; fused modes: d pre (dtype tb)
@@ -55,6 +55,7 @@ struct LinParams {
 
 int64_t lin_num_chunks(int64_t T);
 int64_t lin_num_tiles(const LinParams& p);  // channel tiles: B · ceil(C / (32·vec))
+int64_t lin_scratch_words(const LinParams& p);  // 1 + nChunks·B·C
 void lin_forward(const LinParams& p, cudaStream_t stream);
 void lin_backward(const LinParams& p, cudaStream_t stream);
 

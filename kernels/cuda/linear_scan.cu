@@ -7,12 +7,13 @@
 // coalesced rows) and kept in registers between the two passes:
 //   pass 1: each thread reduces its steps to an affine map h ↦ A·h + H (A = Π a, H from h = 0);
 //           the block composes its warps' maps in shared memory (exclusive prefixes and the block
-//           map), publishes the block map, then finds its carry-in with a decoupled look-back over
-//           earlier chunks of the same tile (their published maps or inclusive states), and
-//           publishes its own inclusive state (the state at the chunk end);
+//           map); then each of the first 32·V threads, one per channel, publishes its channel's
+//           block map, finds its carry-in with a decoupled look-back over earlier chunks of the
+//           same channel (their published maps or inclusive states) and publishes its inclusive
+//           state (the state at the chunk end), each a single 64-bit status word (common.cuh);
 //   pass 2: each thread rescans its steps from its exact carry-in and writes h.
-// So a, b are read once and h written once: the bytes that must move, plus 3 floats per channel
-// per chunk of look-back status (under 5% at L = 64). The inclusive states double as the
+// So a, b are read once and h written once: the bytes that must move, plus one 8-byte status word
+// per channel per chunk (under 4 % at L = 64, fp32). The inclusive states double as the
 // backward's checkpoints (state at every chunk end), so the backward recomputes h_{t-1} from a, b
 // in registers instead of reading h (the same bytes, but fp32-exact where h is stored in bf16).
 //
@@ -103,33 +104,24 @@ __device__ __forceinline__ Geometry geometry(const LinParams& p, int64_t id, boo
     return g;
 }
 
-// Folds published chunk maps h ↦ A h + H (nearest first) into the carry of one channel.
-struct LinFold {
-    const float *aggA, *aggH, *incl;
-    int64_t stride, gc;
-    bool ok;
-    double accA = 1.0, accH = 0.0;
-    float carry = 0.f;
-    __device__ void aggregate(int64_t j) {
-        if (!ok) return;
-        accH = fma(accA, double(load_status(aggH + j * stride + gc)), accH);
-        accA *= load_status(aggA + j * stride + gc);
-    }
-    __device__ void inclusive(int64_t j) {
-        if (ok) carry = static_cast<float>(fma(accA, double(load_status(incl + j * stride + gc)), accH));
-    }
-};
+// Word 0 of the scratch counts block tickets from −1 (the buffer is filled with 0xff bytes, which
+// also empties every status word, so one fill prepares the launch).
+__device__ __forceinline__ int64_t lin_ticket(LinParams& p, int* smem_slot) {
+    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(p.scratch), 1) + 1;
+    __syncthreads();
+    return *smem_slot;
+}
 
 template <LinMode M, typename TA, typename TB, int V>
-__global__ void __launch_bounds__(TT * 32) lin_fwd_kernel(LinParams p) {
+__global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     constexpr int W = 32 * V;
     __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
     __shared__ float sH[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.flags, &s_ticket);
+    const int64_t id = lin_ticket(p, &s_ticket);
     const Geometry g = geometry<V>(p, id, false);
-    int* const status_flags = p.flags + 1;
+    StatusWord* const status = p.scratch + 1;
 
     // Load this thread's steps (V channels each) into registers.
     const TA* pa = static_cast<const TA*>(p.a);
@@ -186,29 +178,24 @@ __global__ void __launch_bounds__(TT * 32) lin_fwd_kernel(LinParams p) {
             blkH = static_cast<float>(fma(a, double(blkH), double(h)));
             blkA *= a;
         }
-        if (g.chunk > 0 && cok) {
-            p.aggA[g.chunk * g.BC + gc] = static_cast<float>(blkA);
-            p.aggH[g.chunk * g.BC + gc] = blkH;
-        }
-    }
-    if (g.chunk > 0) publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
-
-    // Look-back for the carry into this chunk; publish the inclusive state; per-warp carries.
-    if (tid < W) {
+        // Publish this chunk's map (chunk 0 publishes only its inclusive state, so every walk
+        // ends there at the latest), find the carry-in, publish the state at the chunk end.
+        StatusWord* const mine = status + g.chunk * g.BC + gc;
         float carry = 0.f;
-        if (g.chunk == 0) {
-            if (cok && p.h0) carry = p.h0[gc];
-        } else {
-            LinFold fold{p.aggA, p.aggH, p.incl, g.BC, gc, cok};
-            look_back(status_flags, g.tile, g.nTiles, g.chunk, -1, g.chunk, p.window, fold);
-            carry = fold.carry;
+        if (cok) {
+            if (g.chunk > 0) {
+                publish_status(mine, __float_as_uint(static_cast<float>(blkA)), blkH);
+                carry = look_back_channel(status + gc, g.BC, g.chunk, -1, g.chunk, p.window);
+            } else if (p.h0) {
+                carry = p.h0[gc];
+            }
+            publish_status(mine, kStatusInclusive, static_cast<float>(fma(blkA, double(carry), double(blkH))));
         }
-        if (cok) p.incl[g.chunk * g.BC + gc] = static_cast<float>(fma(blkA, double(carry), double(blkH)));
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sH[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(carry), double(sH[ww][tid])));
     }
-    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+    __syncthreads();
 
     // Pass 2: rescan from the exact carry-in and write h.
     float h[V];
@@ -232,17 +219,17 @@ __global__ void __launch_bounds__(TT * 32) lin_fwd_kernel(LinParams p) {
 }
 
 template <LinMode M, typename TA, typename TB, int V>
-__global__ void __launch_bounds__(TT * 32) lin_bwd_kernel(LinParams p) {
+__global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     constexpr int W = 32 * V;
     __shared__ double sA[TT][W];
     __shared__ float sF[TT][W];
     __shared__ float sR[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.flags, &s_ticket);
+    const int64_t id = lin_ticket(p, &s_ticket);
     const Geometry g = geometry<V>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    int* const status_flags = p.flags + 1;
+    StatusWord* const status = p.scratch + 1;
 
     const TA* pa = static_cast<const TA*>(p.a);
     const TB* pb = static_cast<const TB*>(p.b);
@@ -301,7 +288,7 @@ __global__ void __launch_bounds__(TT * 32) lin_bwd_kernel(LinParams p) {
         if (g.chunk == 0) {
             if (cok && p.h0) hc = p.h0[gc];
         } else if (cok) {
-            hc = p.ckpt[(g.chunk - 1) * g.BC + gc];
+            hc = status_value(p.ckpt[(g.chunk - 1) * g.BC + gc]);
         }
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww) {
@@ -320,27 +307,23 @@ __global__ void __launch_bounds__(TT * 32) lin_bwd_kernel(LinParams p) {
             RH = fma(a, RH, double(r));
             RA *= a;
         }
-        if (g.chunk < nChunks - 1 && cok) {
-            p.aggA[g.chunk * g.BC + gc] = static_cast<float>(RA);
-            p.aggH[g.chunk * g.BC + gc] = static_cast<float>(RH);
-        }
-    }
-    if (g.chunk < nChunks - 1) publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
-    if (tid < W) {
+        // Same protocol as the forward in reverse chunk order; the last chunk starts the chain.
+        StatusWord* const mine = status + g.chunk * g.BC + gc;
         float q = 0.f;
-        if (g.chunk == nChunks - 1) {
-            if (cok && p.dh_last) q = p.dh_last[gc];
-        } else {
-            LinFold fold{p.aggA, p.aggH, p.incl, g.BC, gc, cok};
-            look_back(status_flags, g.tile, g.nTiles, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
-            q = fold.carry;
+        if (cok) {
+            if (g.chunk < nChunks - 1) {
+                publish_status(mine, __float_as_uint(static_cast<float>(RA)), static_cast<float>(RH));
+                q = look_back_channel(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window);
+            } else if (p.dh_last) {
+                q = p.dh_last[gc];
+            }
+            publish_status(mine, kStatusInclusive, static_cast<float>(fma(RA, double(q), RH)));
         }
-        if (cok) p.incl[g.chunk * g.BC + gc] = static_cast<float>(fma(RA, double(q), RH));
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sR[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(q), double(sR[ww][tid])));
     }
-    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+    __syncthreads();
 
     // Pass 2: recompute h_{t-1} forward, then walk back computing g_t and the input gradients.
     float h[V], q[V];
@@ -471,6 +454,8 @@ void dispatch(const LinParams& p, bool backward, cudaStream_t stream) {
 }  // namespace
 
 int64_t lin_num_chunks(int64_t T) { return (T + L - 1) / L; }
+
+int64_t lin_scratch_words(const LinParams& p) { return 1 + lin_num_chunks(p.T) * p.B * p.C; }
 
 int64_t lin_num_tiles(const LinParams& p) {
     const int64_t W = 32 * p.vec;

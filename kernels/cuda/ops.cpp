@@ -46,11 +46,13 @@ int pick_vec(int64_t C, int max_vec, std::initializer_list<const Tensor*> ts) {
 
 cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 
-// Look-back window: 4 predecessors per round trip (the fastest of 1 / 4 / 32 in two H100 runs, see
-// docs/KERNEL_NOTES.md); HARMONIC_LOOKBACK_WINDOW=1..32 overrides it (benchmark knob).
-int lookback_window() {
+// Look-back window, predecessors inspected per round trip: the linear scan reads its status words
+// kLookbackBatch at a time, the selective scan's flags 4 at a time (the fastest of 1 / 4 / 32 in
+// two H100 runs, docs/KERNEL_NOTES.md); HARMONIC_LOOKBACK_WINDOW=1..32 overrides both (benchmark
+// knob; the linear scan caps it at kLookbackBatch).
+int lookback_window(int fallback, int most) {
     const char* e = std::getenv("HARMONIC_LOOKBACK_WINDOW");
-    return e ? std::clamp(std::atoi(e), 1, 32) : 4;
+    return e ? std::clamp(std::atoi(e), 1, most) : fallback;
 }
 
 // Channels per thread in the linear forward: 4 (default), or HARMONIC_LIN_VEC=2 / 1 (benchmark knob:
@@ -133,30 +135,16 @@ LinParams params(const LinInputs& in, double tau) {
     p.a = in.a.data_ptr();
     p.b = in.b.data_ptr();
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window();
+    p.window = lookback_window(kLookbackBatch, kLookbackBatch);
     return p;
 }
 
-struct Scratch {
-    Tensor flags, aggA, aggH, incl;
-};
-
-Scratch lin_scratch(const LinParams& p, const torch::TensorOptions& opts) {
-    const int64_t chunks = lin_num_chunks(p.T), tiles = lin_num_tiles(p);
-    Scratch s;
-    s.flags = torch::zeros({1 + chunks * tiles}, opts.dtype(torch::kInt32));
-    s.aggA = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
-    s.aggH = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
-    s.incl = torch::empty({chunks, p.B * p.C}, opts.dtype(torch::kFloat32));
-    return s;
+// One fill of 0xff bytes prepares a launch: the ticket counter and every status word (launch.h).
+Tensor lin_scratch(const LinParams& p, const torch::TensorOptions& opts) {
+    return torch::full({lin_scratch_words(p)}, -1, opts.dtype(torch::kInt64));
 }
 
-void set_scratch(LinParams& p, Scratch& s) {
-    p.flags = s.flags.data_ptr<int>();
-    p.aggA = s.aggA.data_ptr<float>();
-    p.aggH = s.aggH.data_ptr<float>();
-    p.incl = s.incl.data_ptr<float>();
-}
+unsigned long long* words(const Tensor& t) { return reinterpret_cast<unsigned long long*>(t.data_ptr<int64_t>()); }
 
 }  // namespace
 
@@ -169,9 +157,13 @@ ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, cons
     p.h = h.data_ptr();
     p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
     auto scratch = lin_scratch(p, in.b.options());
-    set_scratch(p, scratch);
+    p.scratch = words(scratch);
     lin_forward(p, stream());
-    return {h, scratch.incl};
+    return {h, scratch.narrow(0, 1, scratch.size(0) - 1).view({lin_num_chunks(p.T), p.B * p.C})};
+}
+
+Tensor chunk_end_states(const Tensor& ckpt) {
+    return ckpt.view(torch::kFloat32).view({ckpt.size(0), ckpt.size(1), 2}).select(2, 0);
 }
 
 ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in,
@@ -193,7 +185,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
         g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
     }
     if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
-    p.ckpt = fwd.ckpt.data_ptr<float>();
+    p.ckpt = words(fwd.ckpt);
     p.dh = dh.data_ptr();
     p.dh_last = dlast.defined() ? dlast.data_ptr<float>() : nullptr;
     p.da = g.da.defined() ? g.da.data_ptr() : nullptr;
@@ -202,7 +194,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
     p.vec = pick_vec(p.C, 2, {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
     auto scratch = lin_scratch(p, in.b.options());
-    set_scratch(p, scratch);
+    p.scratch = words(scratch);
     lin_backward(p, stream());
     if (da_part.defined()) g.da = da_part.view({chunks, p.B, p.C}).sum(std::vector<int64_t>{0, 1});
     return g;
@@ -249,15 +241,21 @@ SelParams sel_params(const SelInputs& in) {
     p.Cm = in.Cm.data_ptr<float>();
     p.D = in.D.defined() ? in.D.data_ptr<float>() : nullptr;
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window();
+    p.window = lookback_window(4, 32);
     return p;
 }
+
+// The selective scan's look-back (a map is N + 1 floats, too wide for one status word): flags,
+// then data (common.cuh, look_back).
+struct Scratch {
+    Tensor flags, aggS, aggH, incl;
+};
 
 Scratch sel_scratch(const SelParams& p, const torch::TensorOptions& opts) {
     const int64_t chunks = sel_num_chunks(p.T, p.warps), tiles = sel_num_tiles(p);
     Scratch s;
     s.flags = torch::zeros({1 + chunks * tiles}, opts.dtype(torch::kInt32));
-    s.aggA = torch::empty({chunks, p.B * p.E}, opts.dtype(torch::kFloat32));  // Σ Δ
+    s.aggS = torch::empty({chunks, p.B * p.E}, opts.dtype(torch::kFloat32));  // Σ Δ
     s.aggH = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
     s.incl = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
     return s;
@@ -265,7 +263,7 @@ Scratch sel_scratch(const SelParams& p, const torch::TensorOptions& opts) {
 
 void set_sel_scratch(SelParams& p, Scratch& s) {
     p.flags = s.flags.data_ptr<int>();
-    p.aggS = s.aggA.data_ptr<float>();
+    p.aggS = s.aggS.data_ptr<float>();
     p.aggH = s.aggH.data_ptr<float>();
     p.incl = s.incl.data_ptr<float>();
 }
@@ -351,7 +349,7 @@ struct ScanFn : public torch::autograd::Function<ScanFn> {
         const Tensor h0 = opt(h0_in);
         auto f = scan_forward(static_cast<Cell>(cell), a, b, h0, tau);
         const int64_t B = b.size(0), C = b.size(2), chunks = f.ckpt.size(0);
-        auto h_last = f.ckpt[chunks - 1].view({B, C}).clone();
+        auto h_last = chunk_end_states(f.ckpt)[chunks - 1].reshape({B, C}).clone();
         ctx->save_for_backward({a, b, h0_in, f.ckpt});
         ctx->saved_data["cell"] = cell;
         ctx->saved_data["tau"] = tau;
