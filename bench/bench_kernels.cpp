@@ -233,6 +233,28 @@ int main(int argc, char** argv) {
                 time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
         }
         unsetenv("HARMONIC_LIN_VEC");
+        // Variant: the bf16 backward with 4 channels a thread (8 steps; default) against 2 (16 steps).
+        auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
+        auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
+        for (const char* vec : {"2", "4"}) {
+            setenv("HARMONIC_LIN_BWD_VEC", vec, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear bwd per-token bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, a16, bb16, Tensor(), f16, dh16, Tensor(), true); }, 3, reps),
+                n * 10, -1);
+            row(fmt("linear bwd fixed bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true); }, 3, reps),
+                n * 6, -1);
+            row(fmt("level bwd gated_ema bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::GatedEma, a16, bb16, Tensor(), g16, dh16, Tensor(), true, 32.0); }, 3, reps),
+                n * 10, -1);
+            row(fmt("level bwd selective bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Selective, a16, bb16, Tensor(), s16, dh16, Tensor(), true, 32.0); }, 3, reps),
+                n * 10, -1);
+        }
+        unsetenv("HARMONIC_LIN_BWD_VEC");
     }
 
     emit("");

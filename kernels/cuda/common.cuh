@@ -88,6 +88,27 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& v) {
     }
 }
 
+// Hides a register's value from the compiler (an empty asm that "may change" it). Applied to packed
+// bf16 inputs between two passes over them, so the compiler cannot keep pass 1's float conversions
+// alive through the look-back: without it ptxas held twice the registers and spilled ~120 bytes
+// a thread at 16 bf16 steps.
+template <typename T, int V>
+__device__ __forceinline__ void opaque(Pack<T, V>& p) {
+    static_assert(sizeof(Pack<T, V>) % 4 == 0 || sizeof(Pack<T, V>) == 2, "opaque: whole 32-bit words");
+    if constexpr (sizeof(Pack<T, V>) >= 4) {
+        unsigned w[sizeof(Pack<T, V>) / 4];
+        memcpy(w, &p, sizeof w);
+#pragma unroll
+        for (unsigned& x : w) asm volatile("" : "+r"(x));
+        memcpy(&p, w, sizeof w);
+    } else {
+        unsigned short x;
+        memcpy(&x, &p, 2);
+        asm volatile("" : "+h"(x));
+        memcpy(&p, &x, 2);
+    }
+}
+
 // Flag values of one (chunk, tile) in the look-back: 0 nothing yet, 1 aggregate published,
 // 2 inclusive prefix published.
 constexpr int kFlagAggregate = 1;

@@ -20,10 +20,12 @@ enum class LinMode : int {
     SelLevel = 3,     // selective cell: a = exp(-softplus(pre) · c0) (c0 = 1/τ), b = (1 - a) u
 };
 
-// Chunk geometry shared by forward and backward: the backward reads the forward's chunk-end states.
-constexpr int kLinSteps = 8;     // consecutive steps per thread
+// Chunk geometry. A block has kLinWarps warps along time and owns lin_steps · kLinWarps steps
+// (8, 16 or 32 steps a thread, by input dtype; see linear_scan.cu): 1, 2 or 4 checkpoint spans. The
+// forward writes the state at the end of every span; a backward block starts from the one before it.
+constexpr int kLinSteps = 8;     // fewest consecutive steps per thread
 constexpr int kLinWarps = 8;     // warps along time per block
-constexpr int kLinChunk = kLinSteps * kLinWarps;  // steps per block (and per checkpoint)
+constexpr int kLinSpan = kLinSteps * kLinWarps;  // steps per checkpoint
 constexpr int kLookbackBatch = 8;  // most status words a thread reads per look-back round trip
 
 struct LinParams {
@@ -38,24 +40,27 @@ struct LinParams {
     const void* b = nullptr;                // b / u
     const float* h0 = nullptr;              // (B, C) fp32 or null
     void* h = nullptr;                      // forward output (B, T, C) in dtype tb
-    // Scratch of 1 + nChunks·B·C 64-bit words, every byte 0xff before the launch: word 0's low half
+    // Scratch of lin_scratch_words 64-bit words, every byte 0xff before the launch: word 0's low half
     // is the block-ticket counter (from −1), the rest the chained-scan status words of each chunk
-    // and channel (common.cuh, StatusWord). After the forward each holds the state at its chunk's
-    // end (low half, fp32): the backward's checkpoints.
+    // and channel (common.cuh, StatusWord).
     unsigned long long* scratch = nullptr;
+    // (lin_num_chunks(T), B·C) fp32, the state at the end of every kLinSpan steps (the last: at
+    // T − 1): written by the forward, read by the backward as its checkpoints.
+    float* ckpt = nullptr;
     // Backward only.
-    const unsigned long long* ckpt = nullptr;  // the forward's status words (its scratch + 1)
     const void* dh = nullptr;               // dL/dh (B, T, C) in dtype tb
     const float* dh_last = nullptr;         // dL/dh_{T-1} from a separate final-state output (B, C) or null
     void* da = nullptr;                     // Linear: (B,T,C) dtype ta; fused modes: d pre (dtype tb)
     void* db = nullptr;                     // d b / d u (dtype tb)
-    float* da_part = nullptr;               // LinearFixed: (nChunks, B·C) partial sums of dL/da, or null
+    float* da_part = nullptr;               // LinearFixed: (lin_chunks(p, true), B·C) partial sums of dL/da, or null
     float* dh0 = nullptr;                   // (B, C) or null
 };
 
-int64_t lin_num_chunks(int64_t T);
-int64_t lin_num_tiles(const LinParams& p);  // channel tiles: B · ceil(C / (32·vec))
-int64_t lin_scratch_words(const LinParams& p);  // 1 + nChunks·B·C
+int64_t lin_num_chunks(int64_t T);                   // checkpoint spans: ceil(T / kLinSpan)
+int lin_steps(const LinParams& p, bool backward);     // steps per thread (8, 16 or 32)
+int64_t lin_chunks(const LinParams& p, bool backward);  // blocks along time: ceil(T / (lin_steps · kLinWarps))
+int64_t lin_num_tiles(const LinParams& p);      // channel tiles: B · ceil(C / (32·vec))
+int64_t lin_scratch_words(const LinParams& p, bool backward);  // 1 + chunks·B·C
 void lin_forward(const LinParams& p, cudaStream_t stream);
 void lin_backward(const LinParams& p, cudaStream_t stream);
 

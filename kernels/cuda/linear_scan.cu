@@ -45,9 +45,8 @@ void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int l
 
 namespace {
 
-constexpr int S = kLinSteps;
 constexpr int TT = kLinWarps;
-constexpr int L = kLinChunk;
+static_assert(kLinSteps * kLinWarps == kLinSpan, "8 steps a thread make one checkpoint span");
 
 // Why the fused modes exist: in the model, b = (1-a)·σ(pre)·u (gated_ema) or a = exp(-softplus(pre)/τ),
 // b = (1-a)·u (selective) are 3 to 5 elementwise LibTorch passes, each reading and writing a
@@ -83,9 +82,9 @@ struct Geometry {
     bool cvalid;
 };
 
-template <int V>
+template <int V, int S>
 __device__ __forceinline__ Geometry geometry(const LinParams& p, int64_t id, bool reverse) {
-    constexpr int W = 32 * V;
+    constexpr int W = 32 * V, L = S * TT;
     Geometry g;
     const int64_t nTilesC = (p.C + W - 1) / W;
     g.nTiles = p.B * nTilesC;
@@ -112,15 +111,17 @@ __device__ __forceinline__ int64_t lin_ticket(LinParams& p, int* smem_slot) {
     return *smem_slot;
 }
 
-template <LinMode M, typename TA, typename TB, int V>
+template <LinMode M, typename TA, typename TB, int V, int S>
 __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
-    constexpr int W = 32 * V;
+    constexpr int W = 32 * V, L = S * TT;
+    constexpr int spans = L / kLinSpan, warps_per_span = TT / spans;
+    static_assert(L % kLinSpan == 0 && TT % spans == 0, "checkpoint spans start at warp boundaries");
     __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
     __shared__ float sH[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int64_t id = lin_ticket(p, &s_ticket);
-    const Geometry g = geometry<V>(p, id, false);
+    const Geometry g = geometry<V, S>(p, id, false);
     StatusWord* const status = p.scratch + 1;
 
     // Load this thread's steps (V channels each) into registers.
@@ -141,7 +142,11 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
         }
     }
 
-    // Pass 1: this thread's map h -> A h + H.
+    // Pass 1: this thread's map h -> A h + H. The fused cells keep the coefficients they computed
+    // for pass 2 instead of their raw inputs (the same registers at 8 steps): their transcendental
+    // chains (σ; exp, log1p, exp) made the bf16 cells compute-bound when evaluated in both passes.
+    constexpr bool kKeep = M == LinMode::Gated || M == LinMode::SelLevel;
+    float ka[kKeep ? S : 1][V], kb[kKeep ? S : 1][V];
     double A[V];
     float H[V];
 #pragma unroll
@@ -153,6 +158,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             for (int v = 0; v < V; ++v) {
                 float a, b;
                 coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                if constexpr (kKeep) ka[i][v] = a, kb[i][v] = b;
                 H[v] = fmaf(a, H[v], b);
                 A[v] *= a;
             }
@@ -189,15 +195,35 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             } else if (p.h0) {
                 carry = p.h0[gc];
             }
-            publish_status(mine, kStatusInclusive, static_cast<float>(fma(blkA, double(carry), double(blkH))));
         }
+        const float incl = static_cast<float>(fma(blkA, double(carry), double(blkH)));
+        if (cok) publish_status(mine, kStatusInclusive, incl);
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sH[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(carry), double(sH[ww][tid])));
+        // The backward's checkpoints: the state at the end of each kLinSpan-step span of the chunk,
+        // the carry into the warp that starts the next span (the chunk's own state for its last).
+        if (cok) {
+#pragma unroll
+            for (int j = 0; j < spans; ++j) {
+                const int64_t gs = g.chunk * spans + j;
+                if (gs * kLinSpan < p.T) {
+                    const bool next = j + 1 < spans && (gs + 1) * kLinSpan < p.T;
+                    p.ckpt[gs * g.BC + gc] = next ? sH[(j + 1) * warps_per_span][tid] : incl;
+                }
+            }
+        }
     }
     __syncthreads();
 
     // Pass 2: rescan from the exact carry-in and write h.
+    if constexpr (!kKeep && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
+#pragma unroll
+        for (int i = 0; i < S; ++i) {
+            if constexpr (M != LinMode::LinearFixed) opaque(ra[i]);
+            opaque(rb[i]);
+        }
+    }
     float h[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) h[v] = sH[w][lane * V + v];
@@ -209,7 +235,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                if constexpr (kKeep) a = ka[i][v], b = kb[i][v];
+                else coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 h[v] = fmaf(a, h[v], b);
                 o.v[v] = from_f<TB>(h[v]);
             }
@@ -218,16 +245,17 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     }
 }
 
-template <LinMode M, typename TA, typename TB, int V>
+template <LinMode M, typename TA, typename TB, int V, int S>
 __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
-    constexpr int W = 32 * V;
+    constexpr int W = 32 * V, L = S * TT, spans = L / kLinSpan;
+    static_assert(L % kLinSpan == 0, "backward chunks start at checkpoints");
     __shared__ double sA[TT][W];
     __shared__ float sF[TT][W];
     __shared__ float sR[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int64_t id = lin_ticket(p, &s_ticket);
-    const Geometry g = geometry<V>(p, id, true);
+    const Geometry g = geometry<V, S>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
     StatusWord* const status = p.scratch + 1;
 
@@ -288,7 +316,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if (g.chunk == 0) {
             if (cok && p.h0) hc = p.h0[gc];
         } else if (cok) {
-            hc = status_value(p.ckpt[(g.chunk - 1) * g.BC + gc]);
+            hc = p.ckpt[(g.chunk * spans - 1) * g.BC + gc];
         }
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww) {
@@ -326,6 +354,14 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __syncthreads();
 
     // Pass 2: recompute h_{t-1} forward, then walk back computing g_t and the input gradients.
+    if constexpr (sizeof(TA) == 2 || sizeof(TB) == 2) {
+#pragma unroll
+        for (int i = 0; i < S; ++i) {
+            if constexpr (M != LinMode::LinearFixed) opaque(ra[i]);
+            opaque(rb[i]);
+            opaque(rd[i]);
+        }
+    }
     float h[V], q[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) h[v] = sF[w][lane * V + v], q[v] = sR[w][lane * V + v];
@@ -402,15 +438,45 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     }
 }
 
+// Steps per thread: about 64 bytes of input per channel held in registers in the forward (8 steps
+// of fp32 a and b) and 48 to 96 in the backward, whatever the dtypes. A block's look-back and
+// barriers cost about the same time however many bytes it moves, so with 8 steps of bf16 (half the
+// bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
+// steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
+// its steps, so it stops at 16. The fused cells stay at 8 in both directions: their forward keeps
+// fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps their longer
+// transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K).
+constexpr int fwd_steps_for(int bytes_per_step) { return bytes_per_step <= 2 ? 32 : bytes_per_step <= 4 ? 16 : 8; }
+constexpr int bwd_steps_for(int bytes_per_step) { return bytes_per_step <= 8 ? 16 : 8; }
+constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
+int input_bytes(DType t) { return t == DType::BF16 ? 2 : 4; }
+// Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b; the backward adds dh.
+int held_bytes(const LinParams& p, bool backward) {
+    if (fused_cell(p.mode)) return 12;
+    return input_bytes(p.tb) * (backward ? 2 : 1) + (p.mode == LinMode::LinearFixed ? 0 : input_bytes(p.ta));
+}
+template <LinMode M, typename TA, typename TB>
+constexpr int held_bytes(bool backward) {
+    if (fused_cell(M)) return 12;
+    return int(sizeof(TB)) * (backward ? 2 : 1) + (M == LinMode::LinearFixed ? 0 : int(sizeof(TA)));
+}
+
+template <LinMode M, typename TA, typename TB>
+constexpr bool bf16_inputs() {
+    return sizeof(TB) == 2 && (M == LinMode::LinearFixed || sizeof(TA) == 2);
+}
+
 template <LinMode M, typename TA, typename TB, int V>
 void launch(const LinParams& p, bool backward, cudaStream_t stream) {
-    const int64_t blocks = lin_num_chunks(p.T) * lin_num_tiles(p);
+    const int64_t blocks = lin_chunks(p, backward) * lin_num_tiles(p);
     if (blocks == 0) return;
     if (blocks > 0x7fffffff) throw std::invalid_argument("lin scan: too many blocks");
     if (backward) {
-        if constexpr (V <= 2) lin_bwd_kernel<M, TA, TB, V><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
+        constexpr int S = V == 4 ? kLinSteps : bwd_steps_for(held_bytes<M, TA, TB>(true));
+        if constexpr (V <= 2 || bf16_inputs<M, TA, TB>()) lin_bwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
     } else {
-        lin_fwd_kernel<M, TA, TB, V><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
+        constexpr int S = fwd_steps_for(held_bytes<M, TA, TB>(false));
+        lin_fwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
     }
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
@@ -420,6 +486,9 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
 template <LinMode M, typename TA, typename TB>
 void launch_vec(const LinParams& p, bool backward, cudaStream_t stream) {
     if (backward) {
+        if constexpr (bf16_inputs<M, TA, TB>()) {
+            if (p.vec == 4) return launch<M, TA, TB, 4>(p, true, stream);
+        }
         if (p.vec == 2) return launch<M, TA, TB, 2>(p, true, stream);
         if (p.vec == 1) return launch<M, TA, TB, 1>(p, true, stream);
     } else {
@@ -427,7 +496,7 @@ void launch_vec(const LinParams& p, bool backward, cudaStream_t stream) {
         if (p.vec == 2) return launch<M, TA, TB, 2>(p, false, stream);
         if (p.vec == 1) return launch<M, TA, TB, 1>(p, false, stream);
     }
-    throw std::invalid_argument("lin scan: vec must be 1, 2 or 4 (forward), 1 or 2 (backward)");
+    throw std::invalid_argument("lin scan: vec must be 1, 2 or 4 (forward), 1 or 2 (backward; 4 with bf16)");
 }
 
 void dispatch(const LinParams& p, bool backward, cudaStream_t stream) {
@@ -453,9 +522,19 @@ void dispatch(const LinParams& p, bool backward, cudaStream_t stream) {
 
 }  // namespace
 
-int64_t lin_num_chunks(int64_t T) { return (T + L - 1) / L; }
+int64_t lin_num_chunks(int64_t T) { return (T + kLinSpan - 1) / kLinSpan; }
 
-int64_t lin_scratch_words(const LinParams& p) { return 1 + lin_num_chunks(p.T) * p.B * p.C; }
+int lin_steps(const LinParams& p, bool backward) {
+    if (backward) return p.vec == 4 ? kLinSteps : bwd_steps_for(held_bytes(p, true));
+    return fwd_steps_for(held_bytes(p, false));
+}
+
+int64_t lin_chunks(const LinParams& p, bool backward) {
+    const int64_t L = int64_t(lin_steps(p, backward)) * TT;
+    return (p.T + L - 1) / L;
+}
+
+int64_t lin_scratch_words(const LinParams& p, bool backward) { return 1 + lin_chunks(p, backward) * p.B * p.C; }
 
 int64_t lin_num_tiles(const LinParams& p) {
     const int64_t W = 32 * p.vec;

@@ -63,6 +63,17 @@ int lin_fwd_vec() {
     return v == 1 || v == 2 ? v : 4;
 }
 
+// Channels per thread in the linear backward: 4 (8 steps a thread) with bf16 a and b, 2 otherwise
+// (fp32 inputs at 4 channels would not fit the registers; the fixed-decay bf16 scan was faster at 2
+// channels and 16 steps); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). H100, T = 65536:
+// per-token bf16 0.474 -> 0.365 ms, gated_ema bf16 0.627 -> 0.463 ms with 4; fixed bf16 0.255 ->
+// 0.261 ms, the selective cell 0.910 -> 0.872 ms.
+int lin_bwd_vec(bool bf16) {
+    const char* e = std::getenv("HARMONIC_LIN_BWD_VEC");
+    const int v = e ? std::atoi(e) : (bf16 ? 4 : 2);
+    return v == 1 || (v == 4 && bf16) ? v : 2;
+}
+
 // Selective-scan block size: kSelWarps (16), or HARMONIC_SEL_WARPS=8 (two 256-thread blocks per SM;
 // tests and benchmark run both).
 int sel_warps() {
@@ -140,8 +151,8 @@ LinParams params(const LinInputs& in, double tau) {
 }
 
 // One fill of 0xff bytes prepares a launch: the ticket counter and every status word (launch.h).
-Tensor lin_scratch(const LinParams& p, const torch::TensorOptions& opts) {
-    return torch::full({lin_scratch_words(p)}, -1, opts.dtype(torch::kInt64));
+Tensor lin_scratch(const LinParams& p, bool backward, const torch::TensorOptions& opts) {
+    return torch::full({lin_scratch_words(p, backward)}, -1, opts.dtype(torch::kInt64));
 }
 
 unsigned long long* words(const Tensor& t) { return reinterpret_cast<unsigned long long*>(t.data_ptr<int64_t>()); }
@@ -156,14 +167,12 @@ ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, cons
     auto h = torch::empty_like(in.b);
     p.h = h.data_ptr();
     p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
-    auto scratch = lin_scratch(p, in.b.options());
+    auto scratch = lin_scratch(p, false, in.b.options());
     p.scratch = words(scratch);
+    auto ckpt = torch::empty({lin_num_chunks(p.T), p.B * p.C}, in.b.options().dtype(torch::kFloat32));
+    p.ckpt = ckpt.data_ptr<float>();
     lin_forward(p, stream());
-    return {h, scratch.narrow(0, 1, scratch.size(0) - 1).view({lin_num_chunks(p.T), p.B * p.C})};
-}
-
-Tensor chunk_end_states(const Tensor& ckpt) {
-    return ckpt.view(torch::kFloat32).view({ckpt.size(0), ckpt.size(1), 2}).select(2, 0);
+    return {h, ckpt};
 }
 
 ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in,
@@ -177,23 +186,22 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     if (dh_last.defined()) dlast = dh_last.to(torch::kFloat32).contiguous();
     ScanBackward g;
     g.db = torch::empty_like(in.b);
-    const int64_t chunks = lin_num_chunks(p.T);
-    Tensor da_part;
-    if (in.mode == LinMode::LinearFixed) {
-        if (need_da) da_part = torch::empty({chunks, p.B * p.C}, in.b.options().dtype(torch::kFloat32));
-    } else {
-        g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
-    }
+    if (in.mode != LinMode::LinearFixed) g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
     if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
-    p.ckpt = words(fwd.ckpt);
+    p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && p.ta == DType::BF16 && p.mode != LinMode::LinearFixed),
+                     {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
+    const int64_t chunks = lin_chunks(p, true);
+    Tensor da_part;
+    if (in.mode == LinMode::LinearFixed && need_da)
+        da_part = torch::empty({chunks, p.B * p.C}, in.b.options().dtype(torch::kFloat32));
+    p.ckpt = fwd.ckpt.data_ptr<float>();
     p.dh = dh.data_ptr();
     p.dh_last = dlast.defined() ? dlast.data_ptr<float>() : nullptr;
     p.da = g.da.defined() ? g.da.data_ptr() : nullptr;
     p.db = g.db.data_ptr();
     p.da_part = da_part.defined() ? da_part.data_ptr<float>() : nullptr;
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
-    p.vec = pick_vec(p.C, 2, {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
-    auto scratch = lin_scratch(p, in.b.options());
+    auto scratch = lin_scratch(p, true, in.b.options());
     p.scratch = words(scratch);
     lin_backward(p, stream());
     if (da_part.defined()) g.da = da_part.view({chunks, p.B, p.C}).sum(std::vector<int64_t>{0, 1});
@@ -349,7 +357,7 @@ struct ScanFn : public torch::autograd::Function<ScanFn> {
         const Tensor h0 = opt(h0_in);
         auto f = scan_forward(static_cast<Cell>(cell), a, b, h0, tau);
         const int64_t B = b.size(0), C = b.size(2), chunks = f.ckpt.size(0);
-        auto h_last = chunk_end_states(f.ckpt)[chunks - 1].reshape({B, C}).clone();
+        auto h_last = f.ckpt[chunks - 1].view({B, C}).clone();
         ctx->save_for_backward({a, b, h0_in, f.ckpt});
         ctx->saved_data["cell"] = cell;
         ctx->saved_data["tau"] = tau;

@@ -8,14 +8,12 @@
 namespace harmonic::kernels::cuda {
 
 // Linear scan / fused level cell. `a` is the per-token decay (B,T,C), the fixed decay (C), or the
-// cell's pre-activation (level modes). ckpt: the forward's chained-scan status words (nChunks, B·C)
-// int64, whose low halves hold the fp32 state at every chunk end (chunk_end_states).
+// cell's pre-activation (level modes). ckpt: the fp32 state at the end of every kLinSpan (64) steps
+// (ceil(T / 64), B·C), the last at T − 1.
 struct ScanForward {
     torch::Tensor h;
     torch::Tensor ckpt;
 };
-// The fp32 state at every chunk end (nChunks, B·C), a strided view of ckpt.
-torch::Tensor chunk_end_states(const torch::Tensor& ckpt);
 struct ScanBackward {
     torch::Tensor da;   // dL/da (same shape as a; for fixed a, summed to (C)) or dL/dpre
     torch::Tensor db;   // dL/db or dL/du
