@@ -202,7 +202,11 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
 torch::Tensor output_logits(const torch::Tensor& features, const torch::Tensor& weight) {
     const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
     if (Vp == V) return torch::matmul(features, weight.t());
-    return torch::matmul(features, pad_rows(weight, Vp).t()).narrow(-1, 0, V);
+    // Under autocast the GEMM reads the weight in the autocast dtype: cast before padding, so the
+    // padded copy is made in bf16 (half the bytes) rather than in fp32 and then cast again.
+    const bool autocast = features.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA);
+    const auto w = autocast ? weight.to(at::autocast::get_autocast_dtype(at::kCUDA)) : weight;
+    return torch::matmul(features, pad_rows(w, Vp).t()).narrow(-1, 0, V);
 }
 
 torch::Tensor head_bits_sum(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets,

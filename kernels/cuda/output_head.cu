@@ -45,6 +45,26 @@ bool rows_vectorisable(const HeadParams& p) {
            (!p.g || reinterpret_cast<std::uintptr_t>(p.g) % 16 == 0);
 }
 
+// Visits a row's first nv 16-byte vectors, f(vector, index), with kUnroll independent loads in
+// flight per thread before any arithmetic: one at a time left the read at 2 TB/s
+// (docs/KERNEL_NOTES.md h3).
+template <typename T, class F>
+__device__ __forceinline__ void for_each_vector(const T* row, int64_t nv, F&& f) {
+    constexpr int W = kVec<T>;
+    for (int64_t v0 = threadIdx.x; v0 < nv; v0 += kUnroll * kHeadThreads) {
+        Pack<T, W> x[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u)
+            if (v0 + u * kHeadThreads < nv) x[u] = load_pack<T, W>(row + (v0 + u * kHeadThreads) * W);
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+            const int64_t v = v0 + u * kHeadThreads;
+            if (v >= nv) break;
+            f(x[u], v);
+        }
+    }
+}
+
 template <typename T, bool Vec>
 __global__ void __launch_bounds__(kHeadThreads) head_lse_kernel(HeadParams p) {
     const int64_t r = blockIdx.x;
@@ -54,31 +74,21 @@ __global__ void __launch_bounds__(kHeadThreads) head_lse_kernel(HeadParams p) {
     if constexpr (Vec) {
         constexpr int W = kVec<T>;
         const int64_t nv = p.V / W;
-        // kUnroll independent 16-byte loads in flight per thread before any arithmetic: one at a
-        // time left the read at 2 TB/s (docs/KERNEL_NOTES.md h3).
-        for (int64_t v0 = threadIdx.x; v0 < nv; v0 += kUnroll * kHeadThreads) {
-            Pack<T, W> x[kUnroll];
+        for_each_vector(row, nv, [&](const Pack<T, W>& x, int64_t) {
+            float f[W];
+            float vm = -INFINITY;
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u)
-                if (v0 + u * kHeadThreads < nv) x[u] = load_pack<T, W>(row + (v0 + u * kHeadThreads) * W);
-#pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
-                if (v0 + u * kHeadThreads >= nv) break;
-                float f[W];
-                float vm = -INFINITY;
-#pragma unroll
-                for (int k = 0; k < W; ++k) f[k] = to_f(x[u].v[k]), vm = fmaxf(vm, f[k]);
-                // One rescale per vector instead of one per element.
-                if (vm > acc.m) {
-                    acc.s *= expf(acc.m - vm);
-                    acc.m = vm;
-                }
-                if (acc.m > -INFINITY) {
-#pragma unroll
-                    for (int k = 0; k < W; ++k) acc.s += expf(f[k] - acc.m);
-                }
+            for (int k = 0; k < W; ++k) f[k] = to_f(x.v[k]), vm = fmaxf(vm, f[k]);
+            // One rescale per vector instead of one per element.
+            if (vm > acc.m) {
+                acc.s *= expf(acc.m - vm);
+                acc.m = vm;
             }
-        }
+            if (acc.m > -INFINITY) {
+#pragma unroll
+                for (int k = 0; k < W; ++k) acc.s += expf(f[k] - acc.m);
+            }
+        });
         j0 = nv * W;
     }
     for (int64_t j = j0 + threadIdx.x; j < p.V; j += kHeadThreads) acc.add(to_f(row[j]));
@@ -114,24 +124,15 @@ __global__ void __launch_bounds__(kHeadThreads) head_grad_kernel(HeadParams p) {
     if constexpr (Vec) {
         constexpr int W = kVec<T>;
         const int64_t nv = p.ld / W;  // padding columns are written too (as zeros), so the whole row
-        for (int64_t v0 = threadIdx.x; v0 < nv; v0 += kUnroll * kHeadThreads) {
-            Pack<T, W> x[kUnroll];
+        for_each_vector(row, nv, [&](const Pack<T, W>& x, int64_t v) {
+            Pack<T, W> out;
 #pragma unroll
-            for (int u = 0; u < kUnroll; ++u)
-                if (v0 + u * kHeadThreads < nv) x[u] = load_pack<T, W>(row + (v0 + u * kHeadThreads) * W);
-#pragma unroll
-            for (int u = 0; u < kUnroll; ++u) {
-                const int64_t v = v0 + u * kHeadThreads;
-                if (v >= nv) break;
-                Pack<T, W> out;
-#pragma unroll
-                for (int k = 0; k < W; ++k) {
-                    const int64_t j = v * W + k;
-                    out.v[k] = from_f<T>(j < p.V ? grad(to_f(x[u].v[k]), j) : 0.f);
-                }
-                store_pack<T, W>(grow + v * W, out);
+            for (int k = 0; k < W; ++k) {
+                const int64_t j = v * W + k;
+                out.v[k] = from_f<T>(j < p.V ? grad(to_f(x.v[k]), j) : 0.f);
             }
-        }
+            store_pack<T, W>(grow + v * W, out);
+        });
         j0 = nv * W;
     }
     for (int64_t j = j0 + threadIdx.x; j < p.ld; j += kHeadThreads)
