@@ -63,11 +63,11 @@ int lin_fwd_vec() {
     return v == 1 || v == 2 ? v : 4;
 }
 
-// Channels per thread in the linear backward: 4 (8 steps a thread) with bf16 a and b, 2 otherwise
-// (fp32 inputs at 4 channels would not fit the registers; the fixed-decay bf16 scan was faster at 2
-// channels and 16 steps); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). H100, T = 65536:
-// per-token bf16 0.474 -> 0.365 ms, gated_ema bf16 0.627 -> 0.463 ms with 4; fixed bf16 0.255 ->
-// 0.261 ms, the selective cell 0.910 -> 0.872 ms.
+// Channels per thread in the linear backward: 4 with bf16 inputs (8 steps a thread; 16 for the fixed
+// decay, whose recomputed states then live in shared memory), 2 otherwise (fp32 inputs at 4 channels
+// would not fit the registers); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). H100,
+// T = 65536, 4 channels against 2 (16 steps): per-token bf16 0.474 -> 0.365 ms, gated_ema bf16
+// 0.627 -> 0.463 ms, fixed bf16 0.255 -> 0.212 ms (docs/KERNEL_NOTES.md v8, v9).
 int lin_bwd_vec(bool bf16) {
     const char* e = std::getenv("HARMONIC_LIN_BWD_VEC");
     const int v = e ? std::atoi(e) : (bf16 ? 4 : 2);
@@ -188,7 +188,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     g.db = torch::empty_like(in.b);
     if (in.mode != LinMode::LinearFixed) g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
     if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
-    p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && p.ta == DType::BF16 && p.mode != LinMode::LinearFixed),
+    p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && (p.ta == DType::BF16 || p.mode == LinMode::LinearFixed)),
                      {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
     const int64_t chunks = lin_chunks(p, true);
     Tensor da_part;
