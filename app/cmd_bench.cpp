@@ -15,6 +15,9 @@
 #include "model/io.h"
 #include "model/trainer.h"
 
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+#include "kernels/cuda/benchmark.h"
+#endif
 
 namespace harmonic::cli {
 
@@ -26,6 +29,8 @@ struct BenchArgs {
     std::vector<int64_t> seq_lens{1024};
     bool train = false;
     bool cuda_graph = true;
+    bool kernels = false;  // the kernel benchmark instead of the models
+    bool quick = false;
     int64_t stream = 0;  // > 0: tokens streamed through forward_chunk, seq-len tokens per chunk
     std::string device = "auto", precision = "bf16", out, harmonic_cell = "gated_ema", head = "full";
 };
@@ -169,6 +174,23 @@ int run_bench(const BenchArgs& a) {
     return 0;
 }
 
+int run_kernel_bench(const BenchArgs& a) {
+    if (a.train || a.stream > 0) throw Error("--kernels: times the kernels alone; drop --train / --stream");
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+    try {
+        kernels::cuda::run_kernel_benchmark({a.out, a.quick, false});
+    } catch (const c10::Error& e) {
+        throw Error(std::string("--kernels: ") + e.what_without_backtrace());
+    } catch (const std::runtime_error& e) {
+        throw Error(std::string("--kernels: ") + e.what());
+    }
+    return 0;
+#else
+    (void)a;
+    throw Error("--kernels: this build has no CUDA kernels (it needs nvcc and a CUDA LibTorch)");
+#endif
+}
+
 }  // namespace
 
 void register_bench(CLI::App& app, std::vector<Command>& commands) {
@@ -192,8 +214,12 @@ void register_bench(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--device", args->device, "cuda | cpu | auto");
     cmd->add_option("--precision", args->precision, "bf16 (autocast) | fp32")->check(CLI::IsMember({"bf16", "fp32"}));
     cmd->add_option("--cell", args->harmonic_cell, "Harmonic cell: gated_ema | selective");
-    cmd->add_option("--out", args->out, "write the results as CSV");
-    commands.push_back({cmd, [args] { return run_bench(*args); }});
+    cmd->add_option("--out", args->out, "write the results as CSV (--kernels: the report as text)");
+    cmd->add_flag("--kernels", args->kernels,
+                  "the CUDA kernels instead of the models: copy and matmul ceilings, then every scan's time and "
+                  "fraction of copy bandwidth (docs/BENCHMARKS.md)");
+    cmd->add_flag("--quick", args->quick, "--kernels: fewer lengths and repeats");
+    commands.push_back({cmd, [args] { return args->kernels ? run_kernel_bench(*args) : run_bench(*args); }});
 }
 
 }  // namespace harmonic::cli

@@ -56,6 +56,11 @@ expect_error "bad timescales" "--timescales" "$HARMONIC" init --model harmonic -
 expect_error "bad routing" "harmonic.routing" "$HARMONIC" init --model harmonic --d-model 8 --routing up --out "$tmp/x"
 expect_error "bad chunk" "--chunk" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 0
 expect_error "bad device" "--device" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --device tpu
+expect_error "kernel benchmark with --train" "--kernels" "$HARMONIC" bench --kernels --train
+# Without a GPU (CI) the kernel benchmark says why it cannot run (on the GPU machine it would run).
+if ! nvidia-smi -L >/dev/null 2>&1; then
+  expect_error "kernel benchmark without a GPU" "--kernels:" "$HARMONIC" bench --kernels --quick
+fi
 mkdir -p "$tmp/broken" && cp "$tmp/h/config.json" "$tmp/broken/" && head -c 100 "$tmp/h/model.safetensors" >"$tmp/broken/model.safetensors"
 expect_error "truncated weights" "model.safetensors" "$HARMONIC" info "$tmp/broken"
 "$HARMONIC" score --checkpoint "$tmp/h" >/dev/null 2>&1

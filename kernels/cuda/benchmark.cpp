@@ -1,0 +1,371 @@
+// The kernel benchmark behind `harmonic bench --kernels` and `bench_kernels`: the card's two
+// ceilings (device-to-device copy bandwidth, bf16 matrix rate), then each CUDA scan's time and
+// effective bandwidth (the bytes that must move / time) as a fraction of the measured copy
+// bandwidth, next to the pure-LibTorch reference.
+//
+// Times are medians of CUDA-event-timed repetitions after warm-up; inputs rotate over several
+// sets when one set would fit in L2. Bytes counted: every input read once, every output written
+// once (status/checkpoint traffic of the kernels is not counted: it is overhead).
+#include "kernels/cuda/benchmark.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <cuda_runtime_api.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdarg>
+#include <cstdlib>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/ops.h"
+#include "kernels/level_scan.h"
+#include "kernels/linear_scan.h"
+#include "kernels/selective_scan.h"
+
+namespace harmonic::kernels::cuda {
+
+using torch::Tensor;
+namespace hk = harmonic::kernels;
+namespace hc = harmonic::kernels::cuda;
+
+namespace {
+
+std::ostringstream g_log;
+
+void emit(const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+    g_log << line << "\n";
+}
+
+void check(cudaError_t e, const char* what) {
+    if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
+}
+
+// Median time in ms of f(rep) over `reps` runs after `warmup` runs.
+double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
+    auto stream = at::cuda::getCurrentCUDAStream().stream();
+    for (int i = 0; i < warmup; ++i) f(i);
+    check(cudaStreamSynchronize(stream), "sync");
+    cudaEvent_t e0, e1;
+    check(cudaEventCreate(&e0), "event");
+    check(cudaEventCreate(&e1), "event");
+    std::vector<float> ts;
+    for (int r = 0; r < reps; ++r) {
+        check(cudaEventRecord(e0, stream), "record");
+        f(r);
+        check(cudaEventRecord(e1, stream), "record");
+        check(cudaEventSynchronize(e1), "sync");
+        float ms = 0;
+        check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
+        ts.push_back(ms);
+    }
+    check(cudaGetLastError(), "kernel");
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    std::sort(ts.begin(), ts.end());
+    return ts[ts.size() / 2];
+}
+
+std::string fmt(const char* f, ...) __attribute__((format(printf, 1, 2)));
+std::string fmt(const char* f, ...) {
+    char buf[512];
+    va_list ap;
+    va_start(ap, f);
+    std::vsnprintf(buf, sizeof buf, f, ap);
+    va_end(ap);
+    return buf;
+}
+
+double g_copy_gbs = 0;  // measured device-to-device copy bandwidth, GB/s (read + write)
+
+// ref_ms: the reference's time for the same work (for a backward row: its forward + autograd backward).
+void row(const std::string& name, double ms, double bytes, double ref_ms) {
+    const double gbs = bytes / ms / 1e6;
+    std::string r = fmt("%-52s %9.3f ms %8.0f GB/s %5.1f%% of copy", name.c_str(), ms, gbs, 100.0 * gbs / g_copy_gbs);
+    if (ref_ms > 0) r += fmt("   reference %9.2f ms (x%.0f)", ref_ms, ref_ms / ms);
+    emit(r);
+}
+
+int rotation(double bytes_per_set) { return bytes_per_set < 200e6 ? 4 : 1; }
+
+}  // namespace
+
+void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
+    const std::string& out_path = options.out;
+    const bool quick = options.quick, profile = options.profile;
+    if (!torch::cuda::is_available()) throw std::runtime_error("the kernel benchmark needs a CUDA GPU, and none was found");
+    g_log.str("");
+    torch::NoGradGuard no_grad;
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "props");
+    if (profile) {
+        // Two launches each of the kernels worth profiling, at T = 65536 (ncu -k regex:... -c N).
+        const int64_t B = 2, C = 512, T = 65536, E = 512, N = 16;
+        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
+        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        for (int r = 0; r < 2; ++r) {
+            auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
+            hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
+            hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        }
+        auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
+        auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
+        for (int r = 0; r < 2; ++r) hc::sel_forward(x, d, A, Bm, Cm, Tensor(), x, Tensor());
+        check(cudaDeviceSynchronize(), "sync");
+        return;
+    }
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    emit(fmt("card: %s, %d SMs, L2 %d MB, %.1f GB; %s", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
+             prop.totalGlobalMem / 1e9, date));
+    const int reps = quick ? 5 : 20;
+
+    // Ceiling 1: device-to-device copy of 1 GiB (bytes read + bytes written).
+    {
+        const int64_t n = (int64_t(1) << 30) / 4;
+        auto src = torch::randn({n}, dev), dst = torch::empty({n}, dev);
+        const double ms = time_ms([&](int) { dst.copy_(src); }, 3, reps);
+        g_copy_gbs = 2.0 * n * 4 / ms / 1e6;
+        emit(fmt("ceiling: device-to-device copy 1 GiB: %.3f ms, %.0f GB/s (read + write)", ms, g_copy_gbs));
+    }
+    // Ceiling 2: bf16 matrix product 8192^3 on random data.
+    {
+        const int64_t n = 8192;
+        auto a = torch::randn({n, n}, dev.dtype(torch::kBFloat16)), b = torch::randn({n, n}, dev.dtype(torch::kBFloat16));
+        auto c = torch::empty({n, n}, dev.dtype(torch::kBFloat16));
+        const double ms = time_ms([&](int) { torch::mm_out(c, a, b); }, 3, quick ? 5 : 10);
+        emit(fmt("ceiling: bf16 matmul 8192^3: %.3f ms, %.0f TFLOP/s", ms, 2.0 * n * n * n / ms / 1e9));
+    }
+
+    const int64_t B = 2, C = 512;
+    std::vector<int64_t> Ts = {8192, 32768, 65536};
+    if (quick) Ts = {8192, 65536};
+
+    emit("");
+    emit("linear scan h_t = a_t h_{t-1} + b_t, B=2 C=512 (bytes: a, b read once, h written once; backward: a, b, dh read, da, db written)");
+    for (int64_t T : Ts) {
+        for (bool per_token : {false, true}) {
+            for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * C;
+                const double sa = per_token ? (dt == torch::kBFloat16 ? 2 : 4) : 0;
+                const int R = rotation(n * (s + sa));
+                std::vector<Tensor> as, bs, dhs;
+                for (int r = 0; r < R; ++r) {
+                    as.push_back(per_token ? (torch::rand({B, T, C}, dev) * 0.5 + 0.5).to(dt)
+                                           : torch::rand({C}, dev) * 0.2 + 0.79);
+                    bs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    dhs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                }
+                auto h0 = torch::randn({B, C}, dev);
+                const std::string tag = fmt("T=%-6lld %s %s", (long long)T, per_token ? "per-token" : "fixed    ",
+                                            dt == torch::kBFloat16 ? "bf16" : "fp32");
+                hc::ScanForward fw;
+                const double f_ms = time_ms([&](int r) { fw = hc::scan_forward(hc::Cell::Linear, as[r % R], bs[r % R], h0); }, 3, reps);
+                double ref_ms = -1;
+                if (!quick || T == Ts.front())
+                    ref_ms = time_ms([&](int r) { hk::linear_scan_reference(as[r % R], bs[r % R], h0); }, 1, 3);
+                row("linear fwd " + tag, f_ms, n * (2 * s + sa), ref_ms);
+                auto fw0 = hc::scan_forward(hc::Cell::Linear, as[0], bs[0], h0);
+                const double b_ms = time_ms(
+                    [&](int r) {
+                        hc::scan_backward(hc::Cell::Linear, as[0], bs[0], h0, fw0, dhs[r % R], Tensor(), true);
+                    },
+                    3, reps);
+                double refb_ms = -1;
+                if (T == Ts.front()) {
+                    torch::AutoGradMode grad(true);
+                    auto a = as[0].clone().requires_grad_(true), b = bs[0].clone().requires_grad_(true);
+                    refb_ms = time_ms(
+                        [&](int r) {
+                            auto h = hk::linear_scan_reference(a, b, h0);
+                            torch::autograd::grad({h}, {a, b}, {dhs[r % R]});
+                        },
+                        1, 3);
+                }
+                row("linear bwd " + tag, b_ms, n * (3 * s + 2 * sa), refb_ms);
+            }
+        }
+    }
+
+    // Variant: the look-back walking one predecessor per round trip (window 1) against 32.
+    {
+        const int64_t T = Ts.back();
+        emit("");
+        emit(fmt("look-back window (predecessors read per round trip; linear scan default 8), forward, T=%lld:", (long long)T));
+        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
+        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        for (const char* win : {"1", "4", "8"}) {
+            setenv("HARMONIC_LOOKBACK_WINDOW", win, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear fwd per-token fp32, window %s", win),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+            row(fmt("linear fwd fixed bf16, window %s", win),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
+        }
+        unsetenv("HARMONIC_LOOKBACK_WINDOW");
+        // Variant: 2 channels per thread (fewer registers, more resident blocks) against 4.
+        for (const char* vec : {"2", "4"}) {
+            setenv("HARMONIC_LIN_VEC", vec, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear fwd per-token fp32, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+            row(fmt("linear fwd fixed bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
+        }
+        unsetenv("HARMONIC_LIN_VEC");
+        // Variant: the bf16 backward with 4 channels a thread (8 steps; default) against 2 (16 steps).
+        auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
+        auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
+        for (const char* vec : {"2", "4"}) {
+            setenv("HARMONIC_LIN_BWD_VEC", vec, 1);
+            const double n = double(B) * T * C;
+            row(fmt("linear bwd per-token bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, a16, bb16, Tensor(), f16, dh16, Tensor(), true); }, 3, reps),
+                n * 10, -1);
+            row(fmt("linear bwd fixed bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true); }, 3, reps),
+                n * 6, -1);
+            row(fmt("level bwd gated_ema bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::GatedEma, a16, bb16, Tensor(), g16, dh16, Tensor(), true, 32.0); }, 3, reps),
+                n * 10, -1);
+            row(fmt("level bwd selective bf16, %s channels/thread", vec),
+                time_ms([&](int) { hc::scan_backward(hc::Cell::Selective, a16, bb16, Tensor(), s16, dh16, Tensor(), true, 32.0); }, 3, reps),
+                n * 10, -1);
+        }
+        unsetenv("HARMONIC_LIN_BWD_VEC");
+    }
+
+    emit("");
+    emit("fused Harmonic level cell (pre, u read; h written; backward: pre, u, dh read, dpre, du written), B=2 D=512, tau=32");
+    for (int64_t T : Ts) {
+        for (bool selective : {false, true}) {
+            for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * C;
+                const int R = rotation(n * 2 * s);
+                std::vector<Tensor> ps, us, dhs;
+                for (int r = 0; r < R; ++r) {
+                    ps.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    us.push_back(torch::randn({B, T, C}, dev).to(dt));
+                    dhs.push_back(torch::randn({B, T, C}, dev).to(dt));
+                }
+                const auto cell = selective ? hc::Cell::Selective : hc::Cell::GatedEma;
+                const std::string tag = fmt("T=%-6lld %s %s", (long long)T, selective ? "selective" : "gated_ema",
+                                            dt == torch::kBFloat16 ? "bf16" : "fp32");
+                const double f_ms = time_ms([&](int r) { hc::scan_forward(cell, ps[r % R], us[r % R], Tensor(), 32.0); }, 3, reps);
+                // The unfused LibTorch path of the model (elementwise a, b, then the CUDA linear scan).
+                const double u_ms = time_ms(
+                    [&](int r) {
+                        const auto& pre = ps[r % R];
+                        const auto& u = us[r % R];
+                        Tensor a, b;
+                        if (selective) {
+                            a = torch::exp(-torch::nn::functional::softplus(pre.to(torch::kFloat32)) / 32.0);
+                            b = (1.0 - a) * u;
+                        } else {
+                            const double decay = std::exp(-1.0 / 32.0);
+                            a = torch::full({C}, decay, u.options().dtype(torch::kFloat32));
+                            b = (1.0 - decay) * torch::sigmoid(pre) * u;
+                        }
+                        hk::linear_scan(a, b, Tensor());
+                    },
+                    2, reps);
+                row("level fwd " + tag, f_ms, n * 3 * s, -1);
+                emit(fmt("    unfused (LibTorch elementwise + CUDA linear scan): %.3f ms (fused is x%.1f)", u_ms, u_ms / f_ms));
+                auto fw0 = hc::scan_forward(cell, ps[0], us[0], Tensor(), 32.0);
+                const double b_ms = time_ms(
+                    [&](int r) { hc::scan_backward(cell, ps[0], us[0], Tensor(), fw0, dhs[r % R], Tensor(), true, 32.0); }, 3,
+                    reps);
+                row("level bwd " + tag, b_ms, n * 5 * s, -1);
+            }
+        }
+    }
+
+    emit("");
+    emit("selective scan (Mamba), B=2 E=512 N=16, delta in the dtype of x; bytes: x, delta, z read + y written "
+         "(+ B, C fp32); backward: x, delta, z, dy read, dx, ddelta, dz written (+ B, C read, dB, dC written)");
+    for (int64_t T : Ts) {
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            const int64_t E = 512, N = 16;
+            const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+            const int R = rotation(n * 3 * s);
+            std::vector<Tensor> xs, ds, zs, dys;
+            for (int r = 0; r < R; ++r) {
+                xs.push_back(torch::randn({B, T, E}, dev).to(dt));
+                ds.push_back((torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt));
+                zs.push_back(torch::randn({B, T, E}, dev).to(dt));
+                dys.push_back(torch::randn({B, T, E}, dev).to(dt));
+            }
+            auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
+            auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
+            auto h0 = torch::randn({B, E, N}, dev);
+            const std::string tag = fmt("T=%-6lld %s", (long long)T, dt == torch::kBFloat16 ? "bf16" : "fp32");
+            const double f_ms =
+                time_ms([&](int r) { hc::sel_forward(xs[r % R], ds[r % R], A, Bm, Cm, D, zs[r % R], h0); }, 3, reps);
+            double ref_ms = -1;
+            if (T <= 32768 && (!quick || T == Ts.front()))
+                ref_ms = time_ms([&](int r) { hk::selective_scan_reference(xs[r % R], ds[r % R], A, Bm, Cm, D, zs[r % R], h0); }, 1, 2);
+            row("selective fwd " + tag, f_ms, n * 4 * s + 2 * nbc, ref_ms);
+            auto fw0 = hc::sel_forward(xs[0], ds[0], A, Bm, Cm, D, zs[0], h0);
+            const double b_ms = time_ms(
+                [&](int r) { hc::sel_backward(xs[0], ds[0], A, Bm, Cm, D, zs[0], h0, fw0, dys[r % R], Tensor()); }, 3, reps);
+            double refb_ms = -1;
+            if (T == 8192) {
+                torch::AutoGradMode grad(true);
+                auto x = xs[0].clone().requires_grad_(true), d = ds[0].clone().requires_grad_(true);
+                refb_ms = time_ms(
+                    [&](int r) {
+                        auto y = hk::selective_scan_reference(x, d, A, Bm, Cm, D, zs[0], h0).y;
+                        torch::autograd::grad({y}, {x, d}, {dys[r % R]});
+                    },
+                    1, 2);
+            }
+            row("selective bwd " + tag, b_ms, n * 7 * s + 4 * nbc, refb_ms);
+        }
+    }
+
+    // Variant: the two selective-scan block shapes (16 warps, one block per SM; 8 warps, two).
+    {
+        const int64_t T = Ts.back(), E = 512, N = 16;
+        emit("");
+        emit(fmt("selective scan block shape, T=%lld (default 16 warps = 1 block/SM; 8 warps = 2 blocks/SM):", (long long)T));
+        auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
+        auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            auto x = torch::randn({B, T, E}, dev).to(dt), d = (torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt);
+            auto z = torch::randn({B, T, E}, dev).to(dt), dy = torch::randn({B, T, E}, dev).to(dt);
+            const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+            for (const char* warps : {"16", "8"}) {
+                setenv("HARMONIC_SEL_WARPS", warps, 1);
+                const double f_ms = time_ms([&](int) { hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor()); }, 2, reps);
+                auto fw = hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor());
+                const double b_ms =
+                    time_ms([&](int) { hc::sel_backward(x, d, A, Bm, Cm, D, z, Tensor(), fw, dy, Tensor()); }, 2, reps);
+                const char* tn = dt == torch::kBFloat16 ? "bf16" : "fp32";
+                row(fmt("selective fwd %s, %s warps", tn, warps), f_ms, n * 4 * s + 2 * nbc, -1);
+                row(fmt("selective bwd %s, %s warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
+            }
+            unsetenv("HARMONIC_SEL_WARPS");
+        }
+    }
+
+    if (!out_path.empty()) {
+        std::ofstream file(out_path);
+        file << g_log.str();
+        if (!file.flush()) throw std::runtime_error(out_path + ": cannot be written");
+        std::printf("written to %s\n", out_path.c_str());
+    }
+}
+
+}  // namespace harmonic::kernels::cuda
