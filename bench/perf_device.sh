@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine, one call: build the non-GUI targets, run the GPU tests of the output head and
 # the kernels, the whole-model numbers of docs/BENCHMARKS.md (forward with logits, scoring through
-# the fused head, training step, logits vs fused), and a kernel-by-kernel profile of Harmonic's
-# forward and training step (ncu, GPU time only, clocks left alone). Carry ".deps". Everything is
+# the fused head, training step, logits vs fused), the scan kernels (`harmonic bench --kernels
+# --quick`), and a kernel-by-kernel profile of Harmonic's forward and training step (ncu, GPU time
+# only, clocks left alone). Carry ".deps". Everything is
 # logged under $OUT/perf/ and packed into $OUT/perf.tgz.
 # Usage: bash bench/perf_device.sh [quick]
 set -uo pipefail
@@ -17,7 +18,7 @@ date -u >>"$L/gpu.txt"
 [ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake \
   -DHARMONIC_DEPS_DIR=$PWD/.deps >"$L/cmake.log" 2>&1
-ninja -C build harmonic test_model bench_kernels >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
+ninja -C build harmonic test_model >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
 echo "built at ${SECONDS}s"
 timeout 240 ./build/tests/test_model "[head],[gpu],[kernels]" >"$L/test_gpu.log" 2>&1
 echo "test_model [head],[gpu],[kernels]: exit $?"; tail -3 "$L/test_gpu.log"
@@ -36,8 +37,8 @@ run $H bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 1 --
 run $H bench --model harmonic $M28 --seq-len 262144,1048576 --batch 1 --train --head fused --warmup 1 --repeats 2 --out "$L/longest.csv"
 echo "benches done at ${SECONDS}s"; grep -E "^(harmonic|transformer|mamba) " "$L/bench.log"
 [ "${1:-}" = quick ] && exit 0
-timeout 150 ./build/bench/bench_kernels --quick --out "$L/bench_kernels.txt" >"$L/bench_kernels.log" 2>&1
-echo "bench_kernels: exit $?"; grep -E "channels/thread|copy" "$L/bench_kernels.log" | head -12
+timeout 150 $H bench --kernels --quick --out "$L/bench_kernels.txt" >"$L/bench_kernels.log" 2>&1
+echo "harmonic bench --kernels: exit $?"; grep -E "channels/thread|copy" "$L/bench_kernels.log" | head -12
 P="$M28 --batch 2 --warmup 1 --repeats 1"
 prof() { local n=$1; shift; timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --csv "$@" >"$L/profile_$n.csv" 2>"$L/profile_$n.err"; echo "profile $n: exit $?"; }
 prof fwd32k $H bench --model harmonic $P --seq-len 32768
