@@ -109,89 +109,20 @@ __device__ __forceinline__ void opaque(Pack<T, V>& p) {
     }
 }
 
-// Flag values of one (chunk, tile) in the look-back: 0 nothing yet, 1 aggregate published,
-// 2 inclusive prefix published.
-constexpr int kFlagAggregate = 1;
-constexpr int kFlagInclusive = 2;
-
-__device__ __forceinline__ int load_flag_acquire(const int* f) {
-    int v;
-    asm volatile("ld.acquire.gpu.global.s32 %0, [%1];" : "=r"(v) : "l"(f) : "memory");
-    return v;
-}
-__device__ __forceinline__ void store_flag_release(int* f, int v) {
-    asm volatile("st.release.gpu.global.s32 [%0], %1;" ::"l"(f), "r"(v) : "memory");
-}
-// Publish a flag for data written by any thread of the block: a barrier, then one thread fences at
-// GPU scope and stores with release (CUTLASS's generic-barrier pattern). Earlier versions had every
-// thread execute __threadfence(), which costs each thread a wait for its outstanding memory ops.
-__device__ __forceinline__ void publish_flag(int* f, int v) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        store_flag_release(f, v);
-    }
-}
-// Status data written by other blocks during this launch: read at L2 (never a stale L1 line).
-__device__ __forceinline__ float load_status(const float* p) { return __ldcg(p); }
-
-// Block ticket: blocks take chunk indices in the order they start, so every block a look-back
-// waits on has already started and will finish (no deadlock whatever the hardware's block order).
-__device__ __forceinline__ int take_ticket(int* counter, int* smem_slot) {
-    if (threadIdx.x == 0) *smem_slot = atomicAdd(counter, 1);
-    __syncthreads();
-    return *smem_slot;
-}
-
-// Decoupled look-back over the chunks before `chunk` in direction `dir` (-1: earlier chunks,
-// forward scan; +1: later chunks, reverse scan), n_avail of them. Called by every lane of each
-// participating warp. Lane i reads the flag of predecessor done+i, so one round trip inspects up
-// to `window` (≤ 32) predecessors: the nearest inclusive one ends the walk, the aggregates before
-// it are folded nearest first (their loads are independent and overlap). fold.aggregate(j) and
-// fold.inclusive(j) read chunk j's published values; the acquire by the lane that saw the flag and
-// the __syncwarp order those reads (as in CUTLASS's generic barrier: one thread acquires, a
-// barrier, all read). window = 1 is the textbook one-predecessor-at-a-time walk (benchmark knob).
-template <class Fold>
-__device__ __forceinline__ void look_back(const int* status_flags, int64_t tile, int64_t nTiles, int64_t chunk,
-                                          int dir, int64_t n_avail, int window, Fold& fold) {
-    const int lane = threadIdx.x & 31;
-    int64_t done = 0;
-    for (;;) {
-        const int64_t k = done + lane;
-        int f = kFlagInclusive;  // past the first chunk: never reached before a real inclusive one
-        if (lane >= window)
-            f = 0;
-        else if (k < n_avail)
-            f = load_flag_acquire(status_flags + (chunk + dir * (k + 1)) * nTiles + tile);
-        const unsigned incl = __ballot_sync(0xffffffffu, f == kFlagInclusive);
-        const unsigned zero = __ballot_sync(0xffffffffu, f == 0);
-        __syncwarp();
-        const int d = incl ? __ffs(incl) - 1 : 32;
-        const int z = zero ? __ffs(zero) - 1 : 32;
-        const int n = d < z ? d : z;
-#pragma unroll 4
-        for (int i = 0; i < n; ++i) fold.aggregate(chunk + dir * (done + i + 1));
-        if (d < z) {
-            fold.inclusive(chunk + dir * (done + d + 1));
-            return;
-        }
-        done += n;
-        if (n == 0) __nanosleep(64);
-    }
-}
-
-// Chained-scan status of one (chunk, channel) for scans whose chunk map is two floats (the linear
-// scan and the level cells): one 64-bit word, the low half a state value, the high half the tag:
+// Chained-scan status of one (chunk, channel) — or (chunk, state, channel) in the selective scan —
+// as one 64-bit word, the low half a state value, the high half the tag:
 //   kStatusEmpty      nothing published yet (the buffer is filled with 0xff bytes before launch);
 //   kStatusInclusive  the low half is the state at the chunk end;
-//   anything else     an aggregate: the high half is the chunk's decay A, the low half its H
-//                     (the chunk maps h to A·h + H).
+//   anything else     an aggregate: the high half a float describing the chunk's decay (linear:
+//                     the product A of its decays; selective: its Σ Δ), the low half its H (the
+//                     chunk maps h to decay·h + H).
 // Data and flag share one single-copy-atomic word, so a reader that sees the tag sees the value:
-// publishing is one relaxed store per channel (no block barrier, no fence) and a look-back step
-// is one L2 round trip. The flag-then-data protocol above (look_back) costs a barrier and a fence
-// per publish and two dependent round trips per step; ncu put 43 % of the linear scan's warp
-// cycles at that barrier. Both tags are NaNs whose payload GPU arithmetic never returns (it returns
-// the canonical 0x7fffffff), and every A is computed, so no decay can be mistaken for a tag.
+// publishing is one relaxed store (no block barrier, no fence) and a look-back step is one L2
+// round trip. The flag-then-data protocol used before (one flag per chunk and tile, set after a
+// barrier and a fence, then the data read in a second dependent round trip) left 43 % of the
+// linear scan's warp cycles waiting at that barrier (docs/KERNEL_NOTES.md v3, v5). Both tags are
+// NaNs whose payload GPU arithmetic never returns (it returns the canonical 0x7fffffff), and every
+// decay word is computed, so no value can be mistaken for a tag.
 using StatusWord = unsigned long long;
 constexpr unsigned kStatusEmpty = 0xffffffffu;
 constexpr unsigned kStatusInclusive = 0xfffffffeu;
@@ -208,13 +139,25 @@ __device__ __forceinline__ StatusWord read_status(const StatusWord* p) {
 __device__ __forceinline__ unsigned status_tag(StatusWord w) { return static_cast<unsigned>(w >> 32); }
 __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_float(static_cast<unsigned>(w)); }
 
-// The carry into `chunk` of one channel, each thread on its own (no warp-wide step): walks the
-// n_avail chunks before it (dir −1) or after it (dir +1), nearest first, reading `window` (≤
-// kLookbackBatch) status words per round trip, folding aggregates into h ↦ accA·h + accH until an
-// inclusive state ends the walk. Products in double (see linear_scan.cu, "Products in fp64").
-__device__ __forceinline__ float look_back_channel(const StatusWord* status, int64_t stride, int64_t chunk, int dir,
-                                                  int64_t n_avail, int window) {
-    double accA = 1.0, accH = 0.0;
+// Block ticket from word 0 of a scratch buffer filled with 0xff bytes (so it counts from −1): blocks
+// take chunk indices in the order they start, so every block a look-back waits on has already
+// started and will finish (no deadlock whatever the hardware's block order). One fill of the
+// buffer prepares the ticket and every status word after it.
+__device__ __forceinline__ int64_t take_ticket(StatusWord* scratch, int* smem_slot) {
+    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(scratch), 1) + 1;
+    __syncthreads();
+    return *smem_slot;
+}
+
+// The carry into `chunk` of one channel (or state), each thread on its own: walks the n_avail
+// chunks before it (dir −1) or after it (dir +1), nearest first, reading `window` (≤
+// kLookbackBatch) status words per round trip (independent loads, all in flight at once), and
+// folds aggregates, fold.aggregate(decay word, H), until an inclusive state ends the walk with
+// fold.inclusive(state). The first chunk of the walk's direction publishes only its inclusive
+// state, so every walk ends there at the latest.
+template <class Fold>
+__device__ __forceinline__ float look_back(const StatusWord* status, int64_t stride, int64_t chunk, int dir,
+                                           int64_t n_avail, int window, Fold& fold) {
     int64_t done = 0;
     for (;;) {
         StatusWord w[kLookbackBatch];
@@ -227,10 +170,9 @@ __device__ __forceinline__ float look_back_channel(const StatusWord* status, int
         for (int i = 0; i < kLookbackBatch; ++i) {
             if (n != i) continue;
             const unsigned tag = status_tag(w[i]);
-            if (tag == kStatusInclusive) return static_cast<float>(fma(accA, double(status_value(w[i])), accH));
+            if (tag == kStatusInclusive) return fold.inclusive(status_value(w[i]));
             if (tag == kStatusEmpty) continue;
-            accH = fma(accA, double(status_value(w[i])), accH);
-            accA *= double(__uint_as_float(tag));
+            fold.aggregate(__uint_as_float(tag), status_value(w[i]));
             n = i + 1;
         }
         done += n;

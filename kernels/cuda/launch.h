@@ -73,7 +73,7 @@ constexpr int kSelMaxN = 16;     // d_state handled by the kernel; larger falls 
 struct SelParams {
     DType tx = DType::F32;        // x, z, y, dL/dy, dx, dz
     DType td = DType::F32;        // delta, d delta
-    int window = 4;               // look-back predecessors inspected per round trip (1..32)
+    int window = kLookbackBatch;  // look-back predecessors read per round trip (1..kLookbackBatch)
     int warps = kSelWarps;        // warps along time per block, 8 or 16: chunk = kSelSteps·warps steps;
                                   // the backward must use the forward's value (its checkpoints)
     int64_t B = 0, T = 0, E = 0, N = 0;
@@ -86,10 +86,10 @@ struct SelParams {
     const float* D = nullptr;     // (E) or null
     const float* h0 = nullptr;    // [B][N][E] or null
     void* y = nullptr;            // (B, T, E)
-    int* flags = nullptr;         // (1 + nChunks·nTiles), zeroed
-    float* aggS = nullptr;        // (nChunks, B·E): Σ delta over the chunk
-    float* aggH = nullptr;        // (nChunks, B, N, E)
-    float* incl = nullptr;        // (nChunks, B, N, E): the state at each chunk end (checkpoints)
+    // Scratch of sel_scratch_words 64-bit words, every byte 0xff before the launch: word 0's low half
+    // is the block-ticket counter, the rest the status words of each (chunk, b, n, e) (common.cuh).
+    unsigned long long* scratch = nullptr;
+    float* incl = nullptr;        // forward: (nChunks, B, N, E) out, the state at each chunk end (checkpoints)
     // Backward only.
     const float* ckpt = nullptr;
     const void* dy = nullptr;
@@ -106,6 +106,7 @@ struct SelParams {
 
 int64_t sel_num_chunks(int64_t T, int warps);
 int64_t sel_num_tiles(const SelParams& p);
+int64_t sel_scratch_words(const SelParams& p);  // 1 + nChunks·B·N·E
 void sel_forward(const SelParams& p, cudaStream_t stream);
 void sel_backward(const SelParams& p, cudaStream_t stream);
 

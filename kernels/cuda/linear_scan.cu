@@ -110,13 +110,16 @@ __device__ __forceinline__ Geometry geometry(const LinParams& p, int64_t id, boo
     return g;
 }
 
-// Word 0 of the scratch counts block tickets from −1 (the buffer is filled with 0xff bytes, which
-// also empties every status word, so one fill prepares the launch).
-__device__ __forceinline__ int64_t lin_ticket(LinParams& p, int* smem_slot) {
-    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(p.scratch), 1) + 1;
-    __syncthreads();
-    return *smem_slot;
-}
+// Folds published chunk maps h ↦ A·h + H, nearest first (look_back in common.cuh); the decay
+// products in double (see "Products in fp64" above).
+struct DecayFold {
+    double accA = 1.0, accH = 0.0;
+    __device__ void aggregate(float A, float H) {
+        accH = fma(accA, double(H), accH);
+        accA *= double(A);
+    }
+    __device__ float inclusive(float h) const { return static_cast<float>(fma(accA, double(h), accH)); }
+};
 
 template <LinMode M, typename TA, typename TB, int V, int S>
 __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
@@ -127,7 +130,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     __shared__ float sH[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = lin_ticket(p, &s_ticket);
+    const int64_t id = take_ticket(p.scratch, &s_ticket);
     const Geometry g = geometry<V, S>(p, id, false);
     StatusWord* const status = p.scratch + 1;
 
@@ -198,7 +201,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
         if (cok) {
             if (g.chunk > 0) {
                 publish_status(mine, __float_as_uint(static_cast<float>(blkA)), blkH);
-                carry = look_back_channel(status + gc, g.BC, g.chunk, -1, g.chunk, p.window);
+                DecayFold fold;
+                carry = look_back(status + gc, g.BC, g.chunk, -1, g.chunk, p.window, fold);
             } else if (p.h0) {
                 carry = p.h0[gc];
             }
@@ -261,7 +265,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __shared__ float sR[TT][W];
     __shared__ int s_ticket;
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = lin_ticket(p, &s_ticket);
+    const int64_t id = take_ticket(p.scratch, &s_ticket);
     const Geometry g = geometry<V, S>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
     StatusWord* const status = p.scratch + 1;
@@ -348,7 +352,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if (cok) {
             if (g.chunk < nChunks - 1) {
                 publish_status(mine, __float_as_uint(static_cast<float>(RA)), static_cast<float>(RH));
-                q = look_back_channel(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window);
+                DecayFold fold;
+                q = look_back(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
             } else if (p.dh_last) {
                 q = p.dh_last[gc];
             }

@@ -46,13 +46,12 @@ int pick_vec(int64_t C, int max_vec, std::initializer_list<const Tensor*> ts) {
 
 cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 
-// Look-back window, predecessors inspected per round trip: the linear scan reads its status words
-// kLookbackBatch at a time, the selective scan's flags 4 at a time (the fastest of 1 / 4 / 32 in
-// two H100 runs, docs/KERNEL_NOTES.md); HARMONIC_LOOKBACK_WINDOW=1..32 overrides both (benchmark
-// knob; the linear scan caps it at kLookbackBatch).
-int lookback_window(int fallback, int most) {
+// Look-back window: status words read per round trip, kLookbackBatch (all in flight at once; with
+// one round trip per step, 1 / 4 / 8 were within 1 % on the H100, docs/KERNEL_NOTES.md v5);
+// HARMONIC_LOOKBACK_WINDOW=1..kLookbackBatch overrides it (benchmark knob).
+int lookback_window() {
     const char* e = std::getenv("HARMONIC_LOOKBACK_WINDOW");
-    return e ? std::clamp(std::atoi(e), 1, most) : fallback;
+    return e ? std::clamp(std::atoi(e), 1, kLookbackBatch) : kLookbackBatch;
 }
 
 // Channels per thread in the linear forward: 4 (default), or HARMONIC_LIN_VEC=2 / 1 (benchmark knob:
@@ -146,13 +145,14 @@ LinParams params(const LinInputs& in, double tau) {
     p.a = in.a.data_ptr();
     p.b = in.b.data_ptr();
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window(kLookbackBatch, kLookbackBatch);
+    p.window = lookback_window();
     return p;
 }
 
-// One fill of 0xff bytes prepares a launch: the ticket counter and every status word (launch.h).
-Tensor lin_scratch(const LinParams& p, bool backward, const torch::TensorOptions& opts) {
-    return torch::full({lin_scratch_words(p, backward)}, -1, opts.dtype(torch::kInt64));
+// A scan's scratch of n 64-bit words: one fill of 0xff bytes prepares a launch, the ticket counter
+// and every status word (launch.h, common.cuh).
+Tensor status_scratch(int64_t n, const torch::TensorOptions& opts) {
+    return torch::full({n}, -1, opts.dtype(torch::kInt64));
 }
 
 unsigned long long* words(const Tensor& t) { return reinterpret_cast<unsigned long long*>(t.data_ptr<int64_t>()); }
@@ -167,7 +167,7 @@ ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, cons
     auto h = torch::empty_like(in.b);
     p.h = h.data_ptr();
     p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
-    auto scratch = lin_scratch(p, false, in.b.options());
+    auto scratch = status_scratch(lin_scratch_words(p, false), in.b.options());
     p.scratch = words(scratch);
     auto ckpt = torch::empty({lin_num_chunks(p.T), p.B * p.C}, in.b.options().dtype(torch::kFloat32));
     p.ckpt = ckpt.data_ptr<float>();
@@ -201,7 +201,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     p.db = g.db.data_ptr();
     p.da_part = da_part.defined() ? da_part.data_ptr<float>() : nullptr;
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
-    auto scratch = lin_scratch(p, true, in.b.options());
+    auto scratch = status_scratch(lin_scratch_words(p, true), in.b.options());
     p.scratch = words(scratch);
     lin_backward(p, stream());
     if (da_part.defined()) g.da = da_part.view({chunks, p.B, p.C}).sum(std::vector<int64_t>{0, 1});
@@ -249,31 +249,8 @@ SelParams sel_params(const SelInputs& in) {
     p.Cm = in.Cm.data_ptr<float>();
     p.D = in.D.defined() ? in.D.data_ptr<float>() : nullptr;
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window(4, 32);
+    p.window = lookback_window();
     return p;
-}
-
-// The selective scan's look-back (a map is N + 1 floats, too wide for one status word): flags,
-// then data (common.cuh, look_back).
-struct Scratch {
-    Tensor flags, aggS, aggH, incl;
-};
-
-Scratch sel_scratch(const SelParams& p, const torch::TensorOptions& opts) {
-    const int64_t chunks = sel_num_chunks(p.T, p.warps), tiles = sel_num_tiles(p);
-    Scratch s;
-    s.flags = torch::zeros({1 + chunks * tiles}, opts.dtype(torch::kInt32));
-    s.aggS = torch::empty({chunks, p.B * p.E}, opts.dtype(torch::kFloat32));  // Σ Δ
-    s.aggH = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
-    s.incl = torch::empty({chunks, p.B, p.N, p.E}, opts.dtype(torch::kFloat32));
-    return s;
-}
-
-void set_sel_scratch(SelParams& p, Scratch& s) {
-    p.flags = s.flags.data_ptr<int>();
-    p.aggS = s.aggS.data_ptr<float>();
-    p.aggH = s.aggH.data_ptr<float>();
-    p.incl = s.incl.data_ptr<float>();
 }
 
 }  // namespace
@@ -286,15 +263,17 @@ SelForward sel_forward(const Tensor& x, const Tensor& delta, const Tensor& A, co
     p.warps = sel_warps();
     auto y = torch::empty_like(in.x);
     p.y = y.data_ptr();
-    auto scratch = sel_scratch(p, in.x.options());
-    set_sel_scratch(p, scratch);
-    sel_forward(p, stream());
+    auto scratch = status_scratch(sel_scratch_words(p), in.x.options());
+    p.scratch = words(scratch);
     const int64_t chunks = sel_num_chunks(p.T, p.warps);
+    auto incl = torch::empty({chunks, p.B, p.N, p.E}, in.x.options().dtype(torch::kFloat32));
+    p.incl = incl.data_ptr<float>();
+    sel_forward(p, stream());
     SelForward r;
     r.warps = p.warps;
     r.y = y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type());
-    r.h_last = scratch.incl[chunks - 1].permute({0, 2, 1}).contiguous();
-    r.ckpt = scratch.incl;
+    r.h_last = incl[chunks - 1].permute({0, 2, 1}).contiguous();
+    r.ckpt = incl;
     return r;
 }
 
@@ -328,8 +307,8 @@ SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, 
     p.dA_part = dA_part.data_ptr<float>();
     p.dD_part = dD_part.data_ptr<float>();
     p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
-    auto scratch = sel_scratch(p, in.x.options());
-    set_sel_scratch(p, scratch);
+    auto scratch = status_scratch(sel_scratch_words(p), in.x.options());
+    p.scratch = words(scratch);
     sel_backward(p, stream());
     SelBackward g;
     g.dx = dx.to(x.scalar_type());

@@ -7,10 +7,12 @@
 // states in registers; B_t and C_t of the chunk sit in shared memory (read by all 32 channels).
 // Pass 1 reduces each thread's steps to the map h ↦ exp(A·ΣΔ) h + H (the decay part of any
 // span is fixed by one number per channel, ΣΔ, so a map is N+1 floats); warps are composed in
-// shared memory with one thread per (state, channel); chunks are chained by a decoupled look-back;
-// pass 2 rescans with the exact carry-in, forms y, D skip and the SiLU(z) gate, and writes out.
-// Nothing of size B·T·E·N touches global memory: the only state traffic is N+1 floats per channel
-// per chunk of status, and the chunk-end states double as the backward's checkpoints.
+// shared memory with one thread per (state, channel); chunks are chained by a decoupled look-back
+// in which each (state, channel) publishes one 64-bit status word (Σ Δ with H_n, then its state at
+// the chunk end; common.cuh); pass 2 rescans with the exact carry-in, forms y, D skip and the
+// SiLU(z) gate, and writes out. Nothing of size B·T·E·N touches global memory: the only state
+// traffic is N status words and N checkpoint floats per channel per chunk (the chunk-end states
+// are the backward's checkpoints).
 //
 // The price of one pass over memory is two exponentials per (t, e, n): pass 1 cannot keep
 // exp(Δ A) for 8 steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
@@ -110,21 +112,17 @@ __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g
 
 __device__ __forceinline__ float silu_(float z) { return z * sigmoidf_(z); }
 
-// Folds published chunk maps (Σ Δ, H) of one (state, channel), nearest first, into its carry.
+// Folds published chunk maps (Σ Δ, H) of one (state, channel), nearest first (look_back in
+// common.cuh): a span's decay is exp(A·Σ Δ), so the accumulated Σ Δ of the chunks folded so far
+// scales each further H.
 struct SelFold {
-    const float *aggS, *aggH, *incl;
-    int64_t sstride, soff, hstride, sidx;
     float A;
-    bool ok;
-    float accS = 0.f, accH = 0.f, carry = 0.f;
-    __device__ void aggregate(int64_t j) {
-        if (!ok) return;
-        accH = fmaf(expf(A * accS), load_status(aggH + j * hstride + sidx), accH);
-        accS += load_status(aggS + j * sstride + soff);
+    float accS = 0.f, accH = 0.f;
+    __device__ void aggregate(float S, float H) {
+        accH = fmaf(expf(A * accS), H, accH);
+        accS += S;
     }
-    __device__ void inclusive(int64_t j) {
-        if (ok) carry = fmaf(expf(A * accS), load_status(incl + j * hstride + sidx), accH);
-    }
+    __device__ float inclusive(float h) const { return fmaf(expf(A * accS), h, accH); }
 };
 
 template <typename TX, typename TD, int TT>
@@ -134,9 +132,9 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     FwdSmem<TT>& sm = *reinterpret_cast<FwdSmem<TT>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.flags, &sm.ticket);
+    const int64_t id = take_ticket(p.scratch, &sm.ticket);
     const SelGeometry g = sel_geometry<L>(p, id, false);
-    int* const status_flags = p.flags + 1;
+    StatusWord* const status = p.scratch + 1;
     load_bc(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
@@ -196,33 +194,31 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         }
         PS[k] = ps;
         PH[k] = ph;
-        if (g.chunk > 0) {
-            if (pok[k]) p.aggH[g.chunk * g.NBE + sidx[k]] = ph;
-            if (pn == 0 && pe < p.E) p.aggS[g.chunk * g.BE + g.bb * p.E + pe] = ps;
-        }
+        // This chunk's map of the pair (chunk 0 publishes only its inclusive state).
+        if (g.chunk > 0 && pok[k]) publish_status(status + g.chunk * g.NBE + sidx[k], __float_as_uint(ps), ph);
     }
-    if (g.chunk > 0)
-        publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
-    else
-        __syncthreads();  // sP
+    __syncthreads();  // sP
 
 #pragma unroll
     for (int k = 0; k < NQ; ++k) {
         const int pn = w + k * TT;
         float carry = 0.f;
-        if (g.chunk == 0) {
-            if (pok[k] && p.h0) carry = p.h0[sidx[k]];
-        } else {
-            SelFold fold{p.aggS, p.aggH, p.incl, g.BE, g.bb * p.E + pe, g.NBE, sidx[k], pA[k], pok[k]};
-            look_back(status_flags, g.tile, g.nTiles, g.chunk, -1, g.chunk, p.window, fold);
-            carry = fold.carry;
+        if (pok[k]) {
+            if (g.chunk > 0) {
+                SelFold fold{pA[k]};
+                carry = look_back(status + sidx[k], g.NBE, g.chunk, -1, g.chunk, p.window, fold);
+            } else if (p.h0) {
+                carry = p.h0[sidx[k]];
+            }
+            const float incl = fmaf(expf(pA[k] * PS[k]), carry, PH[k]);
+            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, incl);
+            p.incl[g.chunk * g.NBE + sidx[k]] = incl;
         }
-        if (pok[k]) p.incl[g.chunk * g.NBE + sidx[k]] = fmaf(expf(pA[k] * PS[k]), carry, PH[k]);
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sm.sH[ww][pn][lane] = fmaf(expf(pA[k] * sm.sP[ww][lane]), carry, sm.sH[ww][pn][lane]);
     }
-    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+    __syncthreads();
 
     // Pass 2: exact states, output with D skip and SiLU(z) gate.
 #pragma unroll
@@ -286,10 +282,10 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.flags, &sm.ticket);
+    const int64_t id = take_ticket(p.scratch, &sm.ticket);
     const SelGeometry g = sel_geometry<L>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    int* const status_flags = p.flags + 1;
+    StatusWord* const status = p.scratch + 1;
     load_bc(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
@@ -373,33 +369,29 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         }
         RS[k] = rs;
         RH[k] = rh;
-        if (g.chunk < nChunks - 1) {
-            if (pok[k]) p.aggH[g.chunk * g.NBE + sidx[k]] = rh;
-            if (pn == 0 && pe < p.E) p.aggS[g.chunk * g.BE + g.bb * p.E + pe] = rs;
-        }
+        // Same protocol in reverse chunk order; the last chunk starts the chain.
+        if (g.chunk < nChunks - 1 && pok[k]) publish_status(status + g.chunk * g.NBE + sidx[k], __float_as_uint(rs), rh);
     }
-    if (g.chunk < nChunks - 1)
-        publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagAggregate);
-    else
-        __syncthreads();  // sRS
+    __syncthreads();  // sRS
 
 #pragma unroll
     for (int k = 0; k < NQ; ++k) {
         const int pn = w + k * TT;
         float qb = 0.f;
-        if (g.chunk == nChunks - 1) {
-            if (pok[k] && p.dh_last) qb = p.dh_last[sidx[k]];
-        } else {
-            SelFold fold{p.aggS, p.aggH, p.incl, g.BE, g.bb * p.E + pe, g.NBE, sidx[k], pA[k], pok[k]};
-            look_back(status_flags, g.tile, g.nTiles, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
-            qb = fold.carry;
+        if (pok[k]) {
+            if (g.chunk < nChunks - 1) {
+                SelFold fold{pA[k]};
+                qb = look_back(status + sidx[k], g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
+            } else if (p.dh_last) {
+                qb = p.dh_last[sidx[k]];
+            }
+            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(expf(pA[k] * RS[k]), qb, RH[k]));
         }
-        if (pok[k]) p.incl[g.chunk * g.NBE + sidx[k]] = fmaf(expf(pA[k] * RS[k]), qb, RH[k]);
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sm.sR[ww][pn][lane] = fmaf(expf(pA[k] * sm.sRS[ww][lane]), qb, sm.sR[ww][pn][lane]);
     }
-    publish_flag(status_flags + g.chunk * g.nTiles + g.tile, kFlagInclusive);
+    __syncthreads();
 
     // Pass 2, one state at a time: forward rebuild of h_{t-1}, then the reverse walk.
     float yv[S], dxa[S], dda[S];
@@ -520,6 +512,7 @@ int64_t sel_num_chunks(int64_t T, int warps) {
     return (T + L - 1) / L;
 }
 int64_t sel_num_tiles(const SelParams& p) { return p.B * ((p.E + 31) / 32); }
+int64_t sel_scratch_words(const SelParams& p) { return 1 + sel_num_chunks(p.T, p.warps) * p.B * p.N * p.E; }
 
 void sel_forward(const SelParams& p, cudaStream_t stream) { dispatch(p, false, stream); }
 void sel_backward(const SelParams& p, cudaStream_t stream) { dispatch(p, true, stream); }
