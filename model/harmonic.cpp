@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/level_scan.h"
+#include "kernels/residual.h"
 #include "model/error.h"
 
 namespace harmonic {
@@ -92,40 +93,18 @@ int64_t ipow(int64_t base, std::size_t exp) {
 
 // One block over a chunk of C tokens starting at global position pos0. Returns the new residual
 // stream r = o + Triple(o), o = x + y1 + Σ_l read_l.
-}  // namespace
-
-torch::Tensor add_causal_upsample(torch::Tensor o, const torch::Tensor& ext, int64_t pos0, int64_t stride) {
-    const int64_t C = o.size(1);
-    if (pos0 % stride != 0) {
-        auto t = torch::arange(pos0, pos0 + C, torch::TensorOptions().dtype(torch::kLong).device(o.device()));
-        auto idx = torch::div(t + 1, stride, "floor") - pos0 / stride;
-        return o.add_(ext.index_select(1, idx));
-    }
-    // On a step boundary the reads are runs: tokens 0 … stride−2 read row 0, then each run of
-    // `stride` tokens reads the next row. Broadcast adds over views of o do it without the gathered
-    // (B, C, d) copy (a pass written and read again; 0.1 ms per forward at 2 × 32K on the H100), and
-    // their backward sums each run instead of an index_add.
-    const int64_t head = std::min(stride - 1, C), runs = (C - head) / stride, tail = C - head - runs * stride;
-    if (head > 0) o.narrow(1, 0, head).add_(ext.narrow(1, 0, 1));
-    if (runs > 0)
-        o.narrow(1, head, runs * stride)
-            .view({o.size(0), runs, stride, o.size(2)})
-            .add_(ext.narrow(1, 1, runs).unsqueeze(2));
-    if (tail > 0) o.narrow(1, head + runs * stride, tail).add_(ext.narrow(1, runs + 1, 1));
-    return o;
-}
-
-namespace {
-
 torch::Tensor block_forward(HarmonicBlockImpl& block, const torch::Tensor& x, std::vector<LevelState>& st,
                             int64_t pos0, const std::string& prefix, std::vector<LevelOutput>* traces) {
-    const int64_t B = x.size(0), C = x.size(1), K = block.pool;
+    const int64_t B = x.size(0), K = block.pool;
     auto& level1 = *block.levels[0]->as<LevelCellImpl>();
     auto first = level1.forward(x, st[0].h, traces != nullptr);
     st[0].h = first.h_last;
     if (traces) traces->push_back({prefix + "level 1", 1, level1.tau, first.h, {}, first.decay, pos0});
 
-    torch::Tensor o = x + first.y;
+    // The residual stream x + y_1 + the coarse levels read at token rate, summed in one pass
+    // once every level has run (kernels/residual.h).
+    std::vector<torch::Tensor> coarse;
+    std::vector<int64_t> strides;
     torch::Tensor below = first.y;  // outputs of level l-1 produced in this chunk
     for (std::size_t l = 1; l < block.levels->size(); ++l) {
         auto& cell = *block.levels[l]->as<LevelCellImpl>();
@@ -176,14 +155,15 @@ torch::Tensor block_forward(HarmonicBlockImpl& block, const torch::Tensor& x, st
         }
         // Downward: token t reads the output of the latest level-l step that ended at or before t,
         // i.e. step floor((t+1)/stride) − 1; index 0 of `ext` is the step before this chunk.
-        auto ext = torch::cat({last_before.to(y.scalar_type()).unsqueeze(1), y}, 1);
-        add_causal_upsample(o, ext, pos0, stride);
+        coarse.push_back(torch::cat({last_before.to(y.scalar_type()).unsqueeze(1), y}, 1));
+        strides.push_back(stride);
         if (n > 0) s.last_y = y.index({Slice(), -1});
         if (traces && n > 0)
             traces->push_back({prefix + "level " + std::to_string(l + 1), stride, cell.tau, h, err, decay,
                                pos0 / stride});
         below = y;
     }
+    const auto o = kernels::residual_upsample_sum(x, first.y, coarse, strides, pos0);
     return o + block.out->forward(o);
 }
 

@@ -24,11 +24,6 @@ struct LevelCellImpl : torch::nn::Module {
 };
 TORCH_MODULE(LevelCell);
 
-// o (B, C, d) += a coarse level's outputs at token rate, in place; returns o. Token j of the chunk
-// (absolute position pos0 + j) reads ext[:, floor((pos0 + j + 1) / stride) − pos0 / stride]: the
-// latest step of the level that ended at or before it (ext's row 0 is the step before the chunk).
-torch::Tensor add_causal_upsample(torch::Tensor o, const torch::Tensor& ext, int64_t pos0, int64_t stride);
-
 // The output triple d -> 2d -> 2d -> d with GELU between, applied on a residual.
 struct OutputTripleImpl : torch::nn::Module {
     explicit OutputTripleImpl(int64_t d);

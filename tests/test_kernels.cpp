@@ -18,6 +18,7 @@
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
+#include "kernels/residual.h"
 #include "kernels/selective_scan.h"
 
 using namespace harmonic::kernels;
@@ -496,6 +497,102 @@ TEST_CASE("output head softmax: CUDA kernels within 2x of the reference's fp64 e
             auto in_place = logits.clone();
             head_softmax_grad(in_place, sh.V, ref.lse, targets, s, in_place);
             CHECK(torch::equal(in_place.cpu(), got_g.cpu()));
+        }
+    }
+}
+
+namespace {
+
+// The residual sum written as its definition: x + y + the gathered rows of each level.
+torch::Tensor residual_by_gather(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
+                                 const std::vector<int64_t>& strides, int64_t pos0) {
+    auto o = x + y.to(x.scalar_type());
+    const auto t = torch::arange(pos0, pos0 + x.size(1), torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    for (std::size_t l = 0; l < exts.size(); ++l)
+        o = o + exts[l].index_select(1, torch::div(t + 1, strides[l], "floor") - pos0 / strides[l]).to(x.scalar_type());
+    return o;
+}
+
+std::vector<torch::Tensor> grads_of(const torch::Tensor& out, const torch::Tensor& w, std::vector<torch::Tensor> inputs) {
+    return torch::autograd::grad({(out * w).sum()}, inputs);
+}
+
+double rel_diff(const torch::Tensor& a, const torch::Tensor& b) {
+    const double scale = std::max(1.0, b.abs().max().item<double>());
+    return (a.to(torch::kFloat64) - b.to(torch::kFloat64)).abs().max().item<double>() / scale;
+}
+
+}  // namespace
+
+TEST_CASE("residual sum: the reference equals the gathered definition, values and gradients", "[kernels][residual]") {
+    for (int64_t stride : {2, 4, 16}) {
+        for (int64_t pos0 : {int64_t(0), stride, 3 * stride, int64_t(3), stride + 1}) {
+            for (int64_t C : {1, 3, 4, 17, 64}) {
+                INFO("stride " << stride << ", pos0 " << pos0 << ", C " << C);
+                torch::manual_seed(stride * 1000 + pos0 * 10 + C);
+                const std::vector<int64_t> strides{stride, stride * 4};
+                auto x = torch::randn({2, C, 3}, torch::requires_grad());
+                auto y = torch::randn({2, C, 3}, torch::requires_grad());
+                std::vector<torch::Tensor> exts;
+                for (int64_t s : strides)
+                    exts.push_back(torch::randn({2, (pos0 + C) / s - pos0 / s + 1, 3}, torch::requires_grad()));
+                const auto want = residual_by_gather(x, y, exts, strides, pos0);
+                const auto got = residual_upsample_sum_reference(x, y, exts, strides, pos0);
+                CHECK(torch::equal(got, want));
+                CHECK(torch::equal(residual_upsample_sum(x, y, exts, strides, pos0), want));  // CPU: the reference
+                auto w = torch::randn_like(want);
+                const auto gw = grads_of(want, w, {x, y, exts[0], exts[1]});
+                const auto gg = grads_of(got, w, {x, y, exts[0], exts[1]});
+                CHECK(torch::equal(gg[0], gw[0]));
+                CHECK(torch::equal(gg[1], gw[1]));
+                CHECK(rel_diff(gg[2], gw[2]) <= 1e-6);
+                CHECK(rel_diff(gg[3], gw[3]) <= 1e-6);
+                // The kernel's backward sums with causal_upsample_grad: the same gradient.
+                CHECK(rel_diff(causal_upsample_grad(w, exts[0].size(1), pos0, stride), gw[2]) <= 1e-6);
+            }
+        }
+    }
+    // Too few rows for the last token is an error naming the level, not a read past the end.
+    auto x = torch::zeros({1, 8, 2});
+    CHECK_THROWS_WITH(residual_upsample_sum_reference(x, x, {torch::zeros({1, 2, 2})}, {4}, 0),
+                      Catch::Matchers::Contains("level 0 needs (B, >= 3, d) rows"));
+}
+
+TEST_CASE("residual sum: the CUDA kernel equals the reference, values and gradients", "[gpu][kernels][residual]") {
+    if (!have_gpu()) return;
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    struct Case {
+        int64_t B, C, d, pos0;
+    };
+    for (const Case c : {Case{2, 4097, 256, 0}, Case{2, 4097, 256, 5}, Case{1, 77, 6, 16}, Case{3, 1, 8, 0},
+                         Case{2, 1000, 1030, 64}}) {
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            INFO("B " << c.B << " C " << c.C << " d " << c.d << " pos0 " << c.pos0 << (dt == torch::kBFloat16 ? " bf16" : " fp32"));
+            const std::vector<int64_t> strides{4, 16, 64};
+            auto x = torch::randn({c.B, c.C, c.d}, dev).requires_grad_(true);
+            auto y = torch::randn({c.B, c.C, c.d}, dev).to(dt).requires_grad_(true);
+            std::vector<torch::Tensor> exts;
+            for (int64_t s : strides)
+                exts.push_back(torch::randn({c.B, (c.pos0 + c.C) / s - c.pos0 / s + 1, c.d}, dev).to(dt).requires_grad_(true));
+            const auto want = residual_upsample_sum_reference(x, y, exts, strides, c.pos0);
+            poison(want.numel() * 4);
+            const auto got = residual_upsample_sum(x, y, exts, strides, c.pos0);
+            // Same sums in the same order: bitwise.
+            CHECK(torch::equal(got.cpu(), want.cpu()));
+            auto w = torch::randn_like(want);
+            const auto gw = grads_of(want, w, {x, y, exts[0], exts[1], exts[2]});
+            const auto gg = grads_of(got, w, {x, y, exts[0], exts[1], exts[2]});
+            CHECK(torch::equal(gg[0].cpu(), gw[0].cpu()));
+            CHECK(torch::equal(gg[1].cpu(), gw[1].cpu()));
+            // The ext gradients sum up to 64 tokens per row. Against the fp64 sum, the kernel's (fp32
+            // sums, rounded once to the ext dtype) must be within 2x the reference's error: where a
+            // chunk starts mid-step the reference's gather backward accumulates in bf16 itself.
+            for (int l = 0; l < 3; ++l) {
+                const auto truth = causal_upsample_grad(w.to(torch::kFloat64), exts[l].size(1), c.pos0, strides[l]);
+                const double e_got = rel_diff(gg[2 + l], truth), e_ref = rel_diff(gw[2 + l], truth);
+                INFO("level " << l << ": kernel " << e_got << ", reference " << e_ref);
+                CHECK(e_got <= 2 * e_ref + (dt == torch::kBFloat16 ? 4e-3 : 1e-6));
+            }
         }
     }
 }

@@ -139,29 +139,6 @@ TEST_CASE("chunked forward equals the full forward for any chunk size", "[model]
     }
 }
 
-TEST_CASE("causal upsample: the run-broadcast path equals the gather, values and gradients", "[model][chunked]") {
-    for (int64_t stride : {2, 4, 16}) {
-        for (int64_t pos0 : {int64_t(0), stride, 3 * stride, int64_t(3), stride + 1}) {
-            for (int64_t C : {1, 3, 4, 17, 64}) {
-                INFO("stride " << stride << ", pos0 " << pos0 << ", C " << C);
-                const int64_t rows = (pos0 + C) / stride - pos0 / stride + 1;
-                torch::manual_seed(stride * 1000 + pos0 * 10 + C);
-                auto base = torch::randn({2, C, 3}, torch::requires_grad());
-                auto ext = torch::randn({2, rows, 3}, torch::requires_grad());
-                auto t = torch::arange(pos0, pos0 + C, torch::kLong);
-                auto expected = base + ext.index_select(1, torch::div(t + 1, stride, "floor") - pos0 / stride);
-                auto got = add_causal_upsample(base.clone(), ext, pos0, stride);
-                CHECK(torch::equal(got, expected));
-                auto w = torch::randn_like(expected);
-                auto ge = torch::autograd::grad({(expected * w).sum()}, {base, ext});
-                auto gg = torch::autograd::grad({(got * w).sum()}, {base, ext});
-                CHECK(torch::equal(gg[0], ge[0]));
-                CHECK(max_abs(gg[1] - ge[1]) <= 1e-6 * std::max(1.0, max_abs(ge[1])));
-            }
-        }
-    }
-}
-
 TEST_CASE("Transformer chunked forward keeps a sliding window of `context` tokens", "[model][chunked]") {
     torch::NoGradGuard no_grad;
     auto config = small(Family::Transformer);

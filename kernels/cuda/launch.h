@@ -127,4 +127,23 @@ struct HeadParams {
 void head_lse(const HeadParams& p, cudaStream_t stream);
 void head_softmax_grad(const HeadParams& p, cudaStream_t stream);
 
+// ---------------------------------------------------------------------------------------------
+// A Harmonic block's residual stream, out = x + y + Σ_l up_l(ext_l) (kernels/residual.h).
+constexpr int kResidualMaxLevels = 4;
+
+struct ResidualParams {
+    DType ty = DType::F32;                     // y and every ext
+    int vec = 1;                               // channels per thread: 4 (aligned, d % 4 == 0) or 1
+    int levels = 0;
+    int64_t B = 0, C = 0, d = 0, pos0 = 0;
+    const float* x = nullptr;                  // (B, C, d)
+    const void* y = nullptr;                   // (B, C, d)
+    float* out = nullptr;                      // (B, C, d)
+    const void* ext[kResidualMaxLevels] = {};  // (B, rows[l], d)
+    int64_t rows[kResidualMaxLevels] = {};
+    int64_t stride[kResidualMaxLevels] = {};
+};
+
+void residual_upsample_sum(const ResidualParams& p, cudaStream_t stream);
+
 }  // namespace harmonic::kernels::cuda

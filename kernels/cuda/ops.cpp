@@ -16,6 +16,7 @@
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
+#include "kernels/residual.h"
 #include "kernels/selective_scan.h"
 
 namespace harmonic::kernels {
@@ -484,6 +485,82 @@ torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const to
     p.g = g.data_ptr();
     cuda::head_softmax_grad(p, cuda::stream());
     return g;
+}
+
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// The residual sum with its gradient: dx = g, dy = g, d ext_l = g summed over the tokens that read
+// each row (causal_upsample_grad). Inputs: x, y, then the levels' ext; strides and pos0 saved.
+struct ResidualFn : public torch::autograd::Function<ResidualFn> {
+    static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& y,
+                                 at::TensorList exts, const std::vector<int64_t>& strides, int64_t pos0) {
+        const c10::cuda::CUDAGuard guard(x.device());
+        const auto xc = x.contiguous(), yc = y.contiguous();
+        auto out = torch::empty_like(xc);
+        cuda::ResidualParams p;
+        p.ty = cuda::dtype_of(yc);
+        p.levels = static_cast<int>(exts.size());
+        p.B = x.size(0), p.C = x.size(1), p.d = x.size(2), p.pos0 = pos0;
+        p.x = xc.data_ptr<float>();
+        p.y = yc.data_ptr();
+        p.out = out.data_ptr<float>();
+        std::vector<torch::Tensor> ec;
+        for (const auto& e : exts) ec.push_back(e.contiguous());
+        for (int l = 0; l < p.levels; ++l) {
+            p.ext[l] = ec[l].data_ptr();
+            p.rows[l] = ec[l].size(1);
+            p.stride[l] = strides[l];
+        }
+        std::vector<const torch::Tensor*> all{&xc, &yc, &out};
+        for (const auto& e : ec) all.push_back(&e);
+        p.vec = 4;
+        for (const torch::Tensor* t : all)
+            if (p.d % 4 || reinterpret_cast<std::uintptr_t>(t->data_ptr()) % (4 * t->element_size())) p.vec = 1;
+        cuda::residual_upsample_sum(p, cuda::stream());
+        ctx->saved_data["strides"] = strides;
+        ctx->saved_data["pos0"] = pos0;
+        std::vector<int64_t> rows;
+        for (const auto& e : ec) rows.push_back(e.size(1));
+        ctx->saved_data["rows"] = rows;
+        ctx->saved_data["y_dtype"] = static_cast<int64_t>(y.scalar_type());
+        return out;
+    }
+
+    static variable_list backward(AutogradContext* ctx, variable_list grads) {
+        const auto strides = ctx->saved_data["strides"].toIntVector();
+        const auto rows = ctx->saved_data["rows"].toIntVector();
+        const int64_t pos0 = ctx->saved_data["pos0"].toInt();
+        const auto ydt = static_cast<c10::ScalarType>(ctx->saved_data["y_dtype"].toInt());
+        const auto& g = grads[0];
+        // One gradient per input as forward's arguments flatten: x, y, each ext (a TensorList
+        // argument counts one input per tensor), then the strides and pos0 (none).
+        variable_list result{g, g.to(ydt)};
+        for (std::size_t l = 0; l < strides.size(); ++l)
+            result.push_back(causal_upsample_grad(g, rows[l], pos0, strides[l]).to(ydt));
+        result.push_back(torch::Tensor());
+        result.push_back(torch::Tensor());
+        return result;
+    }
+};
+
+}  // namespace
+
+torch::Tensor residual_upsample_sum(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
+                                    const std::vector<int64_t>& strides, int64_t pos0) {
+    bool kernel = x.is_cuda() && x.dim() == 3 && x.scalar_type() == torch::kFloat32 && cuda::kernel_dtype(y) &&
+                  y.sizes() == x.sizes() && exts.size() == strides.size() &&
+                  exts.size() <= std::size_t(cuda::kResidualMaxLevels) && pos0 >= 0 && cuda::all_cuda({&y}, x);
+    for (std::size_t l = 0; kernel && l < exts.size(); ++l) {
+        const auto& e = exts[l];
+        kernel = e.scalar_type() == y.scalar_type() && cuda::all_cuda({&e}, x) && e.dim() == 3 &&
+                 e.size(0) == x.size(0) && e.size(2) == x.size(2) && strides[l] >= 1 &&
+                 e.size(1) >= (pos0 + x.size(1)) / strides[l] - pos0 / strides[l] + 1;
+    }
+    if (!kernel) return residual_upsample_sum_reference(x, y, exts, strides, pos0);
+    return ResidualFn::apply(x, y, at::TensorList(exts), strides, pos0);
 }
 
 }  // namespace harmonic::kernels
