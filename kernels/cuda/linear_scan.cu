@@ -1,10 +1,10 @@
 // CUDA linear scan h_t = a_t ⊙ h_{t-1} + b_t over (B, T, C), forward and backward, one pass over
 // memory each, and the fused Harmonic level cells (see launch.h, LinMode).
 //
-// Work split. A thread block owns a tile of 32·V channels and a chunk of L = kLinWarps·kLinSteps
-// time steps: lane l of warp w holds channels [32·V·tile + V·l, +V) for the kLinSteps steps
-// [L·chunk + kLinSteps·w, +kLinSteps), loaded as one V-wide access per step (warp-wide
-// coalesced rows) and kept in registers between the two passes:
+// Work split. A thread block owns a tile of 32·V channels and a chunk of L = kLinWarps·S time
+// steps (S = 8, 16 or 32 steps a thread by input dtype, see fwd_steps_for below): lane l of warp w
+// holds channels [32·V·tile + V·l, +V) for the S steps [L·chunk + S·w, +S), loaded as one V-wide
+// access per step (warp-wide coalesced rows) and kept in registers between the two passes:
 //   pass 1: each thread reduces its steps to an affine map h ↦ A·h + H (A = Π a, H from h = 0);
 //           the block composes its warps' maps in shared memory (exclusive prefixes and the block
 //           map); then each of the first 32·V threads, one per channel, publishes its channel's
@@ -13,9 +13,10 @@
 //           state (the state at the chunk end), each a single 64-bit status word (common.cuh);
 //   pass 2: each thread rescans its steps from its exact carry-in and writes h.
 // So a, b are read once and h written once: the bytes that must move, plus one 8-byte status word
-// per channel per chunk (under 4 % at L = 64, fp32). The inclusive states double as the
-// backward's checkpoints (state at every chunk end), so the backward recomputes h_{t-1} from a, b
-// in registers instead of reading h (the same bytes, but fp32-exact where h is stored in bf16).
+// per channel per chunk and one fp32 checkpoint per channel per 64 steps (under 4 % at L = 64,
+// fp32). The checkpoints (the state at the end of every kLinSpan steps) let the backward recompute
+// h_{t-1} from a, b in registers instead of reading h (the same bytes, but fp32-exact where h is
+// stored in bf16).
 //
 // Products in fp64. The decay of a span (Π a over a thread's 8 steps, a block's 64, several
 // chunks in a look-back) multiplies whatever carry crosses it. Formed in fp32 it collects one
