@@ -341,6 +341,51 @@ TEST_CASE("selective scan: CUDA forward and gradients within 2x of the reference
     }
 }
 
+TEST_CASE("selective scan on the CPU without gradients: the sequential scan, within 2x of the reference's fp64 error",
+          "[kernels]") {
+    torch::manual_seed(15);
+    const SelCase cases[] = {{1, 1, 5, 3}, {2, 37, 33, 16}, {1, 300, 20, 17}, {2, 700, 40, 16}};
+    for (const auto& c : cases) {
+        for (bool with_z : {false, true}) {
+            for (bool with_h0 : {false, true}) {
+                for (auto tx : {torch::kFloat32, torch::kBFloat16}) {
+                    std::ostringstream name;
+                    name << "selective cpu B=" << c.B << " T=" << c.T << " E=" << c.E << " N=" << c.N
+                         << (with_z ? " z" : "") << (with_h0 ? " h0" : "") << " " << dtype_name(tx);
+                    auto x = torch::randn({c.B, c.T, c.E}).to(tx);
+                    auto delta = (torch::rand({c.B, c.T, c.E}) * 0.1 + 1e-3).to(tx);
+                    auto z = with_z ? torch::randn({c.B, c.T, c.E}).to(tx) : Tensor();
+                    auto A = -(torch::arange(1, c.N + 1, torch::kFloat32).unsqueeze(0) * (torch::rand({c.E, 1}) + 0.5));
+                    auto bc = torch::randn({c.B, c.T, 2 * c.N + 3}).to(tx);
+                    auto Bm = bc.index({"...", Slice(3, 3 + c.N)}), Cm = bc.index({"...", Slice(3 + c.N)});
+                    auto D = torch::randn({c.E});
+                    auto h0 = with_h0 ? torch::randn({c.B, c.E, c.N}) : Tensor();
+                    const auto ref = selective_scan_reference(x, delta, A, Bm, Cm, D, z, h0);
+                    const auto [y64, h64] = selective64(x, delta, A, Bm, Cm, D, z, h0);
+                    SelectiveScanResult got;
+                    {
+                        torch::NoGradGuard no_grad;  // what the desktop tool and `harmonic score` run under
+                        got = selective_scan(x, delta, A, Bm, Cm, D, z, h0);
+                    }
+                    REQUIRE(got.y.scalar_type() == tx);
+                    const auto seq = selective_scan_cpu(x, delta, A, Bm, Cm, D, z, h0);
+                    CHECK(torch::equal(got.y, seq.y));  // the dispatcher took the sequential scan
+                    check_rule(name.str() + " y", got.y, ref.y, y64);
+                    check_rule(name.str() + " h_last", got.h_last, ref.h_last, h64);
+                }
+            }
+        }
+    }
+    // With gradients wanted the CPU keeps the differentiable reference.
+    auto x = torch::randn({1, 9, 4}, torch::requires_grad());
+    auto delta = torch::rand({1, 9, 4}) * 0.1 + 1e-3, A = -torch::rand({4, 3}) - 0.5;
+    auto Bm = torch::randn({1, 9, 3}), Cm = torch::randn({1, 9, 3});
+    auto r = selective_scan(x, delta, A, Bm, Cm, Tensor(), Tensor(), Tensor());
+    REQUIRE(r.y.requires_grad());
+    auto g = torch::autograd::grad({r.y.sum()}, {x});
+    CHECK(std::isfinite(g[0].abs().sum().item<double>()));
+}
+
 TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on CUDA", "[gpu][kernels]") {
     if (!have_gpu()) return;
     torch::manual_seed(15);

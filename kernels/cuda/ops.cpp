@@ -424,7 +424,7 @@ SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& 
         (!h0.defined() || h0.sizes() == torch::IntArrayRef({x.size(0), x.size(2), A.size(1)}));
     if (!shapes_ok || !x.is_cuda() || !cuda::all_cuda({&delta, &A, &Bm, &Cm, &D, &z, &h0}, x) || x.numel() == 0 ||
         A.size(1) > cuda::kSelMaxN || A.size(1) == 0)
-        return selective_scan_reference(x, delta, A, Bm, Cm, D, z, h0);
+        return selective_scan_fallback(x, delta, A, Bm, Cm, D, z, h0);
     auto out = cuda::SelectiveScanFn::apply(x, delta, A, Bm, Cm, cuda::placeholder(D, x), cuda::placeholder(z, x),
                                             cuda::placeholder(h0, x));
     return {out[0], out[1]};
