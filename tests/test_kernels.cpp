@@ -401,7 +401,7 @@ TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on 
 
 // ---- Everywhere (no GPU needed) ----------------------------------------------------------------
 
-TEST_CASE("kernels dispatch: CPU tensors take the references", "[kernels]") {
+TEST_CASE("kernels dispatch: CPU tensors take the references (the selective scan its sequential path when no gradient is wanted)", "[kernels]") {
     torch::manual_seed(16);
     auto a = torch::rand({2, 50, 6}), b = torch::randn({2, 50, 6}), h0 = torch::randn({2, 6});
     CHECK(torch::equal(linear_scan(a, b, h0), linear_scan_reference(a, b, h0)));
@@ -414,9 +414,15 @@ TEST_CASE("kernels dispatch: CPU tensors take the references", "[kernels]") {
     auto x = torch::randn({2, 20, 4}), delta = torch::rand({2, 20, 4}) * 0.1, z = torch::randn({2, 20, 4});
     auto A = -torch::rand({4, 3}) - 0.5, Bm = torch::randn({2, 20, 3}), Cm = torch::randn({2, 20, 3});
     auto D = torch::randn({4}), s0 = torch::randn({2, 4, 3});
-    auto r = selective_scan(x, delta, A, Bm, Cm, D, z, s0), q = selective_scan_reference(x, delta, A, Bm, Cm, D, z, s0);
+    // No input wants a gradient: the sequential CPU scan.
+    auto r = selective_scan(x, delta, A, Bm, Cm, D, z, s0), q = selective_scan_cpu(x, delta, A, Bm, Cm, D, z, s0);
     CHECK(torch::equal(r.y, q.y));
     CHECK(torch::equal(r.h_last, q.h_last));
+    // One does (and grad mode is on): the differentiable reference.
+    auto xg = x.clone().requires_grad_(true);
+    auto rg = selective_scan(xg, delta, A, Bm, Cm, D, z, s0), qg = selective_scan_reference(xg, delta, A, Bm, Cm, D, z, s0);
+    CHECK(torch::equal(rg.y, qg.y));
+    CHECK(rg.y.requires_grad());
 }
 
 TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") {
