@@ -2,7 +2,7 @@
 // memory each, and the fused Harmonic level cells (see launch.h, LinMode).
 //
 // Work split. A thread block owns a tile of 32·V channels and a chunk of L = kLinWarps·S time
-// steps (S = 8, 16 or 32 steps a thread by input dtype, see fwd_steps_for below): lane l of warp w
+// steps (S = 8, 16 or 32 steps a thread by input dtype, see steps_for below): lane l of warp w
 // holds channels [32·V·tile + V·l, +V) for the S steps [L·chunk + S·w, +S), loaded as one V-wide
 // access per step (warp-wide coalesced rows) and kept in registers between the two passes:
 //   pass 1: each thread reduces its steps to an affine map h ↦ A·h + H (A = Π a, H from h = 0);
@@ -84,6 +84,36 @@ constexpr bool bf16_inputs() {
     return sizeof(TB) == 2 && (M == LinMode::LinearFixed || sizeof(TA) == 2);
 }
 
+// Steps per thread: about 64 bytes of input per channel held in registers in the forward (8 steps
+// of fp32 a and b) and 48 to 96 in the backward, whatever the dtypes. A block's look-back and
+// barriers cost about the same time however many bytes it moves, so with 8 steps of bf16 (half the
+// bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
+// steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
+// its steps, so it stops at 16. The fused cells stay at 8 in both directions: their forward keeps
+// fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps their longer
+// transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K).
+constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
+// Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b, the backward adds
+// dh; the fused cells count as 12 (their coefficients, see above).
+constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
+    if (fused_cell(m)) return 12;
+    return b_bytes * (backward ? 2 : 1) + (m == LinMode::LinearFixed ? 0 : a_bytes);
+}
+// Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
+// steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
+// shared memory), 8 otherwise.
+constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward) {
+    const int held = held_bytes(m, a_bytes, b_bytes, backward);
+    if (!backward) return held <= 2 ? 32 : held <= 4 ? 16 : 8;
+    if (vec == 4) return held <= 4 ? 16 : 8;
+    return held <= 8 ? 16 : 8;
+}
+// The fixed-decay bf16 backward keeps the recomputed states of its steps in shared memory.
+template <LinMode M, typename TB>
+constexpr bool states_in_shared() {
+    return M == LinMode::LinearFixed && sizeof(TB) == 2;
+}
+
 struct Geometry {
     int64_t nTiles, chunk, tile, bb, ct, c0, t0, BC;
     int nvalid;
@@ -156,7 +186,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     // Pass 1: this thread's map h -> A h + H. The fused cells keep the coefficients they computed
     // for pass 2 instead of their raw inputs (the same registers at 8 steps): their transcendental
     // chains (σ; exp, log1p, exp) made the bf16 cells compute-bound when evaluated in both passes.
-    constexpr bool kKeep = M == LinMode::Gated || M == LinMode::SelLevel;
+    constexpr bool kKeep = fused_cell(M);
     float ka[kKeep ? S : 1][V], kb[kKeep ? S : 1][V];
     double A[V];
     float H[V];
@@ -209,7 +239,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             }
         }
         const float incl = static_cast<float>(fma(blkA, double(carry), double(blkH)));
-        if (cok) publish_status(mine, kStatusInclusive, incl);
+        if (cok) publish_status(mine, kStatusInclusive, incl);  // first: later chunks may be waiting on it
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
             sH[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(carry), double(sH[ww][tid])));
@@ -382,7 +412,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // scan in shared memory (thread-contiguous, so conflict-free), which leaves the registers to 4
     // channels of 16 steps (twice the bytes per block for the same look-back; H100, 64K: 0.255 ->
     // 0.212 ms). The other bf16 backwards gained nothing from it (gated_ema lost 20 %).
-    constexpr bool kHpShared = M == LinMode::LinearFixed && sizeof(TB) == 2;
+    constexpr bool kHpShared = states_in_shared<M, TB>();
     extern __shared__ float hp_shared[];
     float hp_reg[kHpShared ? 1 : S][V];
     auto hp = [&](int i, int v) -> float& {
@@ -461,33 +491,6 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     }
 }
 
-// Steps per thread: about 64 bytes of input per channel held in registers in the forward (8 steps
-// of fp32 a and b) and 48 to 96 in the backward, whatever the dtypes. A block's look-back and
-// barriers cost about the same time however many bytes it moves, so with 8 steps of bf16 (half the
-// bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
-// steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
-// its steps, so it stops at 16. The fused cells stay at 8 in both directions: their forward keeps
-// fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps their longer
-// transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K).
-constexpr int fwd_steps_for(int bytes_per_step) { return bytes_per_step <= 2 ? 32 : bytes_per_step <= 4 ? 16 : 8; }
-constexpr int bwd_steps_for(int bytes_per_step) { return bytes_per_step <= 8 ? 16 : 8; }
-// With 4 channels a thread (bf16 only; its recomputed states in shared memory) 16 steps fit when the
-// thread holds 4 bytes a step (fixed decay: b and dh), 8 otherwise.
-template <int V>
-constexpr int bwd_steps(int bytes_per_step) { return V == 4 ? (bytes_per_step <= 4 ? 16 : 8) : bwd_steps_for(bytes_per_step); }
-constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
-int input_bytes(DType t) { return t == DType::BF16 ? 2 : 4; }
-// Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b; the backward adds dh.
-int held_bytes(const LinParams& p, bool backward) {
-    if (fused_cell(p.mode)) return 12;
-    return input_bytes(p.tb) * (backward ? 2 : 1) + (p.mode == LinMode::LinearFixed ? 0 : input_bytes(p.ta));
-}
-template <LinMode M, typename TA, typename TB>
-constexpr int held_bytes(bool backward) {
-    if (fused_cell(M)) return 12;
-    return int(sizeof(TB)) * (backward ? 2 : 1) + (M == LinMode::LinearFixed ? 0 : int(sizeof(TA)));
-}
-
 template <LinMode M, typename TA, typename TB, int V>
 void launch(const LinParams& p, bool backward, cudaStream_t stream) {
     const int64_t blocks = lin_chunks(p, backward) * lin_num_tiles(p);
@@ -495,8 +498,8 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
     if (blocks > 0x7fffffff) throw std::invalid_argument("lin scan: too many blocks");
     if (backward) {
         if constexpr (V <= 2 || bf16_inputs<M, TA, TB>()) {
-            constexpr int S = bwd_steps<V>(held_bytes<M, TA, TB>(true));
-            constexpr int smem = M == LinMode::LinearFixed && sizeof(TB) == 2 ? TT * 32 * S * V * int(sizeof(float)) : 0;
+            constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true);
+            constexpr int smem = states_in_shared<M, TB>() ? TT * 32 * S * V * int(sizeof(float)) : 0;
             auto kernel = lin_bwd_kernel<M, TA, TB, V, S>;
             if constexpr (smem > 0) {
                 // With the static arrays the block needs more than the 48 KB granted without asking;
@@ -513,14 +516,15 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
             kernel<<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
         }
     } else {
-        constexpr int S = fwd_steps_for(held_bytes<M, TA, TB>(false));
+        constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, false);
         lin_fwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
     }
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
 
-// Forward: 4 channels a thread (16-byte fp32 / 8-byte bf16 accesses). Backward: 2, since it holds
-// three inputs and the recomputed states of its steps in registers (4 would spill or halve occupancy).
+// Forward: 4 channels a thread (16-byte fp32 / 8-byte bf16 accesses). Backward: 2 with fp32 inputs,
+// since it holds three inputs and the recomputed states of its steps in registers (4 would spill or
+// halve occupancy); 4 with bf16 inputs (ops.cpp, lin_bwd_vec).
 template <LinMode M, typename TA, typename TB>
 void launch_vec(const LinParams& p, bool backward, cudaStream_t stream) {
     if (backward) {
@@ -563,8 +567,8 @@ void dispatch(const LinParams& p, bool backward, cudaStream_t stream) {
 int64_t lin_num_chunks(int64_t T) { return (T + kLinSpan - 1) / kLinSpan; }
 
 int lin_steps(const LinParams& p, bool backward) {
-    if (backward) return p.vec == 4 ? bwd_steps<4>(held_bytes(p, true)) : bwd_steps_for(held_bytes(p, true));
-    return fwd_steps_for(held_bytes(p, false));
+    auto bytes = [](DType t) { return t == DType::BF16 ? 2 : 4; };
+    return steps_for(p.mode, bytes(p.ta), bytes(p.tb), p.vec, backward);
 }
 
 int64_t lin_chunks(const LinParams& p, bool backward) {
