@@ -6,10 +6,8 @@
 
 namespace harmonic::kernels {
 
-namespace {
-
-void check_args(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
-                const std::vector<int64_t>& strides, int64_t pos0) {
+void check_residual_args(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
+                         const std::vector<int64_t>& strides, int64_t pos0) {
     TORCH_CHECK(x.dim() == 3 && y.sizes() == x.sizes(), "residual_upsample_sum: x and y must be (B, C, d) alike, got ",
                 x.sizes(), " and ", y.sizes());
     TORCH_CHECK(exts.size() == strides.size(), "residual_upsample_sum: one stride per level");
@@ -24,6 +22,8 @@ void check_args(const torch::Tensor& x, const torch::Tensor& y, const std::vecto
                     "residual_upsample_sum: level ", l, " needs (B, >= ", rows, ", d) rows, got ", exts[l].sizes());
     }
 }
+
+namespace {
 
 // o += up(ext) in place, o (B, C, d).
 void add_causal_upsample(torch::Tensor& o, const torch::Tensor& ext, int64_t pos0, int64_t stride) {
@@ -50,7 +50,7 @@ void add_causal_upsample(torch::Tensor& o, const torch::Tensor& ext, int64_t pos
 torch::Tensor residual_upsample_sum_reference(const torch::Tensor& x, const torch::Tensor& y,
                                               const std::vector<torch::Tensor>& exts,
                                               const std::vector<int64_t>& strides, int64_t pos0) {
-    check_args(x, y, exts, strides, pos0);
+    check_residual_args(x, y, exts, strides, pos0);
     auto o = (x + y).to(torch::promote_types(x.scalar_type(), torch::kFloat32));
     for (std::size_t l = 0; l < exts.size(); ++l) add_causal_upsample(o, exts[l], pos0, strides[l]);
     return o;

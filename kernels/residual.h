@@ -23,6 +23,11 @@ torch::Tensor residual_upsample_sum_reference(const torch::Tensor& x, const torc
                                               const std::vector<torch::Tensor>& exts,
                                               const std::vector<int64_t>& strides, int64_t pos0);
 
+// Throws, naming the level, unless x, y and every ext fit the definition above (each level has a row
+// for every token of the chunk). Both paths check with it.
+void check_residual_args(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
+                         const std::vector<int64_t>& strides, int64_t pos0);
+
 // The gradient of up(ext) with respect to ext: g (B, C, d) summed over the tokens that read each of
 // ext's `rows` rows, (B, rows, d) in g's dtype.
 torch::Tensor causal_upsample_grad(const torch::Tensor& g, int64_t rows, int64_t pos0, int64_t stride);

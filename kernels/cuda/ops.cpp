@@ -33,7 +33,7 @@ bool kernel_dtype(const Tensor& t) {
 DType dtype_of(const Tensor& t) { return t.scalar_type() == torch::kBFloat16 ? DType::BF16 : DType::F32; }
 
 // Widest channel vector (≤ max_vec) that divides C and keeps every pointer aligned to it.
-int pick_vec(int64_t C, int max_vec, std::initializer_list<const Tensor*> ts) {
+int pick_vec(int64_t C, int max_vec, const std::vector<const Tensor*>& ts) {
     for (int v = max_vec; v > 1; v /= 2) {
         if (C % v) continue;
         bool ok = true;
@@ -516,9 +516,7 @@ struct ResidualFn : public torch::autograd::Function<ResidualFn> {
         }
         std::vector<const torch::Tensor*> all{&xc, &yc, &out};
         for (const auto& e : ec) all.push_back(&e);
-        p.vec = 4;
-        for (const torch::Tensor* t : all)
-            if (p.d % 4 || reinterpret_cast<std::uintptr_t>(t->data_ptr()) % (4 * t->element_size())) p.vec = 1;
+        p.vec = cuda::pick_vec(p.d, 4, all) == 4 ? 4 : 1;  // the kernel is built for 4 and 1
         cuda::residual_upsample_sum(p, cuda::stream());
         ctx->saved_data["strides"] = strides;
         ctx->saved_data["pos0"] = pos0;
@@ -550,15 +548,10 @@ struct ResidualFn : public torch::autograd::Function<ResidualFn> {
 
 torch::Tensor residual_upsample_sum(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
                                     const std::vector<int64_t>& strides, int64_t pos0) {
-    bool kernel = x.is_cuda() && x.dim() == 3 && x.scalar_type() == torch::kFloat32 && cuda::kernel_dtype(y) &&
-                  y.sizes() == x.sizes() && exts.size() == strides.size() &&
-                  exts.size() <= std::size_t(cuda::kResidualMaxLevels) && pos0 >= 0 && cuda::all_cuda({&y}, x);
-    for (std::size_t l = 0; kernel && l < exts.size(); ++l) {
-        const auto& e = exts[l];
-        kernel = e.scalar_type() == y.scalar_type() && cuda::all_cuda({&e}, x) && e.dim() == 3 &&
-                 e.size(0) == x.size(0) && e.size(2) == x.size(2) && strides[l] >= 1 &&
-                 e.size(1) >= (pos0 + x.size(1)) / strides[l] - pos0 / strides[l] + 1;
-    }
+    check_residual_args(x, y, exts, strides, pos0);
+    bool kernel = x.is_cuda() && x.scalar_type() == torch::kFloat32 && cuda::kernel_dtype(y) &&
+                  exts.size() <= std::size_t(cuda::kResidualMaxLevels) && cuda::all_cuda({&y}, x);
+    for (const auto& e : exts) kernel = kernel && e.scalar_type() == y.scalar_type() && cuda::all_cuda({&e}, x);
     if (!kernel) return residual_upsample_sum_reference(x, y, exts, strides, pos0);
     return ResidualFn::apply(x, y, at::TensorList(exts), strides, pos0);
 }
