@@ -197,32 +197,30 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         }
     }
 
-    // Variant: the look-back walking one predecessor per round trip (window 1) against 32.
+    // Variants of the benchmark knobs, forward at the longest length: the look-back window
+    // (status words read per round trip) and the channels per thread.
     {
         const int64_t T = Ts.back();
+        const double n = double(B) * T * C;
         emit("");
         emit(fmt("look-back window (predecessors read per round trip; linear scan default 8), forward, T=%lld:", (long long)T));
         auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
         auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
-        for (const char* win : {"1", "4", "8"}) {
-            setenv("HARMONIC_LOOKBACK_WINDOW", win, 1);
-            const double n = double(B) * T * C;
-            row(fmt("linear fwd per-token fp32, window %s", win),
-                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
-            row(fmt("linear fwd fixed bf16, window %s", win),
-                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
-        }
-        unsetenv("HARMONIC_LOOKBACK_WINDOW");
-        // Variant: 2 channels per thread (fewer registers, more resident blocks) against 4.
-        for (const char* vec : {"2", "4"}) {
-            setenv("HARMONIC_LIN_VEC", vec, 1);
-            const double n = double(B) * T * C;
-            row(fmt("linear fwd per-token fp32, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
-            row(fmt("linear fwd fixed bf16, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
-        }
-        unsetenv("HARMONIC_LIN_VEC");
+        // Per-token fp32 and fixed bf16 forward rows under each value of one knob; `label` formats
+        // the value into the row name.
+        auto knob_rows = [&](const char* env, std::initializer_list<const char*> values, const char* label) {
+            for (const char* value : values) {
+                setenv(env, value, 1);
+                const std::string v = fmt(label, value);
+                row("linear fwd per-token fp32, " + v,
+                    time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+                row("linear fwd fixed bf16, " + v,
+                    time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
+            }
+            unsetenv(env);
+        };
+        knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
+        knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
         // Variant: the bf16 backward with 4 channels a thread (8 steps; default) against 2 (16 steps).
         auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
         auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
@@ -230,7 +228,6 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
         for (const char* vec : {"2", "4"}) {
             setenv("HARMONIC_LIN_BWD_VEC", vec, 1);
-            const double n = double(B) * T * C;
             row(fmt("linear bwd per-token bf16, %s channels/thread", vec),
                 time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, a16, bb16, Tensor(), f16, dh16, Tensor(), true); }, 3, reps),
                 n * 10, -1);
