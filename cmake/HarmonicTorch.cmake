@@ -41,7 +41,9 @@ if(HARMONIC_WITH_CUDA)
     set(CMAKE_CUDA_COMPILER ${NVCC_EXECUTABLE})
   endif()
   if(NOT CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 90)   # Hopper (H100/H200), the project's GPU machine
+    # Hopper (H100/H200), the project's GPU machine; the "a" target adds its arch-specific
+    # instructions (wgmma, setmaxnreg) that the fused output head needs (kernels/cuda/head_gemm.cu).
+    set(CMAKE_CUDA_ARCHITECTURES 90a)
   endif()
   set(TORCH_CUDA_ARCH_LIST "9.0")
   enable_language(CUDA)

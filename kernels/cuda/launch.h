@@ -127,6 +127,28 @@ struct HeadParams {
 void head_lse(const HeadParams& p, cudaStream_t stream);
 void head_softmax_grad(const HeadParams& p, cudaStream_t stream);
 
+// The log-sum-exp of every row of features · weightᵀ without writing the logits (head_gemm.cu: the
+// GEMM and the online softmax in one Hopper kernel), and each row's target logit.
+constexpr int kHeadGemmMaxK = 256;  // features resident in shared memory: 256 rows × K bf16
+
+struct HeadGemmParams {
+    int64_t M = 0, V = 0;
+    int K = 0;                           // multiple of 64, at most kHeadGemmMaxK
+    const void* features = nullptr;      // (M, K) bf16, rows contiguous, 16-byte aligned
+    const void* weight = nullptr;        // (V, K) bf16, the same
+    const int64_t* targets = nullptr;    // (M), for picked
+    float* lse = nullptr;                // (M) out: log Σ_j exp(features[r] · weight[j])
+    float* picked = nullptr;             // (M) out or null: features[r] · weight[targets[r]] (NaN out of range)
+    int splits = 1;                      // blocks along the vocabulary per 256 rows (head_lse_gemm_splits)
+    float* partial = nullptr;            // splits > 1: scratch of 2 · splits · M floats
+};
+constexpr int kHeadGemmMaxSplits = 128;
+
+// Whether head_lse_gemm runs these shapes on this device (K, a compute capability 9.0 GPU).
+bool head_lse_gemm_supported(int64_t K, int64_t V, int device);
+int head_lse_gemm_splits(int64_t M, int64_t V, int device);
+void head_lse_gemm(const HeadGemmParams& p, cudaStream_t stream);
+
 // ---------------------------------------------------------------------------------------------
 // A Harmonic block's residual stream, out = x + y + Σ_l up_l(ext_l) (kernels/residual.h).
 constexpr int kResidualMaxLevels = 4;
