@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
-# On the GPU machine: the fused output head (head_bits_sum) against the materialised logits, at
-# the paper's 28M configuration, from a built ./build/app/harmonic. Logs to $OUT/head_bench.log.
-# Usage: bash bench/head_device.sh
+# On the GPU machine, one call (carry ".deps"): build the non-GUI targets, run the output head's
+# GPU tests, then Harmonic's scoring forward (`--head fused`) with the fused log-sum-exp kernel and
+# without it (HARMONIC_HEAD_GEMM=0: the chunked GEMM + softmax passes), the forward with logits,
+# the training step, all in one run, and ncu's GPU time per kernel of scoring at 32K.
+# Logs under $OUT/head/, packed into $OUT/head.tgz. Usage: bash bench/head_device.sh [kernels]
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
+L=$OUT/head
+mkdir -p "$L"
+export LD_LIBRARY_PATH=$PWD/.deps/lib:${LD_LIBRARY_PATH:-}
+trap 'tar -C "$OUT" -czf "$OUT/head.tgz" head' EXIT
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$L/gpu.txt"
+date -u >>"$L/gpu.txt"
+[ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake \
+  -DHARMONIC_DEPS_DIR=$PWD/.deps >"$L/cmake.log" 2>&1
+ninja -C build harmonic test_model >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
+echo "built at ${SECONDS}s"
+timeout 200 ./build/tests/test_model "[head]" >"$L/test_head.log" 2>&1
+echo "test_model [head]: exit $?"; tail -3 "$L/test_head.log"
+grep -E "^\[kernels\] fused head" "$L/test_head.log" | head -20
 H=./build/app/harmonic
-LOG=$OUT/head_bench.log
 M28="--d-model 256 --vocab-size 50257 --precision bf16"
-run() { echo "\$ harmonic $*" >>"$LOG"; timeout 150 $H "$@" >>"$LOG" 2>&1; echo >>"$LOG"; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$LOG"
-# Training step at 8K, batch 2: logits path and fused head in the same run.
-run bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 2 --train --head full
-run bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 2 --train --head fused
-# Scoring (every token's bits, no logits kept) against the plain forward with logits.
-run bench --model harmonic $M28 --seq-len 1024,8192,32768,65536 --batch 2 --head full
-run bench --model harmonic,transformer,mamba $M28 --seq-len 1024,8192,32768,65536 --batch 2 --head fused
-# Longest context that trains with the fused head, batch 1.
-run bench --model harmonic $M28 --seq-len 131072,262144,524288,1048576 --batch 1 --train --head fused --warmup 1 --repeats 3
-run bench --model transformer,mamba $M28 --seq-len 131072,262144,524288 --batch 1 --train --head fused --warmup 1 --repeats 3
+run() { echo "\$ $*" >>"$L/bench.log"; timeout 150 "$@" >>"$L/bench.log" 2>&1; echo >>"$L/bench.log"; }
+run $H bench --model harmonic $M28 --seq-len 1024,8192,32768,65536 --batch 2 --head fused --out "$L/score.csv"
+run env HARMONIC_HEAD_GEMM=0 $H bench --model harmonic $M28 --seq-len 1024,8192,32768,65536 --batch 2 --head fused --out "$L/score_chunked.csv"
+run $H bench --model harmonic $M28 --seq-len 1024,8192,32768,65536 --batch 2 --out "$L/forward.csv"
+run $H bench --model harmonic $M28 --seq-len 8192 --batch 2 --train --head fused --out "$L/train_fused.csv"
+echo "benches done at ${SECONDS}s"; grep -E "^(\\$|harmonic )" "$L/bench.log"
+P="$M28 --batch 2 --warmup 1 --repeats 1"
+timeout 200 ncu --clock-control none --metrics gpu__time_duration.sum --csv $H bench --model harmonic $P --seq-len 32768 --head fused \
+  >"$L/profile_score32k.csv" 2>"$L/profile_score32k.err"
+echo "profile: exit $?"
+python3 scripts/ncu_summary.py "$L/profile_score32k.csv" 2>&1 | head -30
+if [ "${1:-}" = kernels ]; then
+  timeout 200 $H bench --kernels --quick --out "$L/bench_kernels.txt" >"$L/bench_kernels.log" 2>&1
+  echo "harmonic bench --kernels --quick: exit $?"; grep -E "ceiling|rows=" "$L/bench_kernels.txt"
+fi

@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
+
 namespace harmonic::kernels {
 
 namespace {
@@ -21,6 +23,31 @@ void check_out(const torch::Tensor& logits, const torch::Tensor& out) {
 }
 
 }  // namespace
+
+void check_fused_args(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets) {
+    TORCH_CHECK(features.dim() == 2 && weight.dim() == 2 && features.size(1) == weight.size(1) && weight.size(0) >= 1,
+                "head_lse_fused: features (n, K) and weight (V, K) must share K, got ", features.sizes(), " and ",
+                weight.sizes());
+    TORCH_CHECK(targets.dim() == 1 && targets.size(0) == features.size(0) && targets.scalar_type() == torch::kLong,
+                "head_lse_fused: targets must be (n) int64, got ", targets.sizes());
+}
+
+HeadLse head_lse_fused_reference(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets) {
+    check_fused_args(features, weight, targets);
+    const auto acc = torch::promote_types(torch::promote_types(features.scalar_type(), weight.scalar_type()), torch::kFloat32);
+    const auto w = weight.to(acc);
+    const int64_t n = features.size(0), V = weight.size(0);
+    const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 26) / V);  // rows whose logits take 256 MB in fp32
+    HeadLse out{torch::empty({n}, features.options().dtype(acc)), torch::empty({n}, features.options().dtype(acc))};
+    for (int64_t i = 0; i < n; i += chunk) {
+        const int64_t m = std::min(chunk, n - i);
+        const auto r = head_lse_reference(torch::matmul(features.slice(0, i, i + m).to(acc), w.t()), V,
+                                          targets.slice(0, i, i + m));
+        out.lse.slice(0, i, i + m).copy_(r.lse);
+        out.picked.slice(0, i, i + m).copy_(r.picked);
+    }
+    return out;
+}
 
 HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
     check_args("head_lse", logits, V, targets);
@@ -43,6 +70,12 @@ torch::Tensor head_softmax_grad_reference(const torch::Tensor& logits, int64_t V
 }
 
 #ifndef HARMONIC_WITH_CUDA_KERNELS
+bool head_lse_fused_applies(const torch::Tensor&, const torch::Tensor&) { return false; }
+
+HeadLse head_lse_fused(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets) {
+    return head_lse_fused_reference(features, weight, targets);
+}
+
 HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets) {
     return head_lse_reference(logits, V, targets);
 }

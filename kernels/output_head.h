@@ -25,8 +25,21 @@ torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const to
                                 const torch::Tensor& targets, const torch::Tensor& scale,
                                 const torch::Tensor& out = {});
 
+// The log-sum-exp and the target logit of every row of features · weightᵀ without the (n, V)
+// logits. features: (n, K), weight: (V, K), targets: (n) int64 in [0, V). On CUDA, in bf16, with K a
+// multiple of 64 up to 256, on a Hopper GPU (head_lse_fused_applies), one kernel computes the GEMM
+// and the softmax together (kernels/cuda/head_gemm.cu); otherwise the reference. Results in fp32
+// (fp64 for fp64 inputs), from logits accumulated in fp32 and never rounded.
+HeadLse head_lse_fused(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets);
+// Checks head_lse_fused's shapes and dtypes; throws a message naming the mismatch.
+void check_fused_args(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets);
+// Whether head_lse_fused runs its kernel for these tensors (HARMONIC_HEAD_GEMM=0 turns it off, to
+// time the chunked head next to it).
+bool head_lse_fused_applies(const torch::Tensor& features, const torch::Tensor& weight);
+
 // Pure LibTorch (logsumexp / gather / exp in fp32, or fp64 for fp64 logits); runs anywhere; the yardstick for the kernels.
 HeadLse head_lse_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& targets);
+HeadLse head_lse_fused_reference(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets);
 torch::Tensor head_softmax_grad_reference(const torch::Tensor& logits, int64_t V, const torch::Tensor& lse,
                                           const torch::Tensor& targets, const torch::Tensor& scale,
                                           const torch::Tensor& out = {});

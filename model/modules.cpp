@@ -120,10 +120,26 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
         const auto compute = bf16 ? torch::kBFloat16 : torch::promote_types(features.scalar_type(), weight.scalar_type());
         const auto acc = torch::promote_types(compute, torch::kFloat32);  // softmax and sums: fp32 at least
         const int64_t V = weight.size(0), Vp = padded_vocab(features, V);
-        const auto w = pad_rows(weight.to(compute), Vp);
         const int64_t N = features.size(0);
         // keep_bytes is 0 when no gradient is wanted (see head_bits_sum).
         const bool keep = keep_bytes > 0 && N * Vp * int64_t(c10::elementSize(compute)) <= keep_bytes;
+        auto save = [&](const torch::Tensor& kept_or_lse) {
+            ctx->save_for_backward({features, weight, targets, kept_or_lse});
+            ctx->saved_data["chunk"] = chunk;
+            ctx->saved_data["bf16"] = bf16;
+            ctx->saved_data["kept"] = keep;
+        };
+        if (!keep) {
+            // Only the log-sum-exp is kept: on a Hopper GPU one kernel computes it with the GEMM,
+            // the logits never written (kernels/output_head.h, head_lse_fused).
+            const auto f = features.to(compute), wc = weight.to(compute);
+            if (kernels::head_lse_fused_applies(f, wc)) {
+                const auto r = kernels::head_lse_fused(f, wc, targets);
+                save(r.lse);
+                return (r.lse - r.picked).sum() / std::log(2.0);
+            }
+        }
+        const auto w = pad_rows(weight.to(compute), Vp);
         auto lse = torch::empty({N}, features.options().dtype(acc));
         auto picked = torch::empty({N}, features.options().dtype(acc));
         torch::Tensor grad_logits = keep ? torch::empty({N, Vp}, features.options().dtype(compute)) : torch::Tensor();
@@ -144,10 +160,7 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
             picked.slice(0, i, i + n).copy_(r.picked);
             if (keep) kernels::head_softmax_grad(logits, V, r.lse, t, one, logits);  // in place
         }
-        ctx->save_for_backward({features, weight, targets, keep ? grad_logits : lse});
-        ctx->saved_data["chunk"] = chunk;
-        ctx->saved_data["bf16"] = bf16;
-        ctx->saved_data["kept"] = keep;
+        save(keep ? grad_logits : lse);
         return (lse - picked).sum() / std::log(2.0);
     }
 

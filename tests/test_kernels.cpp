@@ -552,6 +552,71 @@ TEST_CASE("output head softmax: CUDA kernels within 2x of the reference's fp64 e
     }
 }
 
+TEST_CASE("fused head log-sum-exp: the reference equals fp64, bad shapes are errors", "[kernels][head]") {
+    torch::manual_seed(33);
+    const int64_t n = 11, V = 37, K = 24;
+    auto features = torch::randn({n, K}), weight = torch::randn({V, K}) * 0.5;
+    auto targets = torch::randint(0, V, {n}, torch::TensorOptions().dtype(torch::kLong));
+    const auto logits64 = torch::matmul(features.to(torch::kFloat64), weight.to(torch::kFloat64).t());
+    const auto truth = head_lse_reference(logits64, V, targets);
+    const auto r = head_lse_fused_reference(features, weight, targets);
+    CHECK(r.lse.scalar_type() == torch::kFloat32);
+    CHECK(rel(r.lse, truth.lse) < 1e-6);
+    CHECK(rel(r.picked, truth.picked) < 1e-6);
+    // On the CPU the dispatching function is the reference; fp64 inputs stay in fp64.
+    CHECK_FALSE(head_lse_fused_applies(features, weight));
+    CHECK(torch::equal(head_lse_fused(features, weight, targets).lse, r.lse));
+    const auto r64 = head_lse_fused(features.to(torch::kFloat64), weight.to(torch::kFloat64), targets);
+    CHECK(rel(r64.lse, truth.lse) < 1e-14);
+    CHECK_THROWS(head_lse_fused(features, weight.narrow(1, 0, K - 1), targets));      // K differs
+    CHECK_THROWS(head_lse_fused(features, weight, targets.narrow(0, 0, n - 1)));      // too few targets
+    CHECK_THROWS(head_lse_fused(features, weight, targets.to(torch::kInt32)));       // not int64
+    CHECK_THROWS(head_lse_fused(features.unsqueeze(0), weight, targets));             // not (n, K)
+}
+
+TEST_CASE("fused head log-sum-exp: the Hopper kernel within 2x of the bf16 LibTorch path's fp64 error",
+          "[gpu][kernels][head]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(34);
+    struct Shape {
+        int64_t n, V, K;
+        double spread;  // standard deviation of the logits
+    };
+    // Rows around the 256-row block, classes around the 128-class tile (the last tile ragged), every
+    // K the kernel takes, one row, the paper's vocabulary with few rows (the vocabulary split across
+    // blocks and merged) and with many, and logits spread wide enough that the running max moves.
+    const Shape shapes[] = {{1, 1, 64, 1},       {255, 129, 128, 3},   {256, 128, 256, 3},  {257, 1000, 192, 3},
+                            {700, 50257, 256, 4}, {3000, 4099, 64, 30}, {5000, 50257, 256, 8}, {513, 3, 128, 3}};
+    const auto cuda_opts = torch::TensorOptions().device(torch::kCUDA);
+    for (const auto& sh : shapes) {
+        std::ostringstream name;
+        name << "fused head n=" << sh.n << " V=" << sh.V << " K=" << sh.K << " spread=" << sh.spread;
+        const double w_std = sh.spread / std::sqrt(double(sh.K));
+        auto features = torch::randn({sh.n, sh.K}, cuda_opts).to(torch::kBFloat16);
+        auto weight = (torch::randn({sh.V, sh.K}, cuda_opts) * w_std).to(torch::kBFloat16);
+        auto targets = torch::randint(0, sh.V, {sh.n}, cuda_opts.dtype(torch::kLong));
+        REQUIRE(head_lse_fused_applies(features, weight));
+        // Truth: the same bf16 values in fp64. The yardstick: LibTorch in bf16 (logits rounded to
+        // bf16, then the fp32 softmax), what the chunked head computes.
+        const auto truth = head_lse_fused_reference(features.to(torch::kFloat64), weight.to(torch::kFloat64), targets);
+        const auto ref = head_lse_reference(torch::matmul(features, weight.t()), sh.V, targets);
+        poison(sh.n * 64);
+        const auto got = head_lse_fused(features, weight, targets);
+        REQUIRE(got.lse.scalar_type() == torch::kFloat32);
+        check_rule(name.str() + " lse", got.lse, ref.lse, truth.lse);
+        check_rule(name.str() + " picked", got.picked, ref.picked, truth.picked);
+    }
+    // Shapes the kernel does not take go to the reference: K not a multiple of 64, fp32, K > 256.
+    auto targets = torch::randint(0, 100, {20}, cuda_opts.dtype(torch::kLong));
+    for (auto [K, dtype] : {std::pair{96L, torch::kBFloat16}, std::pair{64L, torch::kFloat32}, std::pair{320L, torch::kBFloat16}}) {
+        auto features = torch::randn({20, K}, cuda_opts).to(dtype), weight = torch::randn({100, K}, cuda_opts).to(dtype);
+        INFO("K " << K);
+        CHECK_FALSE(head_lse_fused_applies(features, weight));
+        CHECK(torch::equal(head_lse_fused(features, weight, targets).lse.cpu(),
+                           head_lse_fused_reference(features, weight, targets).lse.cpu()));
+    }
+}
+
 namespace {
 
 // The residual sum written as its definition: x + y + the gathered rows of each level.

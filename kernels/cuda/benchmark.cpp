@@ -27,6 +27,7 @@
 #include "kernels/cuda/ops.h"
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
+#include "kernels/output_head.h"
 #include "kernels/selective_scan.h"
 
 namespace harmonic::kernels::cuda {
@@ -354,6 +355,32 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
                 row(fmt("selective bwd %s, %s warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
             }
             unsetenv("HARMONIC_SEL_WARPS");
+        }
+    }
+
+    // The output head at the paper's configuration: the log-sum-exp of (2·T, 256) · (50,257, 256)ᵀ
+    // by the fused kernel (no logits), against the chunked head's two steps on one chunk of the
+    // same rows: cuBLAS's GEMM writing bf16 logits (the weight padded to 50,304) and head_lse.
+    {
+        const int64_t d = 256, V = 50257, Vp = 50304;
+        emit("");
+        emit("output head, d=256 V=50257 bf16 (TFLOP/s: 2·rows·V·d over the time; % of the bf16 matmul ceiling above)");
+        std::vector<int64_t> Ns = {2 * 1024, 2 * 8192, 2 * 32768};
+        if (quick) Ns = {2 * 8192, 2 * 32768};
+        auto w = (torch::randn({V, d}, dev) * 0.05).to(torch::kBFloat16);
+        auto wp = torch::cat({w, torch::zeros({Vp - V, d}, dev.dtype(torch::kBFloat16))});
+        for (int64_t N : Ns) {
+            auto f = torch::randn({N, d}, dev).to(torch::kBFloat16);
+            auto t = torch::randint(0, V, {N}, dev.dtype(torch::kLong));
+            const double flop = 2.0 * N * V * d;
+            const double fused_ms = time_ms([&](int) { hk::head_lse_fused(f, w, t); }, 3, reps);
+            auto logits = torch::empty({N, Vp}, dev.dtype(torch::kBFloat16));
+            const double gemm_ms = time_ms([&](int) { torch::mm_out(logits, f, wp.t()); }, 3, reps);
+            const double lse_ms = time_ms([&](int) { hk::head_lse(logits, V, t); }, 3, reps);
+            emit(fmt("rows=%-6lld fused lse+target %7.3f ms %4.0f TFLOP/s | GEMM writing logits %7.3f ms %4.0f TFLOP/s "
+                     "+ head_lse %7.3f ms = %7.3f ms%s",
+                     (long long)N, fused_ms, flop / fused_ms / 1e9, gemm_ms, flop / gemm_ms / 1e9, lse_ms,
+                     gemm_ms + lse_ms, hk::head_lse_fused_applies(f, w) ? "" : "  (fused kernel not applicable: reference)"));
         }
     }
 

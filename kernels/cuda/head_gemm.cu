@@ -42,11 +42,12 @@ constexpr int kStages = 6;                      // ring of weight stages
 constexpr int kThreads = 384;                   // producer + two consumer warpgroups
 constexpr int kStageBytes = kCols * kKBlock * 2;
 constexpr int kABlockBytes = kRows * kKBlock * 2;  // one K block of the resident features
-constexpr float kLog2e = 1.4426950408889634f;
 
+// Device code for the arch-specific target only (wgmma, setmaxnreg); other targets get an empty
+// kernel, which head_lse_gemm_supported never launches.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define HARMONIC_SM90A 1
-#endif
+constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));
@@ -97,7 +98,6 @@ __device__ __forceinline__ uint64_t smem_desc(const void* tile) {
 // Keeps the compiler from moving accumulator reads or writes across the asynchronous wgmma.
 __device__ __forceinline__ void fence_operand(float& r) { asm volatile("" : "+f"(r)::"memory"); }
 
-#ifdef HARMONIC_SM90A
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 template <int N>

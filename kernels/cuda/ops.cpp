@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/launch.h"
 #include "kernels/level_scan.h"
@@ -459,6 +460,45 @@ HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& ta
     p.lse = out.lse.data_ptr<float>();
     p.picked = out.picked.data_ptr<float>();
     cuda::head_lse(p, cuda::stream());
+    return out;
+}
+
+bool head_lse_fused_applies(const torch::Tensor& features, const torch::Tensor& weight) {
+    static const bool enabled = [] {
+        const char* e = std::getenv("HARMONIC_HEAD_GEMM");
+        return !e || std::string(e) != "0";
+    }();
+    if (!enabled || !features.is_cuda() || features.dim() != 2 || weight.dim() != 2 ||
+        features.size(1) != weight.size(1) || features.scalar_type() != torch::kBFloat16 ||
+        weight.scalar_type() != torch::kBFloat16 || !cuda::all_cuda({&weight}, features))
+        return false;
+    return cuda::head_lse_gemm_supported(features.size(1), weight.size(0), features.get_device());
+}
+
+HeadLse head_lse_fused(const torch::Tensor& features, const torch::Tensor& weight, const torch::Tensor& targets) {
+    check_fused_args(features, weight, targets);
+    if (!head_lse_fused_applies(features, weight) || !cuda::all_cuda({&targets}, features))
+        return head_lse_fused_reference(features, weight, targets);
+    const c10::cuda::CUDAGuard guard(features.device());
+    // The copy engine reads 16-byte aligned rows: contiguous tensors from the caching allocator are.
+    auto f = features.contiguous(), w = weight.contiguous();
+    if (reinterpret_cast<std::uintptr_t>(f.data_ptr()) % 16) f = f.clone();
+    if (reinterpret_cast<std::uintptr_t>(w.data_ptr()) % 16) w = w.clone();
+    const auto t = targets.contiguous();
+    const int64_t n = f.size(0);
+    auto opts = f.options().dtype(torch::kFloat32);
+    HeadLse out{torch::empty({n}, opts), torch::empty({n}, opts)};
+    cuda::HeadGemmParams p;
+    p.M = n, p.V = w.size(0), p.K = static_cast<int>(f.size(1));
+    p.features = f.data_ptr(), p.weight = w.data_ptr(), p.targets = t.data_ptr<int64_t>();
+    p.lse = out.lse.data_ptr<float>(), p.picked = out.picked.data_ptr<float>();
+    p.splits = cuda::head_lse_gemm_splits(p.M, p.V, f.get_device());
+    torch::Tensor partial;
+    if (p.splits > 1) {
+        partial = torch::empty({2 * p.splits * n}, opts);
+        p.partial = partial.data_ptr<float>();
+    }
+    cuda::head_lse_gemm(p, cuda::stream());
     return out;
 }
 
