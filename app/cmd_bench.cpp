@@ -122,18 +122,18 @@ int run_bench(const BenchArgs& a) {
                 graphed = std::make_unique<GraphedTrainStep>(
                     model->parameters(), opt, [&](const torch::Tensor& x, const torch::Tensor&) { return bits_of(x); },
                     TrainConfig{}.clip, a.cuda_graph ? 2 : std::numeric_limits<int>::max());
+            // Inference: on CUDA replayed as a CUDA graph after two eager calls (unless
+            // --no-cuda-graph): the GPU time, not the host's launch rate, at every length.
+            GraphedForward forward(
+                [&](const torch::Tensor& toks) {
+                    if (fused) return bits_of(toks);
+                    Bf16Autocast autocast(bf16);
+                    return model->forward(toks).logits;  // the logits, as the model returns them
+                },
+                a.cuda_graph ? 2 : std::numeric_limits<int>::max());
             auto step = [&] {
-                if (a.train) {
-                    graphed->step(tokens, tokens);
-                } else {
-                    torch::NoGradGuard no_grad;
-                    if (fused) {
-                        bits_of(tokens);
-                    } else {
-                        Bf16Autocast autocast(bf16);
-                        model->forward(tokens);  // the logits, as the model returns them
-                    }
-                }
+                if (a.train) graphed->step(tokens, tokens);
+                else forward(tokens);
             };
             std::vector<double> ms;
             try {
@@ -163,6 +163,7 @@ int run_bench(const BenchArgs& a) {
             const double median = ms[ms.size() / 2];
             const double tps = double(a.batch * T) / (median / 1000.0);
             if (graphed && !graphed->note().empty()) fmt::print("{:<12} {}\n", "", graphed->note());
+            if (!forward.note().empty()) fmt::print("{:<12} {}\n", "", forward.note());
             fmt::print(kRowFormat, name, model->parameter_count(), T,
                        a.batch, mode, median, tps, cuda_peak_memory_gb(device));
             csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
@@ -206,7 +207,7 @@ void register_bench(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--warmup", args->warmup, "untimed warm-up steps")->check(CLI::Range(0, 1000));
     cmd->add_option("--repeats", args->repeats, "timed steps (median reported)")->check(CLI::Range(1, 10000));
     cmd->add_flag("--train", args->train, "time a full training step (forward, backward, clipping, AdamW)");
-    cmd->add_flag("!--no-cuda-graph", args->cuda_graph, "--train: every step eagerly, not replayed as a CUDA graph");
+    cmd->add_flag("!--no-cuda-graph", args->cuda_graph, "every training step or forward eagerly, not replayed as a CUDA graph");
     cmd->add_option("--stream", args->stream, "stream N tokens per row through the stateful chunked path, seq-len tokens a chunk")
         ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
     cmd->add_option("--head", args->head, "full (default: logits materialised) | fused (no logits: train loss, or score)")

@@ -41,11 +41,13 @@ if(HARMONIC_WITH_CUDA)
     set(CMAKE_CUDA_COMPILER ${NVCC_EXECUTABLE})
   endif()
   if(NOT CMAKE_CUDA_ARCHITECTURES)
-    # Hopper (H100/H200), the project's GPU machine; the "a" target adds its arch-specific
-    # instructions (wgmma, setmaxnreg) that the fused output head needs (kernels/cuda/head_gemm.cu).
-    set(CMAKE_CUDA_ARCHITECTURES 90a)
+    set(CMAKE_CUDA_ARCHITECTURES 90)   # Hopper (H100/H200), the project's GPU machine
   endif()
-  set(TORCH_CUDA_ARCH_LIST "9.0")
+  # LibTorch's CMake replaces CMAKE_CUDA_ARCHITECTURES by -gencode flags made from this list. "9.0a"
+  # is Hopper with its arch-specific instructions (wgmma, setmaxnreg), which the fused output head
+  # needs (kernels/cuda/head_gemm.cu); with "9.0" that kernel is left out and the chunked head runs.
+  set(HARMONIC_CUDA_ARCH "9.0a" CACHE STRING "CUDA architectures for the kernels (TORCH_CUDA_ARCH_LIST syntax)")
+  set(TORCH_CUDA_ARCH_LIST "${HARMONIC_CUDA_ARCH}")
   enable_language(CUDA)
   set(CMAKE_CUDA_STANDARD 20)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)

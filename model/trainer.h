@@ -142,6 +142,29 @@ private:
     std::string note_;
 };
 
+// An inference call x -> tensor (no gradient) replayed as a CUDA graph on CUDA inputs: the first
+// `eager_calls` calls run eagerly (warm-up: allocations, one-time kernel set-up), the next is
+// captured, later ones copy x into the captured input and replay, which removes the host's launch
+// overhead (a Harmonic forward is ~90 kernels). Every replayed call must have the captured input's
+// shape; the returned tensor is overwritten by the next call. If capture fails, every call runs
+// eagerly and note() says why. CPU inputs always run eagerly.
+class GraphedForward {
+public:
+    using Fn = std::function<torch::Tensor(const torch::Tensor& x)>;
+    explicit GraphedForward(Fn fn, int eager_calls = 2);
+    ~GraphedForward();
+    GraphedForward(const GraphedForward&) = delete;
+    GraphedForward& operator=(const GraphedForward&) = delete;
+    torch::Tensor operator()(const torch::Tensor& x);
+    bool replaying() const;
+    const std::string& note() const { return note_; }
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    std::string note_;
+};
+
 // "16384", "100M", "2.5G", "64K" (decimal suffixes K, M, G, T) -> count; Error naming `flag` otherwise.
 int64_t parse_count(const std::string& text, const std::string& flag);
 
