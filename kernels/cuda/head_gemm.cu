@@ -224,17 +224,17 @@ __global__ void __launch_bounds__(kThreads, 1)
     for (int j = tile0; j < tile1; ++j) {
         bar_sync(1 + cw);  // my turn on the tensor cores
         const int first_stage = stage;
-        // All of the tile's stages before the first wgmma: a wait between wgmmas is a branch, across
-        // which ptxas serialises them (warning C7520).
-        for (int kb = 0, s = stage; kb < NKB; ++kb, s = s + 1 == kStages ? 0 : s + 1)
-            mbar_wait(&full[s], s < stage ? phase ^ 1 : phase);
 #pragma unroll
         for (int h = 0; h < 2; ++h)
 #pragma unroll
             for (int r = 0; r < 64; ++r) fence_operand(acc[h][r]);
-        wgmma_fence();
 #pragma unroll
         for (int kb = 0; kb < NKB; ++kb) {
+            // Each K block as soon as its stage lands (the stages of the next tile are still being
+            // filled while the other consumer reads this one's); the fence after the wait keeps
+            // ptxas from serialising the wgmmas across the branch (its warning C7520).
+            mbar_wait(&full[stage], phase);
+            wgmma_fence();
             const uint64_t db = smem_desc(sB + stage * kStageBytes);
             const uint64_t da0 = smem_desc(a_rows + kb * kABlockBytes);
             const uint64_t da1 = smem_desc(a_rows + kb * kABlockBytes + 64 * 128);
@@ -257,36 +257,57 @@ __global__ void __launch_bounds__(kThreads, 1)
         // Online softmax over this tile's 128 columns. Thread (warp, lane) holds, for half h and
         // i ∈ {0, 1}, row 64h + 16·warp + lane/4 + 8i at columns 8c + 2(lane % 4) + {0, 1}, c < 16,
         // in acc[h][4c + 2i + {0, 1}].
+        // The four rows run side by side and each row's max and sum are trees / split chains: done
+        // one row at a time, each a serial chain of 32 dependent max or add steps, the softmax took
+        // longer than the other consumer's GEMM and left the tensor cores idle 30 % of the time.
         const int col0 = j * kCols;
-        const bool ragged = col0 + kCols > V;
+        if (col0 + kCols > V) {  // the last tile: columns past V do not count
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
+            for (int c = 0; c < 16; ++c)
+#pragma unroll
+                for (int e = 0; e < 2; ++e)
+                    if (col0 + 8 * c + 2 * (lane % 4) + e >= V) {
+#pragma unroll
+                        for (int h = 0; h < 2; ++h)
+#pragma unroll
+                            for (int i = 0; i < 2; ++i) acc[h][4 * c + 2 * i + e] = -INFINITY;
+                    }
+        }
+        float mx[2][2];
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
 #pragma unroll
             for (int i = 0; i < 2; ++i) {
-                if (ragged) {
+                float t[16];
 #pragma unroll
-                    for (int c = 0; c < 16; ++c)
+                for (int c = 0; c < 16; ++c) t[c] = fmaxf(acc[h][4 * c + 2 * i], acc[h][4 * c + 2 * i + 1]);
 #pragma unroll
-                        for (int e = 0; e < 2; ++e)
-                            if (col0 + 8 * c + 2 * (lane % 4) + e >= V) acc[h][4 * c + 2 * i + e] = -INFINITY;
-                }
-                float mx = acc[h][2 * i];
+                for (int c = 0; c < 8; ++c) t[c] = fmaxf(t[c], t[c + 8]);
 #pragma unroll
-                for (int c = 0; c < 16; ++c)
-                    mx = fmaxf(mx, fmaxf(acc[h][4 * c + 2 * i], acc[h][4 * c + 2 * i + 1]));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-                mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-                const float m_new = fmaxf(st.m[h][i], mx);
+                for (int c = 0; c < 4; ++c) t[c] = fmaxf(t[c], t[c + 4]);
+                mx[h][i] = fmaxf(fmaxf(t[0], t[2]), fmaxf(t[1], t[3]));
+            }
+#pragma unroll
+        for (int o = 1; o <= 2; o *= 2)
+#pragma unroll
+            for (int h = 0; h < 2; ++h)
+#pragma unroll
+                for (int i = 0; i < 2; ++i) mx[h][i] = fmaxf(mx[h][i], __shfl_xor_sync(0xffffffffu, mx[h][i], o));
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+                const float m_new = fmaxf(st.m[h][i], mx[h][i]);
                 const float m_scaled = m_new * kLog2e;
-                float s = st.s[h][i] * fast_exp2(st.m[h][i] * kLog2e - m_scaled);
+                float part[4] = {st.s[h][i] * fast_exp2(st.m[h][i] * kLog2e - m_scaled), 0.f, 0.f, 0.f};
 #pragma unroll
                 for (int c = 0; c < 16; ++c)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) s += fast_exp2(fmaf(acc[h][4 * c + 2 * i + e], kLog2e, -m_scaled));
-                st.s[h][i] = s;
+                    for (int e = 0; e < 2; ++e)
+                        part[(2 * c + e) % 4] += fast_exp2(fmaf(acc[h][4 * c + 2 * i + e], kLog2e, -m_scaled));
+                st.s[h][i] = (part[0] + part[1]) + (part[2] + part[3]);
                 st.m[h][i] = m_new;
             }
-        }
     }
 
 #pragma unroll
