@@ -104,6 +104,9 @@ int run_bench(const BenchArgs& a) {
                 stream_one(*model, name, T, a, device, bf16, csv);
                 continue;
             }
+            // The previous length's graph and its private memory pool are gone; hand their cached
+            // blocks back, or the next capture may not find room (Mamba at 64K after 32K did not).
+            cuda_release_cached_memory(device);
             auto tokens = torch::randint(0, a.vocab, {a.batch, T}, torch::TensorOptions().dtype(torch::kLong).device(device));
             // --head fused: the loss (train) or the bits of every token (score) through the fused
             // head, with no (batch, T, V) logits; full: the logits, as the model returns them.

@@ -4,7 +4,8 @@
 # without it (HARMONIC_HEAD_GEMM=0: the chunked GEMM + softmax passes), the forward with logits,
 # the training step, all in one run, and ncu's GPU time per kernel of scoring at 32K.
 # Logs under $OUT/head/, packed into $OUT/head.tgz. Usage: bash bench/head_device.sh [kernels | probe]
-# (kernels: also `harmonic bench --kernels --quick`; probe: ncu sections of the fused kernel alone)
+# (kernels: also `harmonic bench --kernels --quick`; probe: ncu sections of the fused kernel alone).
+# TESTS="[gpu],..." picks the test_model tags (default "[head],[optim]").
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 L=$OUT/head
@@ -18,8 +19,9 @@ date -u >>"$L/gpu.txt"
   -DHARMONIC_DEPS_DIR=$PWD/.deps >"$L/cmake.log" 2>&1
 ninja -C build harmonic test_model >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
 echo "built at ${SECONDS}s"
-timeout 240 ./build/tests/test_model "[head],[optim]" >"$L/test_head.log" 2>&1
-echo "test_model [head],[optim]: exit $?"; tail -3 "$L/test_head.log"
+TESTS=${TESTS:-[head],[optim]}
+timeout 300 ./build/tests/test_model "$TESTS" >"$L/test_head.log" 2>&1
+echo "test_model $TESTS: exit $?"; tail -3 "$L/test_head.log"
 grep -E "^\[kernels\] fused head" "$L/test_head.log" | head -20
 H=./build/app/harmonic
 M28="--d-model 256 --vocab-size 50257 --precision bf16"
