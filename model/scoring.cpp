@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/output_head.h"
 #include "model/analysis.h"
 
 namespace harmonic {
@@ -33,15 +34,21 @@ TokenScores score_tokens(LanguageModel& model, const std::vector<int64_t>& ids, 
     const int64_t n = static_cast<int64_t>(ids.size());
     scores.bpt.assign(n, std::numeric_limits<float>::quiet_NaN());
     double total = 0.0;
+    // No (chunk, V) logits: each token's bits are (log-sum-exp − target logit) / ln 2 from the
+    // features, which on a Hopper GPU is one kernel with the head's GEMM (kernels/output_head.h).
+    const bool bf16 = options.bf16 && device.is_cuda();
+    const auto weight = model.head_weight().detach().to(bf16 ? torch::kBFloat16 : torch::kFloat32);
+    HeadlessForward headless(model);
     stream_tokens(model, ids, device, options, [&](const ForwardOutput& out, int64_t start, const torch::Tensor& tokens) {
-        // Logit i of this chunk predicts token start + i + 1; the last one predicts the next chunk's
-        // first token, whose id we already know.
+        // Position i of this chunk predicts token start + i + 1; the last one predicts the next
+        // chunk's first token, whose id we already know.
         const int64_t len = tokens.size(1);
         const int64_t scored = std::min(len, n - 1 - start);
         if (scored <= 0) return;
-        auto logp = torch::log_softmax(out.logits[0].slice(0, 0, scored).to(torch::kFloat32), -1);
-        auto targets = torch::from_blob(const_cast<int64_t*>(ids.data() + start + 1), {scored}, torch::kLong).to(logp.device());
-        auto bits = (-logp.gather(1, targets.unsqueeze(1)).squeeze(1) / std::log(2.0)).to(torch::kCPU).contiguous();
+        const auto features = out.features[0].slice(0, 0, scored).to(weight.scalar_type());
+        auto targets = torch::from_blob(const_cast<int64_t*>(ids.data() + start + 1), {scored}, torch::kLong).to(device);
+        const auto r = kernels::head_lse_fused(features, weight, targets);
+        auto bits = ((r.lse - r.picked) / std::log(2.0)).to(torch::kCPU, torch::kFloat32).contiguous();
         const float* b = bits.data_ptr<float>();
         for (int64_t i = 0; i < scored; ++i) {
             scores.bpt[start + 1 + i] = b[i];

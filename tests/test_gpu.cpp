@@ -9,6 +9,7 @@
 #include "model/checkpoint.h"
 #include "model/io.h"
 #include "model/language_model.h"
+#include "model/scoring.h"
 
 using namespace harmonic;
 
@@ -167,5 +168,32 @@ TEST_CASE("GPU output head: padded logits and the fused head equal the CPU in fp
         bits16.backward();
         CHECK(rel(fb.grad(), f64.grad()) < 2e-2);
         CHECK(rel(wb.grad(), w64.grad()) < 2e-2);
+    }
+}
+
+TEST_CASE("GPU score_tokens: the fused head's bits match the CPU's, fp32 and bf16", "[gpu][head]") {
+    if (!have_cuda_gpu()) return;
+    at::globalContext().setAllowTF32CuBLAS(false);
+    for (Family family : {Family::Harmonic, Family::Transformer, Family::Mamba}) {
+        INFO(family_name(family));
+        torch::manual_seed(7);
+        auto cpu = make_model(config_for(family));
+        torch::manual_seed(7);
+        auto gpu = make_model(config_for(family));
+        gpu->to(torch::kCUDA);
+        std::vector<int64_t> ids(700);
+        for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int64_t((i * 37 + i / 5) % 256);
+        StreamOptions options;
+        options.chunk_tokens = 300;
+        const auto want = score_tokens(*cpu, ids, torch::kCPU, options);
+        for (bool bf16 : {false, true}) {  // bf16: the Hopper kernel (d = 64); fp32: the reference on the GPU
+            INFO((bf16 ? "bf16" : "fp32"));
+            options.bf16 = bf16;
+            const auto got = score_tokens(*gpu, ids, torch::kCUDA, options);
+            double worst = 0.0;
+            for (std::size_t i = 1; i < ids.size(); ++i) worst = std::max(worst, std::abs(double(got.bpt[i]) - want.bpt[i]));
+            CHECK(worst < (bf16 ? 0.1 : 1e-3));
+            CHECK(std::abs(got.mean_bpt - want.mean_bpt) < (bf16 ? 0.02 : 1e-4));
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 #include "model/harmonic.h"
 #include "model/language_model.h"
+#include "model/scoring.h"
 
 using namespace harmonic;
 using torch::indexing::Slice;
@@ -298,5 +299,33 @@ TEST_CASE("headless forward: no logits, and the fused loss equals the loss from 
         CHECK(std::abs(fused.item<double>() - expected.item<double>()) < 1e-4 * expected.item<double>());
         fused.backward();
         for (const auto& p : model->parameters()) CHECK(p.grad().defined());
+    }
+}
+
+TEST_CASE("score_tokens: per-token bits without logits equal those of the full forward's logits, any chunk", "[model][head]") {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, config] : variants()) {
+        torch::manual_seed(5);
+        auto model = make_model(config);
+        auto tokens = random_tokens(1, 50, config.vocab_size, 16);
+        // bits of token t + 1 from logits at t: -log2 softmax(logits[t])[token t + 1].
+        const auto logp = torch::log_softmax(model->forward(tokens).logits[0], -1);
+        const auto want = -logp.slice(0, 0, 49).gather(1, tokens[0].slice(0, 1).unsqueeze(1)).squeeze(1) / std::log(2.0);
+        std::vector<int64_t> ids(tokens.data_ptr<int64_t>(), tokens.data_ptr<int64_t>() + 50);
+        for (int64_t chunk : {7, 50}) {
+            INFO(name << ", chunk " << chunk);
+            StreamOptions options;
+            options.chunk_tokens = chunk;
+            const auto got = score_tokens(*model, ids, torch::kCPU, options);
+            REQUIRE(got.bpt.size() == 50);
+            CHECK(std::isnan(got.bpt[0]));
+            double worst = 0.0, sum = 0.0;
+            for (int64_t i = 1; i < 50; ++i) {
+                worst = std::max(worst, std::abs(double(got.bpt[i]) - want[i - 1].item<double>()));
+                sum += got.bpt[i];
+            }
+            CHECK(worst < 1e-4);
+            CHECK(std::abs(got.mean_bpt - sum / 49.0) < 1e-9);
+        }
     }
 }
