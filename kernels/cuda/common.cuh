@@ -6,6 +6,7 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"
@@ -21,6 +22,19 @@ namespace harmonic::kernels::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line);
 
 using bf16 = __nv_bfloat16;
+
+// Lets `kernel` launch with `bytes` of dynamic shared memory, more than the 48 KB granted without
+// asking. The attribute is per device: `opted_in` (one static per kernel at the call site) keeps a
+// bit per device it was set on (devices 0–31; others set it on every launch).
+template <class Kernel>
+void allow_dynamic_smem(Kernel kernel, int bytes, std::atomic<unsigned>& opted_in) {
+    int device = 0;
+    HARMONIC_CUDA_CHECK(cudaGetDevice(&device));
+    const unsigned bit = device < 32 ? 1u << device : 0u;
+    if (bit && (opted_in.load() & bit)) return;
+    HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
+    opted_in.fetch_or(bit);
+}
 
 template <typename T>
 __device__ __forceinline__ float to_f(T v);

@@ -25,7 +25,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 
@@ -396,11 +395,8 @@ CUtensorMap tile_map(const void* base, int64_t rows, int K, int box_rows) {
 
 template <int NKB>
 void launch_lse(const HeadGemmParams& p, cudaStream_t stream) {
-    static std::once_flag opt_in;  // > 48 KB of dynamic shared memory needs an opt-in per kernel
-    std::call_once(opt_in, [] {
-        HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(head_lse_gemm_kernel<NKB>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                 NKB * kABlockBytes + kStages * kStageBytes + 1024));
-    });
+    static std::atomic<unsigned> opted_in{0};
+    allow_dynamic_smem(head_lse_gemm_kernel<NKB>, NKB * kABlockBytes + kStages * kStageBytes + 1024, opted_in);
     const CUtensorMap a = tile_map(p.features, p.M, p.K, kRows);
     const CUtensorMap b = tile_map(p.weight, p.V, p.K, kCols);
     const dim3 grid(static_cast<unsigned>((p.M + kRows - 1) / kRows), static_cast<unsigned>(p.splits));

@@ -502,16 +502,9 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
             constexpr int smem = states_in_shared<M, TB>() ? TT * 32 * S * V * int(sizeof(float)) : 0;
             auto kernel = lin_bwd_kernel<M, TA, TB, V, S>;
             if constexpr (smem > 0) {
-                // With the static arrays the block needs more than the 48 KB granted without asking;
-                // the attribute is per device, set once on each.
+                // With the static arrays the block needs more than the 48 KB granted without asking.
                 static std::atomic<unsigned> opted_in{0};
-                int device = 0;
-                HARMONIC_CUDA_CHECK(cudaGetDevice(&device));
-                const unsigned bit = 1u << (device & 31);
-                if (!(opted_in.load() & bit)) {
-                    HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-                    opted_in.fetch_or(bit);
-                }
+                allow_dynamic_smem(kernel, smem, opted_in);
             }
             kernel<<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
         }
