@@ -65,7 +65,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         b = rb;
     } else if constexpr (M == LinMode::Gated) {
         a = c0;
-        b = c1 * sigmoidf_(ra) * rb;
+        b = c1 * sigmoid_fast(ra) * rb;
     } else {
         a = expf(-softplusf_(ra) * c0);
         b = (1.f - a) * rb;
@@ -454,7 +454,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                     dafix[v] = fmaf(gt, hp(i, v), dafix[v]);
                     ob.v[v] = from_f<TB>(gt);
                 } else if constexpr (M == LinMode::Gated) {
-                    const float s = sigmoidf_(pre), k = p.c1 * gt;
+                    const float s = sigmoid_fast(pre), k = p.c1 * gt;
                     oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
                     ob.v[v] = from_f<TB>(k * s);
                 } else {
