@@ -201,8 +201,7 @@ __device__ __forceinline__ int steps_left(int64_t left, int s) {
 
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
 // σ from two MUFU operations (ex2 and rcp, ~2 ulp each, plus the rounding of x·log2 e) instead of
-// libm's expf and an IEEE division (~14 instructions): the fused gated_ema cell evaluates one σ per
-// element in each direction and is instruction-bound in bf16 (docs/KERNEL_NOTES.md v10).
+// libm's expf and an IEEE division (~14 instructions); see gate_sigmoid in linear_scan.cu.
 __device__ __forceinline__ float sigmoid_fast(float x) { return __fdividef(1.f, 1.f + __expf(-x)); }
 // torch.nn.functional.softplus with beta 1, threshold 20.
 __device__ __forceinline__ float softplusf_(float x) { return x > 20.f ? x : log1pf(expf(x)); }

@@ -55,7 +55,16 @@ static_assert(kLinSteps * kLinWarps == kLinSpan, "8 steps a thread make one chec
 // (B,T,C) tensor, before the scan reads a and b again. Computing (a, b) here from pre and u reads
 // each input once and never writes a or b: forward 3 tensor passes instead of about 9, and the
 // backward likewise returns dL/dpre, dL/du directly.
-template <LinMode M>
+// σ of the gated_ema cell: two MUFU operations for bf16 inputs, where the cell is instruction-bound
+// (KERNEL_NOTES v10: 49 → 59 % of copy); libm's for fp32, whose backward ran 10 % slower with the
+// fast form (0.607 → 0.663–0.681 ms at 64K on two machines) and which keeps fp32's accuracy.
+template <typename TB>
+__device__ __forceinline__ float gate_sigmoid(float x) {
+    if constexpr (sizeof(TB) == 2) return sigmoid_fast(x);
+    else return sigmoidf_(x);
+}
+
+template <LinMode M, typename TB>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
     if constexpr (M == LinMode::Linear) {
         a = ra;
@@ -65,7 +74,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         b = rb;
     } else if constexpr (M == LinMode::Gated) {
         a = c0;
-        b = c1 * sigmoid_fast(ra) * rb;
+        b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
         a = expf(-softplusf_(ra) * c0);
         b = (1.f - a) * rb;
@@ -198,7 +207,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 if constexpr (kKeep) ka[i][v] = a, kb[i][v] = b;
                 H[v] = fmaf(a, H[v], b);
                 A[v] *= a;
@@ -278,7 +287,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             for (int v = 0; v < V; ++v) {
                 float a, b;
                 if constexpr (kKeep) a = ka[i][v], b = kb[i][v];
-                else coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                else coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 h[v] = fmaf(a, h[v], b);
                 o.v[v] = from_f<TB>(h[v]);
             }
@@ -333,7 +342,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 F[v] = fmaf(a, F[v], b);
                 A[v] *= a;
                 R[v] = fma(A[v], double(to_f(rd[i].v[v])), R[v]);
@@ -426,7 +435,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             hp(i, v) = h[v];
             if (i < g.nvalid) {
                 float a, b;
-                coef<M>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 h[v] = fmaf(a, h[v], b);
             }
         }
@@ -445,7 +454,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             for (int v = 0; v < V; ++v) {
                 const float pre = raw_a<M, TA, V>(ra[i], v), u = to_f(rb[i].v[v]);
                 float a, b;
-                coef<M>(pre, u, afix[v], p.c0, p.c1, a, b);
+                coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
                 const float gt = to_f(rd[i].v[v]) + q[v];
                 if constexpr (M == LinMode::Linear) {
                     oa.v[v] = from_f<TA>(gt * hp(i, v));
@@ -454,7 +463,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                     dafix[v] = fmaf(gt, hp(i, v), dafix[v]);
                     ob.v[v] = from_f<TB>(gt);
                 } else if constexpr (M == LinMode::Gated) {
-                    const float s = sigmoid_fast(pre), k = p.c1 * gt;
+                    const float s = gate_sigmoid<TB>(pre), k = p.c1 * gt;
                     oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
                     ob.v[v] = from_f<TB>(k * s);
                 } else {
