@@ -98,9 +98,10 @@ constexpr bool bf16_inputs() {
 // barriers cost about the same time however many bytes it moves, so with 8 steps of bf16 (half the
 // bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
 // steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
-// its steps, so it stops at 16. The fused cells stay at 8 in both directions: their forward keeps
-// fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps their longer
-// transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K).
+// its steps, so it stops at 16. The fused cells stay at 8 (but see steps_for: the gated_ema bf16
+// forward): their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and
+// at 16 steps their longer transcendental chains ran slower (H100: selective bf16 forward 0.46 ->
+// 0.72 ms at 64K).
 constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
 // Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b, the backward adds
 // dh; the fused cells count as 12 (their coefficients, see above).
@@ -112,6 +113,10 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
 // shared memory), 8 otherwise.
 constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward) {
+    // The gated_ema cell's decay is a constant: its forward keeps only b, and in bf16, with σ from
+    // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: 59 -> 70 % of
+    // copy at 64K (KERNEL_NOTES v11).
+    if (m == LinMode::Gated && !backward && b_bytes == 2) return 16;
     const int held = held_bytes(m, a_bytes, b_bytes, backward);
     if (!backward) return held <= 2 ? 32 : held <= 4 ? 16 : 8;
     if (vec == 4) return held <= 4 ? 16 : 8;
