@@ -68,7 +68,9 @@ int main(int argc, char** argv) {
     cudaMemset(lse, 0xff, M * 4);
     HeadGemmParams p;
     p.M = M, p.V = V, p.K = K, p.features = f, p.weight = w, p.targets = t, p.lse = lse, p.picked = picked;
-    p.splits = argc > 6 ? atoi(argv[6]) : head_lse_gemm_splits(M, V, 0);
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    p.splits = argc > 6 ? atoi(argv[6]) : head_lse_gemm_splits(M, V, sms);
     if (p.splits > 1) cudaMalloc(&p.partial, 2 * 4 * p.splits * M);
     std::printf("splits %d\n", p.splits);
     head_lse_gemm(p, 0);

@@ -18,6 +18,9 @@
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+#include "kernels/cuda/launch.h"
+#endif
 #include "kernels/residual.h"
 #include "kernels/selective_scan.h"
 
@@ -616,6 +619,22 @@ TEST_CASE("fused head log-sum-exp: the Hopper kernel within 2x of the bf16 LibTo
                            head_lse_fused_reference(features, weight, targets).lse.cpu()));
     }
 }
+
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+TEST_CASE("fused head log-sum-exp: vocabulary splits fill the last wave of a 132-SM GPU", "[kernels][head]") {
+    using harmonic::kernels::cuda::head_lse_gemm_splits;
+    const int64_t V = 50257;  // 393 tiles of 128 classes
+    CHECK(head_lse_gemm_splits(2 * 32768, V, 132) == 1);  // 256 blocks: 1.94 waves, no split needed
+    CHECK(head_lse_gemm_splits(2 * 8192, V, 132) == 2);   // 64 blocks -> 128
+    CHECK(head_lse_gemm_splits(2 * 1024, V, 132) == 33);  // 8 blocks -> 264 = 2 full waves
+    CHECK(head_lse_gemm_splits(700, V, 132) == 44);       // 3 blocks -> 132 = 1 full wave
+    CHECK(head_lse_gemm_splits(1, 129, 132) == 2);        // never more splits than tiles
+    CHECK(head_lse_gemm_splits(0, V, 132) == 1);
+    for (int64_t M : {1, 255, 256, 5000, 100000})
+        CHECK(head_lse_gemm_splits(M, V, 132) <= harmonic::kernels::cuda::kHeadGemmMaxSplits);
+    CHECK_THROWS(head_lse_gemm_splits(700, V, 0));
+}
+#endif
 
 namespace {
 

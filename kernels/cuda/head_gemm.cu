@@ -425,9 +425,8 @@ bool head_lse_gemm_supported(int64_t K, int64_t V, int device) {
     return major == 9 && minor == 0;  // the kernel is built for sm_90a only
 }
 
-int head_lse_gemm_splits(int64_t M, int64_t V, int device) {
-    int sms = 0;
-    HARMONIC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+int head_lse_gemm_splits(int64_t M, int64_t V, int sms) {
+    if (sms < 1) throw std::invalid_argument("head_lse_gemm_splits: sms must be positive");
     const int64_t row_blocks = (M + kRows - 1) / kRows, tiles = (V + kCols - 1) / kCols;
     // The fewest splits whose blocks fill the last wave best (one block per SM): a 256-row block
     // streams the whole vocabulary, so 2 × 1K tokens alone would run on 8 of 132 SMs.
@@ -435,7 +434,7 @@ int head_lse_gemm_splits(int64_t M, int64_t V, int device) {
     double best_fill = 0.;
     for (int s = 1; s <= std::min<int64_t>(tiles, kHeadGemmMaxSplits); ++s) {
         const double waves = double(row_blocks * s) / sms, fill = waves / std::ceil(waves);
-        if (fill > best_fill + 0.02) best = s, best_fill = fill;
+        if (fill > best_fill * 1.02) best = s, best_fill = fill;  // more blocks only for 2 % more fill
         if (row_blocks * s >= 4 * sms) break;  // enough blocks that the tail no longer matters
     }
     return best;

@@ -146,7 +146,8 @@ constexpr int kHeadGemmMaxSplits = 128;
 
 // Whether head_lse_gemm runs these shapes on this device (K, a compute capability 9.0 GPU).
 bool head_lse_gemm_supported(int64_t K, int64_t V, int device);
-int head_lse_gemm_splits(int64_t M, int64_t V, int device);
+// Splits along the vocabulary for M rows on a GPU with `sms` multiprocessors (pure arithmetic).
+int head_lse_gemm_splits(int64_t M, int64_t V, int sms);
 void head_lse_gemm(const HeadGemmParams& p, cudaStream_t stream);
 
 // ---------------------------------------------------------------------------------------------

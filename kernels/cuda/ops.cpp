@@ -492,7 +492,7 @@ HeadLse head_lse_fused(const torch::Tensor& features, const torch::Tensor& weigh
     p.M = n, p.V = w.size(0), p.K = static_cast<int>(f.size(1));
     p.features = f.data_ptr(), p.weight = w.data_ptr(), p.targets = t.data_ptr<int64_t>();
     p.lse = out.lse.data_ptr<float>(), p.picked = out.picked.data_ptr<float>();
-    p.splits = cuda::head_lse_gemm_splits(p.M, p.V, f.get_device());
+    p.splits = cuda::head_lse_gemm_splits(p.M, p.V, at::cuda::getDeviceProperties(f.get_device())->multiProcessorCount);
     torch::Tensor partial;
     if (p.splits > 1) {
         partial = torch::empty({2 * p.splits * n}, opts);
