@@ -129,24 +129,25 @@ struct HeadBits : public torch::autograd::Function<HeadBits> {
             ctx->saved_data["bf16"] = bf16;
             ctx->saved_data["kept"] = keep;
         };
-        if (!keep) {
-            // Only the log-sum-exp is kept: on a Hopper GPU one kernel computes it with the GEMM,
-            // the logits never written (kernels/output_head.h, head_lse_fused).
-            const auto f = features.to(compute), wc = weight.to(compute);
-            if (kernels::head_lse_fused_applies(f, wc)) {
-                const auto r = kernels::head_lse_fused(f, wc, targets);
-                save(r.lse);
-                return (r.lse - r.picked).sum() / std::log(2.0);
-            }
+        // Cast once: the weight for either path, the features whole when only the log-sum-exp is
+        // kept (the chunks below then slice the cast copy).
+        const auto wc = weight.to(compute);
+        const auto fc = keep ? features : features.to(compute);
+        if (!keep && kernels::head_lse_fused_applies(fc, wc)) {
+            // On a Hopper GPU one kernel computes it with the GEMM, the logits never written
+            // (kernels/output_head.h, head_lse_fused).
+            const auto r = kernels::head_lse_fused(fc, wc, targets);
+            save(r.lse);
+            return (r.lse - r.picked).sum() / std::log(2.0);
         }
-        const auto w = pad_rows(weight.to(compute), Vp);
+        const auto w = pad_rows(wc, Vp);
         auto lse = torch::empty({N}, features.options().dtype(acc));
         auto picked = torch::empty({N}, features.options().dtype(acc));
         torch::Tensor grad_logits = keep ? torch::empty({N, Vp}, features.options().dtype(compute)) : torch::Tensor();
         const auto one = torch::ones({1}, features.options().dtype(acc));
         for (int64_t i = 0; i < N; i += chunk) {
             const int64_t n = std::min(chunk, N - i);
-            const auto f = features.slice(0, i, i + n).to(compute);
+            const auto f = fc.slice(0, i, i + n).to(compute);
             torch::Tensor logits;
             if (keep) {
                 logits = grad_logits.slice(0, i, i + n);
