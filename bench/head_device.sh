@@ -14,10 +14,8 @@ export LD_LIBRARY_PATH=$PWD/.deps/lib:${LD_LIBRARY_PATH:-}
 trap 'tar -C "$OUT" -czf "$OUT/head.tgz" head' EXIT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$L/gpu.txt"
 date -u >>"$L/gpu.txt"
-[ -f build/build.ninja ] || cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake \
-  -DHARMONIC_DEPS_DIR=$PWD/.deps >"$L/cmake.log" 2>&1
-ninja -C build harmonic test_model >"$L/build.log" 2>&1 || { grep -E "error|FAILED" "$L/build.log" | head -30; exit 1; }
+. bench/device_lib.sh
+device_build "$L" harmonic test_model || exit 1
 echo "built at ${SECONDS}s"
 TESTS=${TESTS:-[head],[optim]}
 timeout 300 ./build/tests/test_model "$TESTS" >"$L/test_head.log" 2>&1

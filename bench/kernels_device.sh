@@ -14,14 +14,9 @@ BUDGET=${KERNELS_BUDGET_S:-570}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/gpu.txt"
 
-configure() {
-  [ -f build/build.ninja ] && return 0
-  cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH=/opt/torch/.venv/lib/python3.12/site-packages/torch/share/cmake \
-    -DHARMONIC_DEPS_DIR="$DEPS" >"$OUT/cmake.log" 2>&1 || { tail -20 "$OUT/cmake.log"; return 1; }
-}
+. bench/device_lib.sh
 
-configure && ninja -C build test_kernels_only bench_kernels >"$OUT/build_kernels.log" 2>&1 \
+device_configure "$OUT" && ninja -C build test_kernels_only bench_kernels >"$OUT/build_kernels.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build_kernels.log" | head -30; exit 1; }
 echo "kernel targets built at ${SECONDS}s"
 TK=build/bench/test_kernels_only
@@ -53,7 +48,7 @@ done
 left=$((BUDGET - SECONDS))
 echo "== project build (test_model harmonic bench_kernels), ${left}s left"
 if [ "$left" -gt 120 ]; then
-  configure && timeout $((left - 60)) ninja -C build test_model harmonic bench_kernels >"$OUT/build.log" 2>&1
+  device_configure "$OUT" && timeout $((left - 60)) ninja -C build test_model harmonic bench_kernels >"$OUT/build.log" 2>&1
   echo "build exit $?"; grep -E "error|FAILED" "$OUT/build.log" | head -20
   left=$((BUDGET - SECONDS))
   if [ -x build/tests/test_model ] && [ "$left" -gt 30 ]; then
