@@ -113,10 +113,13 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         const int64_t B = 2, C = 512, T = 65536, E = 512, N = 16;
         auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
         auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        auto a16 = a.to(torch::kBFloat16), dh16 = dh.to(torch::kBFloat16);
         for (int r = 0; r < 2; ++r) {
             auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
             hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
             hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+            auto f16 = hc::scan_forward(hc::Cell::Linear, a16, b16, Tensor());
+            hc::scan_backward(hc::Cell::Linear, a16, b16, Tensor(), f16, dh16, Tensor(), true);
         }
         auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
         auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
@@ -222,27 +225,31 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         };
         knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
         knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
-        // Variant: the bf16 backward with 4 channels a thread (8 steps; default) against 2 (16 steps).
+        // Variant: the backward with persistent blocks staging the next chunk (default) or one
+        // block per chunk holding its inputs in registers (KERNEL_NOTES v12).
         auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+        auto dh32 = torch::randn({B, T, C}, dev);
         auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        auto f32 = hc::scan_forward(hc::Cell::Linear, a, b, Tensor()), ff32 = hc::scan_forward(hc::Cell::Linear, af, b, Tensor());
         auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
         auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
-        for (const char* vec : {"2", "4"}) {
-            setenv("HARMONIC_LIN_BWD_VEC", vec, 1);
-            row(fmt("linear bwd per-token bf16, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, a16, bb16, Tensor(), f16, dh16, Tensor(), true); }, 3, reps),
-                n * 10, -1);
-            row(fmt("linear bwd fixed bf16, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true); }, 3, reps),
-                n * 6, -1);
-            row(fmt("level bwd gated_ema bf16, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_backward(hc::Cell::GatedEma, a16, bb16, Tensor(), g16, dh16, Tensor(), true, 32.0); }, 3, reps),
-                n * 10, -1);
-            row(fmt("level bwd selective bf16, %s channels/thread", vec),
-                time_ms([&](int) { hc::scan_backward(hc::Cell::Selective, a16, bb16, Tensor(), s16, dh16, Tensor(), true, 32.0); }, 3, reps),
-                n * 10, -1);
+        for (const char* persist : {"0", "1"}) {
+            setenv("HARMONIC_LIN_PERSIST", persist, 1);
+            const std::string how = persist[0] == '1' ? "persistent, staged" : "block per chunk";
+            auto bwd_row = [&](const std::string& name, hc::Cell cell, const Tensor& pa, const Tensor& pb,
+                               const hc::ScanForward& f, const Tensor& dh, double bytes) {
+                row(name + ", " + how,
+                    time_ms([&](int) { hc::scan_backward(cell, pa, pb, Tensor(), f, dh, Tensor(), true, 32.0); }, 3, reps),
+                    n * bytes, -1);
+            };
+            bwd_row("linear bwd per-token fp32", hc::Cell::Linear, a, b, f32, dh32, 20);
+            bwd_row("linear bwd fixed fp32", hc::Cell::Linear, af, b, ff32, dh32, 12);
+            bwd_row("linear bwd per-token bf16", hc::Cell::Linear, a16, bb16, f16, dh16, 10);
+            bwd_row("linear bwd fixed bf16", hc::Cell::Linear, af, b16, ff16, dh16, 6);
+            bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
+            bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
         }
-        unsetenv("HARMONIC_LIN_BWD_VEC");
+        unsetenv("HARMONIC_LIN_PERSIST");
     }
 
     emit("");
