@@ -6,8 +6,8 @@
 // memory is poisoned with NaN before each CUDA call, so an unwritten element fails.
 // Tags: [gpu][kernels] need a CUDA GPU (elsewhere each case WARNs and returns);
 // the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=8 runs the selective scan
-// with its other block size, HARMONIC_LIN_PERSIST=0 the linear and level scans' backward with a
-// block per chunk (bench/kernels_device.sh runs both ways of each).
+// with its other block size, HARMONIC_LIN_STAGE=0 the linear and level scans' backward with
+// its inputs in registers (bench/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
 #include <cmath>

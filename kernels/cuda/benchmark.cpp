@@ -225,17 +225,17 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         };
         knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
         knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
-        // Variant: the backward with persistent blocks staging the next chunk (default) or one
-        // block per chunk holding its inputs in registers (KERNEL_NOTES v12).
+        // Variant: the backward's inputs staged in shared memory, 16 steps a thread (default), or
+        // held in registers (KERNEL_NOTES v12).
         auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
         auto dh32 = torch::randn({B, T, C}, dev);
         auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
         auto f32 = hc::scan_forward(hc::Cell::Linear, a, b, Tensor()), ff32 = hc::scan_forward(hc::Cell::Linear, af, b, Tensor());
         auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
         auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
-        for (const char* persist : {"0", "1"}) {
-            setenv("HARMONIC_LIN_PERSIST", persist, 1);
-            const std::string how = persist[0] == '1' ? "persistent, staged" : "block per chunk";
+        for (const char* stage : {"0", "1"}) {
+            setenv("HARMONIC_LIN_STAGE", stage, 1);
+            const std::string how = stage[0] == '1' ? "inputs staged" : "inputs in registers";
             auto bwd_row = [&](const std::string& name, hc::Cell cell, const Tensor& pa, const Tensor& pb,
                                const hc::ScanForward& f, const Tensor& dh, double bytes) {
                 row(name + ", " + how,
@@ -249,7 +249,7 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
             bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
         }
-        unsetenv("HARMONIC_LIN_PERSIST");
+        unsetenv("HARMONIC_LIN_STAGE");
     }
 
     emit("");

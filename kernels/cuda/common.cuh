@@ -6,7 +6,6 @@
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -35,17 +34,6 @@ void allow_dynamic_smem(Kernel kernel, int bytes, std::atomic<unsigned>& opted_i
     if (bit && (opted_in.load() & bit)) return;
     HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
     opted_in.fetch_or(bit);
-}
-
-// Blocks of `kernel` that are resident on the current device at once (SMs × blocks per SM): the
-// grid of a persistent launch.
-template <class Kernel>
-int64_t resident_blocks(Kernel kernel, int threads, int smem) {
-    int device = 0, sms = 0, per_sm = 0;
-    HARMONIC_CUDA_CHECK(cudaGetDevice(&device));
-    HARMONIC_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    HARMONIC_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
-    return int64_t(sms) * std::max(per_sm, 1);
 }
 
 template <typename T>
@@ -115,8 +103,7 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, V>& v) {
 }
 
 // Asynchronous copy of one V-wide pack from global into shared memory (cp.async: no register holds
-// it on the way), so a block can have its next chunk's loads in flight while it composes and looks
-// back on the current one. 16-byte packs bypass L1 (.cg), smaller ones must use .ca.
+// it on the way). 16-byte packs bypass L1 (.cg); smaller ones must use .ca.
 template <typename T, int V>
 __device__ __forceinline__ void async_copy_pack(Pack<T, V>* smem_dst, const T* src) {
     constexpr int bytes = sizeof(T) * V;
@@ -125,9 +112,7 @@ __device__ __forceinline__ void async_copy_pack(Pack<T, V>* smem_dst, const T* s
     else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;" ::"r"(dst), "l"(src), "n"(bytes) : "memory");
 }
 __device__ __forceinline__ void async_copy_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-// Waits for every committed group of copies but the newest (double buffering: the newest is the
-// next chunk's).
-__device__ __forceinline__ void async_copy_wait_all_but_newest() { asm volatile("cp.async.wait_group 1;" ::: "memory"); }
+__device__ __forceinline__ void async_copy_wait_all() { asm volatile("cp.async.wait_group 0;" ::: "memory"); }
 
 // Hides a register's value from the compiler (an empty asm that "may change" it). Applied to packed
 // bf16 inputs between two passes over them, so the compiler cannot keep pass 1's float conversions

@@ -33,9 +33,9 @@ struct LinParams {
     DType ta = DType::F32, tb = DType::F32;  // input dtypes (for fused modes ta == tb == dtype of pre and u)
     int vec = 1;                            // channels per thread: 4, 2 or 1 (C % vec == 0, aligned)
     int window = kLookbackBatch;            // look-back predecessors read per round trip (1..kLookbackBatch)
-    // Backward: persistent blocks (as many as fit on the GPU at once, each taking chunk after chunk)
-    // that copy their next chunk's inputs into shared memory while working on the current one.
-    bool persistent = true;
+    // Backward: inputs copied into shared memory (cp.async) rather than held in registers, so a
+    // thread runs 16 steps (see linear_scan.cu, lin_bwd_kernel).
+    bool stage_inputs = true;
     int64_t B = 0, T = 0, C = 0;
     float c0 = 0.f;                         // Gated: decay a; SelLevel: 1/τ
     float c1 = 0.f;                         // Gated: 1 - a, rounded from double on the host

@@ -109,18 +109,18 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
     if (fused_cell(m)) return 12;
     return b_bytes * (backward ? 2 : 1) + (m == LinMode::LinearFixed ? 0 : a_bytes);
 }
-// A persistent backward (LinParams::persistent, lin_bwd_kernel's P) stages its inputs in shared
-// memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16
-// channel a thread) is not persistent.
-constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool persistent) {
-    return persistent && (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
+// A staged backward (LinParams::stage_inputs, lin_bwd_kernel's P) copies its inputs into shared
+// memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
+// thread) is not staged.
+constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
+    return stage_inputs && (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
-// shared memory), 8 otherwise. A staged backward runs 8: its two buffers of 8 steps of three
-// inputs already take 96 KB of shared memory at 4 bf16 channels (2 fp32), two blocks an SM.
+// shared memory), 8 otherwise. A staged backward holds only g_t in registers and runs 16 steps:
+// 64 to 96 KB of inputs a block in shared memory, two blocks an SM.
 constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward, bool staged = false) {
-    if (backward && staged) return 8;
+    if (backward && staged) return 16;
     // The gated_ema cell's decay is a constant: its forward keeps only b, and in bf16, with σ from
     // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: 59 -> 70 % of
     // copy at 64K (KERNEL_NOTES v11).
@@ -315,26 +315,22 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 constexpr bool bwd_needs_states(LinMode m) { return m != LinMode::Gated; }
 
 // Shared memory of a backward block beyond its static arrays: g_t of its steps for the fixed-decay
-// bf16 scan unless staged (states_in_shared), or, for a persistent block, two staging buffers of a
-// chunk's inputs (a unless fixed, b, dh: each thread's own packs, step-major, so a warp's copies
-// are contiguous and its reads conflict-free).
+// bf16 scan unless staged (states_in_shared), or, staged, the chunk's inputs (a unless fixed, b,
+// dh: each thread's own packs, step-major, so a warp's copies are contiguous and its reads
+// conflict-free).
 template <LinMode M, typename TB, int V, int S, bool P>
 constexpr int bwd_g_smem_bytes() {
     return states_in_shared<M, TB>() && !P ? TT * 32 * S * V * int(sizeof(float)) : 0;
 }
 template <LinMode M, typename TA, typename TB, int V, int S>
-constexpr int bwd_stage_bytes() {  // one buffer
+constexpr int bwd_stage_bytes() {
     return TT * 32 * S * ((M == LinMode::LinearFixed ? 0 : int(sizeof(TA))) + 2 * int(sizeof(TB))) * V;
 }
 
-// P: persistent. The launch holds as many blocks as are resident at once; each takes chunk after
-// chunk by ticket and keeps its inputs in shared memory instead of registers, in two buffers: the
-// next chunk's copies (cp.async) are issued before the current chunk's pass 1, so the memory pipe
-// has loads in flight while the block composes its maps and waits on its look-back. One block per
-// chunk instead (P false) loads into registers, and its loads and its look-back are strictly in
-// sequence: only the other resident block can fill the gap (KERNEL_NOTES v3: 43 % of cycles at the
-// barrier; v12). Taking the next ticket before finishing the current chunk cannot deadlock: the
-// oldest unfinished ticket is always some block's current chunk.
+// P: staged. The block's inputs go to shared memory by cp.async instead of into registers, which
+// then hold only g_t: 16 steps of 4 bf16 channels fit (in registers, the inputs and the states of
+// 16 steps needed ~160 registers, so the bf16 backward ran 8 steps, half the bytes per block of the
+// fp32 one for the same look-back; KERNEL_NOTES v12).
 template <LinMode M, typename TA, typename TB, int V, int S, bool P>
 __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     constexpr int W = 32 * V, L = S * TT, spans = L / kLinSpan;
@@ -347,200 +343,212 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __shared__ int s_ticket;
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
+    const int64_t id = take_ticket(p.scratch, &s_ticket);
+    const Geometry g = geometry<V, S>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    const int64_t total = nChunks * p.B * ((p.C + W - 1) / W);
     StatusWord* const status = p.scratch + 1;
+
     const TA* pa = static_cast<const TA*>(p.a);
     const TB* pb = static_cast<const TB*>(p.b);
     const TB* pd = static_cast<const TB*>(p.dh);
-    float* const g_shared = reinterpret_cast<float*>(bwd_smem);
+    float afix[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+        afix[v] = (kFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
+    const int64_t base = (g.bb * p.T + g.t0) * p.C + g.c0;
 
-    // Staging buffers (persistent): buffer k holds a (unless fixed), then b, then dh.
+    // This chunk's inputs: in registers, or (staged) in shared memory, a (unless fixed), b, dh.
+    float* const g_shared = reinterpret_cast<float*>(bwd_smem);
     constexpr int kSlots = TT * 32 * S;
-    unsigned char* const stage_base = bwd_smem + bwd_g_smem_bytes<M, TB, V, S, P>();
-    auto stage_a = [&](int k) { return reinterpret_cast<Pack<TA, V>*>(stage_base + k * bwd_stage_bytes<M, TA, TB, V, S>()); };
-    auto stage_b = [&](int k) { return reinterpret_cast<Pack<TB, V>*>(stage_a(k) + (kFixed ? 0 : kSlots)); };
-    auto stage_d = [&](int k) { return stage_b(k) + kSlots; };
+    auto* const stage_a = reinterpret_cast<Pack<TA, V>*>(bwd_smem);
+    auto* const stage_b = reinterpret_cast<Pack<TB, V>*>(stage_a + (kFixed ? 0 : kSlots));
+    auto* const stage_d = stage_b + kSlots;
     auto slot = [&](int i) { return i * (TT * 32) + tid; };
-    auto stage = [&](int64_t chunk_id, int k) {
-        if constexpr (P) {
-            const Geometry n = geometry<V, S>(p, chunk_id, true);
-            const int64_t nbase = (n.bb * p.T + n.t0) * p.C + n.c0;
+    Pack<TA, V> ra[P ? 1 : S];
+    Pack<TB, V> rb[P ? 1 : S];
+    Pack<TB, V> rd[P ? 1 : S];
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        if (i < g.nvalid) {
+            if constexpr (P) {
+                if constexpr (!kFixed) async_copy_pack<TA, V>(stage_a + slot(i), pa + base + i * p.C);
+                async_copy_pack<TB, V>(stage_b + slot(i), pb + base + i * p.C);
+                async_copy_pack<TB, V>(stage_d + slot(i), pd + base + i * p.C);
+            } else {
+                if constexpr (!kFixed) ra[i] = load_pack<TA, V>(pa + base + i * p.C);
+                rb[i] = load_pack<TB, V>(pb + base + i * p.C);
+                rd[i] = load_pack<TB, V>(pd + base + i * p.C);
+            }
+        }
+    }
+    if constexpr (P) {
+        // Each thread reads only its own slots: waiting for its own copies is enough.
+        async_copy_commit();
+        async_copy_wait_all();
+    }
+    auto in_a = [&](int i) {
+        if constexpr (kFixed) return Pack<TA, V>{};  // never read: raw_a ignores it
+        else if constexpr (P) return stage_a[slot(i)];
+        else return ra[i];
+    };
+    auto in_b = [&](int i) {
+        if constexpr (P) return stage_b[slot(i)];
+        else return rb[i];
+    };
+    auto in_d = [&](int i) {
+        if constexpr (P) return stage_d[slot(i)];
+        else return rd[i];
+    };
+
+    // Pass 1: reverse map (A, R) of this thread's steps, q_first = A·q_after + R with
+    // R = Σ_t (Π_{s<=t} a_s) dh_t, and where the gradients need states the forward map (A, F).
+    double A[V], R[V];
+    float F[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        if (i < g.nvalid) {
+            const Pack<TA, V> xa = in_a(i);
+            const Pack<TB, V> xb = in_b(i), xd = in_d(i);
+#pragma unroll
+            for (int v = 0; v < V; ++v) {
+                float a, b;
+                coef<M, TB>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
+                if constexpr (kStates) F[v] = fmaf(a, F[v], b);
+                A[v] *= a;
+                R[v] = fma(A[v], double(to_f(xd.v[v])), R[v]);
+            }
+        }
+    }
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+        sA[w][lane * V + v] = A[v];
+        if constexpr (kStates) sF[w][lane * V + v] = F[v];
+        sR[w][lane * V + v] = static_cast<float>(R[v]);
+    }
+    __syncthreads();
+
+    const int64_t cidx = g.ct * W + tid;
+    const bool cok = tid < W && cidx < p.C;
+    const int64_t gc = g.bb * p.C + cidx;
+    double RA = 1.0, RH = 0.0;
+    if (tid < W) {
+        if constexpr (kStates) {
+            // Forward carries from the checkpoint at the previous chunk end (no look-back needed).
+            float hc = 0.f;
+            if (g.chunk == 0) {
+                if (cok && p.h0) hc = p.h0[gc];
+            } else if (cok) {
+                hc = p.ckpt[(g.chunk * spans - 1) * g.BC + gc];
+            }
+#pragma unroll
+            for (int ww = 0; ww < TT; ++ww) {
+                const double a = sA[ww][tid];
+                const float f = sF[ww][tid];
+                sF[ww][tid] = hc;
+                hc = static_cast<float>(fma(a, double(hc), double(f)));
+            }
+        }
+        // Reverse: exclusive suffix maps (warps after ww), in place of sA / sR.
+#pragma unroll
+        for (int ww = TT - 1; ww >= 0; --ww) {
+            const double a = sA[ww][tid];
+            const float r = sR[ww][tid];
+            sA[ww][tid] = RA;
+            sR[ww][tid] = static_cast<float>(RH);
+            RH = fma(a, RH, double(r));
+            RA *= a;
+        }
+        // Same protocol as the forward in reverse chunk order; the last chunk starts the chain.
+        StatusWord* const mine = status + g.chunk * g.BC + gc;
+        float q = 0.f;
+        if (cok) {
+            if (g.chunk < nChunks - 1) {
+                publish_status(mine, __float_as_uint(static_cast<float>(RA)), static_cast<float>(RH));
+                DecayFold fold;
+                q = look_back(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
+            } else if (p.dh_last) {
+                q = p.dh_last[gc];
+            }
+            publish_status(mine, kStatusInclusive, static_cast<float>(fma(RA, double(q), RH)));
+        }
+#pragma unroll
+        for (int ww = 0; ww < TT; ++ww)
+            sR[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(q), double(sR[ww][tid])));
+    }
+    __syncthreads();
+
+    // Pass 2 walks the steps twice. Backwards: g_t = dh_t + q_{t+1}, q_t = a_t g_t, writing what
+    // needs no state (db of the plain scans, both gradients of the gated_ema cell) and keeping
+    // g_t (fp32) in place of dh_t. Forwards: recompute h_{t-1} from the chunk's carry and write
+    // what needs it (da; the selective cell's gradients).
+    auto hide_inputs = [&] {
+        if constexpr (!P && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
 #pragma unroll
             for (int i = 0; i < S; ++i) {
-                if (i < n.nvalid) {
-                    if constexpr (!kFixed) async_copy_pack<TA, V>(stage_a(k) + slot(i), pa + nbase + i * p.C);
-                    async_copy_pack<TB, V>(stage_b(k) + slot(i), pb + nbase + i * p.C);
-                    async_copy_pack<TB, V>(stage_d(k) + slot(i), pd + nbase + i * p.C);
-                }
+                if constexpr (!kFixed) opaque(ra[i]);
+                opaque(rb[i]);
+                opaque(rd[i]);
             }
         }
     };
-
-    int64_t id = take_ticket(p.scratch, &s_ticket);
-    if (id >= total) return;  // a persistent launch may hold more blocks than there are chunks
-    if constexpr (P) {
-        stage(id, 0);
-        async_copy_commit();
-    }
-    for (int iter = 0;; ++iter) {
-        const int buf = iter & 1;
-        const Geometry g = geometry<V, S>(p, id, true);
-        float afix[V];
+    hide_inputs();
+    float q[V];
 #pragma unroll
-        for (int v = 0; v < V; ++v)
-            afix[v] = (kFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
-        const int64_t base = (g.bb * p.T + g.t0) * p.C + g.c0;
-
-        // This chunk's inputs: in registers, or (persistent) in staging buffer `buf`, the next
-        // chunk's copies into the other buffer issued first. A thread reads and overwrites only its
-        // own slots, so the copies need no barrier.
-        Pack<TA, V> ra[P ? 1 : S];
-        Pack<TB, V> rb[P ? 1 : S];
-        Pack<TB, V> rd[P ? 1 : S];
-        int64_t next = total;
-        if constexpr (P) {
-            next = take_ticket(p.scratch, &s_ticket);
-            if (next < total) stage(next, buf ^ 1);
-            async_copy_commit();
-            async_copy_wait_all_but_newest();
-        } else {
+    for (int v = 0; v < V; ++v) q[v] = sR[w][lane * V + v];
+    // The fixed-decay bf16 scan keeps g in shared memory (thread-contiguous, so conflict-free),
+    // which leaves the registers to 4 channels of 16 steps: twice the bytes per block for the
+    // same look-back (KERNEL_NOTES v9, then for the recomputed states).
+    constexpr bool kGShared = states_in_shared<M, TB>() && !P;
+    float g_reg[kStates && !kGShared ? S : 1][V];
+    auto gkept = [&](int i, int v) -> float& {
+        if constexpr (kGShared) return g_shared[(i * V + v) * (TT * 32) + tid];
+        else return g_reg[kStates ? i : 0][v];
+    };
+    TA* out_a = static_cast<TA*>(p.da);
+    TB* out_b = static_cast<TB*>(p.db);
 #pragma unroll
-            for (int i = 0; i < S; ++i) {
-                if (i < g.nvalid) {
-                    if constexpr (!kFixed) ra[i] = load_pack<TA, V>(pa + base + i * p.C);
-                    rb[i] = load_pack<TB, V>(pb + base + i * p.C);
-                    rd[i] = load_pack<TB, V>(pd + base + i * p.C);
+    for (int i = S - 1; i >= 0; --i) {
+        if (i < g.nvalid) {
+            const Pack<TA, V> xa = in_a(i);
+            const Pack<TB, V> xb = in_b(i), xd = in_d(i);
+            Pack<TA, V> oa;
+            Pack<TB, V> ob;
+#pragma unroll
+            for (int v = 0; v < V; ++v) {
+                const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
+                float a, b;
+                coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
+                const float gt = to_f(xd.v[v]) + q[v];
+                q[v] = a * gt;
+                if constexpr (M == LinMode::Gated) {
+                    const float s = gate_sigmoid<TB>(pre), k = p.c1 * gt;
+                    oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
+                    ob.v[v] = from_f<TB>(k * s);
+                } else {
+                    if constexpr (M != LinMode::SelLevel) ob.v[v] = from_f<TB>(gt);
+                    gkept(i, v) = gt;
                 }
             }
+            if constexpr (M == LinMode::Gated) store_pack<TA, V>(out_a + base + i * p.C, oa);
+            if constexpr (M != LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
         }
-        auto in_a = [&](int i) {
-            if constexpr (kFixed) return Pack<TA, V>{};  // never read: raw_a ignores it
-            else if constexpr (P) return stage_a(buf)[slot(i)];
-            else return ra[i];
-        };
-        auto in_b = [&](int i) {
-            if constexpr (P) return stage_b(buf)[slot(i)];
-            else return rb[i];
-        };
-        auto in_d = [&](int i) {
-            if constexpr (P) return stage_d(buf)[slot(i)];
-            else return rd[i];
-        };
-
-        // Pass 1: reverse map (A, R) of this thread's steps, q_first = A·q_after + R with
-        // R = Σ_t (Π_{s<=t} a_s) dh_t, and where the gradients need states the forward map (A, F).
-        double A[V], R[V];
-        float F[V];
+    }
+    if (g.chunk == 0 && w == 0 && g.cvalid && p.dh0) {
 #pragma unroll
-        for (int v = 0; v < V; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
+        for (int v = 0; v < V; ++v) p.dh0[g.bb * p.C + g.c0 + v] = q[v];
+    }
+    if constexpr (kStates) {
+        hide_inputs();
+        float h[V], dafix[V];
+#pragma unroll
+        for (int v = 0; v < V; ++v) h[v] = sF[w][lane * V + v], dafix[v] = 0.f;
 #pragma unroll
         for (int i = 0; i < S; ++i) {
             if (i < g.nvalid) {
                 const Pack<TA, V> xa = in_a(i);
-                const Pack<TB, V> xb = in_b(i), xd = in_d(i);
-#pragma unroll
-                for (int v = 0; v < V; ++v) {
-                    float a, b;
-                    coef<M, TB>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
-                    if constexpr (kStates) F[v] = fmaf(a, F[v], b);
-                    A[v] *= a;
-                    R[v] = fma(A[v], double(to_f(xd.v[v])), R[v]);
-                }
-            }
-        }
-#pragma unroll
-        for (int v = 0; v < V; ++v) {
-            sA[w][lane * V + v] = A[v];
-            if constexpr (kStates) sF[w][lane * V + v] = F[v];
-            sR[w][lane * V + v] = static_cast<float>(R[v]);
-        }
-        __syncthreads();
-
-        const int64_t cidx = g.ct * W + tid;
-        const bool cok = tid < W && cidx < p.C;
-        const int64_t gc = g.bb * p.C + cidx;
-        double RA = 1.0, RH = 0.0;
-        if (tid < W) {
-            if constexpr (kStates) {
-                // Forward carries from the checkpoint at the previous chunk end (no look-back needed).
-                float hc = 0.f;
-                if (g.chunk == 0) {
-                    if (cok && p.h0) hc = p.h0[gc];
-                } else if (cok) {
-                    hc = p.ckpt[(g.chunk * spans - 1) * g.BC + gc];
-                }
-#pragma unroll
-                for (int ww = 0; ww < TT; ++ww) {
-                    const double a = sA[ww][tid];
-                    const float f = sF[ww][tid];
-                    sF[ww][tid] = hc;
-                    hc = static_cast<float>(fma(a, double(hc), double(f)));
-                }
-            }
-            // Reverse: exclusive suffix maps (warps after ww), in place of sA / sR.
-#pragma unroll
-            for (int ww = TT - 1; ww >= 0; --ww) {
-                const double a = sA[ww][tid];
-                const float r = sR[ww][tid];
-                sA[ww][tid] = RA;
-                sR[ww][tid] = static_cast<float>(RH);
-                RH = fma(a, RH, double(r));
-                RA *= a;
-            }
-            // Same protocol as the forward in reverse chunk order; the last chunk starts the chain.
-            StatusWord* const mine = status + g.chunk * g.BC + gc;
-            float q = 0.f;
-            if (cok) {
-                if (g.chunk < nChunks - 1) {
-                    publish_status(mine, __float_as_uint(static_cast<float>(RA)), static_cast<float>(RH));
-                    DecayFold fold;
-                    q = look_back(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
-                } else if (p.dh_last) {
-                    q = p.dh_last[gc];
-                }
-                publish_status(mine, kStatusInclusive, static_cast<float>(fma(RA, double(q), RH)));
-            }
-#pragma unroll
-            for (int ww = 0; ww < TT; ++ww)
-                sR[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(q), double(sR[ww][tid])));
-        }
-        __syncthreads();
-
-        // Pass 2 walks the steps twice. Backwards: g_t = dh_t + q_{t+1}, q_t = a_t g_t, writing what
-        // needs no state (db of the plain scans, both gradients of the gated_ema cell) and keeping
-        // g_t (fp32) in place of dh_t. Forwards: recompute h_{t-1} from the chunk's carry and write
-        // what needs it (da; the selective cell's gradients).
-        auto hide_inputs = [&] {
-            if constexpr (!P && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
-#pragma unroll
-                for (int i = 0; i < S; ++i) {
-                    if constexpr (!kFixed) opaque(ra[i]);
-                    opaque(rb[i]);
-                    opaque(rd[i]);
-                }
-            }
-        };
-        hide_inputs();
-        float q[V];
-#pragma unroll
-        for (int v = 0; v < V; ++v) q[v] = sR[w][lane * V + v];
-        // The fixed-decay bf16 scan keeps g in shared memory (thread-contiguous, so conflict-free),
-        // which leaves the registers to 4 channels of 16 steps: twice the bytes per block for the
-        // same look-back (KERNEL_NOTES v9, then for the recomputed states).
-        constexpr bool kGShared = states_in_shared<M, TB>() && !P;
-        float g_reg[kStates && !kGShared ? S : 1][V];
-        auto gkept = [&](int i, int v) -> float& {
-            if constexpr (kGShared) return g_shared[(i * V + v) * (TT * 32) + tid];
-            else return g_reg[kStates ? i : 0][v];
-        };
-        TA* out_a = static_cast<TA*>(p.da);
-        TB* out_b = static_cast<TB*>(p.db);
-#pragma unroll
-        for (int i = S - 1; i >= 0; --i) {
-            if (i < g.nvalid) {
-                const Pack<TA, V> xa = in_a(i);
-                const Pack<TB, V> xb = in_b(i), xd = in_d(i);
+                const Pack<TB, V> xb = in_b(i);
                 Pack<TA, V> oa;
                 Pack<TB, V> ob;
 #pragma unroll
@@ -548,81 +556,39 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                     const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
                     float a, b;
                     coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
-                    const float gt = to_f(xd.v[v]) + q[v];
-                    q[v] = a * gt;
-                    if constexpr (M == LinMode::Gated) {
-                        const float s = gate_sigmoid<TB>(pre), k = p.c1 * gt;
-                        oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
-                        ob.v[v] = from_f<TB>(k * s);
+                    const float gt = gkept(i, v), hprev = h[v];
+                    if constexpr (M == LinMode::Linear) {
+                        oa.v[v] = from_f<TA>(gt * hprev);
+                    } else if constexpr (M == LinMode::LinearFixed) {
+                        dafix[v] = fmaf(gt, hprev, dafix[v]);
                     } else {
-                        if constexpr (M != LinMode::SelLevel) ob.v[v] = from_f<TB>(gt);
-                        gkept(i, v) = gt;
+                        // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
+                        // da/dpre = -a σ(pre) / τ (softplus' = σ; 1 above the threshold 20).
+                        const float dla = gt * (hprev - u);
+                        const float dsp = pre > 20.f ? 1.f : sigmoidf_(pre);
+                        oa.v[v] = from_f<TA>(-dla * a * dsp * p.c0);
+                        ob.v[v] = from_f<TB>(gt * (1.f - a));
                     }
+                    h[v] = fmaf(a, hprev, b);
                 }
-                if constexpr (M == LinMode::Gated) store_pack<TA, V>(out_a + base + i * p.C, oa);
-                if constexpr (M != LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
+                if constexpr (!kFixed) store_pack<TA, V>(out_a + base + i * p.C, oa);
+                if constexpr (M == LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
             }
         }
-        if (g.chunk == 0 && w == 0 && g.cvalid && p.dh0) {
+        if constexpr (kFixed) {
+            if (p.da_part) {
+                // Each thread overwrites only the slots it read at the start of the forward walk.
 #pragma unroll
-            for (int v = 0; v < V; ++v) p.dh0[g.bb * p.C + g.c0 + v] = q[v];
-        }
-        if constexpr (kStates) {
-            hide_inputs();
-            float h[V], dafix[V];
+                for (int v = 0; v < V; ++v) sF[w][lane * V + v] = dafix[v];
+                __syncthreads();
+                if (cok) {
+                    float s = 0.f;
 #pragma unroll
-            for (int v = 0; v < V; ++v) h[v] = sF[w][lane * V + v], dafix[v] = 0.f;
-#pragma unroll
-            for (int i = 0; i < S; ++i) {
-                if (i < g.nvalid) {
-                    const Pack<TA, V> xa = in_a(i);
-                    const Pack<TB, V> xb = in_b(i);
-                    Pack<TA, V> oa;
-                    Pack<TB, V> ob;
-#pragma unroll
-                    for (int v = 0; v < V; ++v) {
-                        const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
-                        float a, b;
-                        coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
-                        const float gt = gkept(i, v), hprev = h[v];
-                        if constexpr (M == LinMode::Linear) {
-                            oa.v[v] = from_f<TA>(gt * hprev);
-                        } else if constexpr (M == LinMode::LinearFixed) {
-                            dafix[v] = fmaf(gt, hprev, dafix[v]);
-                        } else {
-                            // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
-                            // da/dpre = -a σ(pre) / τ (softplus' = σ; 1 above the threshold 20).
-                            const float dla = gt * (hprev - u);
-                            const float dsp = pre > 20.f ? 1.f : sigmoidf_(pre);
-                            oa.v[v] = from_f<TA>(-dla * a * dsp * p.c0);
-                            ob.v[v] = from_f<TB>(gt * (1.f - a));
-                        }
-                        h[v] = fmaf(a, hprev, b);
-                    }
-                    if constexpr (!kFixed) store_pack<TA, V>(out_a + base + i * p.C, oa);
-                    if constexpr (M == LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
-                }
-            }
-            if constexpr (kFixed) {
-                if (p.da_part) {
-                    // Each thread overwrites only the slots it read at the start of the forward walk.
-#pragma unroll
-                    for (int v = 0; v < V; ++v) sF[w][lane * V + v] = dafix[v];
-                    __syncthreads();
-                    if (cok) {
-                        float s = 0.f;
-#pragma unroll
-                        for (int ww = 0; ww < TT; ++ww) s += sF[ww][tid];
-                        p.da_part[g.chunk * g.BC + gc] = s;
-                    }
+                    for (int ww = 0; ww < TT; ++ww) s += sF[ww][tid];
+                    p.da_part[g.chunk * g.BC + gc] = s;
                 }
             }
         }
-        if constexpr (!P) break;
-        if (next >= total) break;
-        id = next;
-        // The next chunk rewrites sA, sF, sR and s_ticket: every thread must be done with them.
-        __syncthreads();
     }
 }
 
@@ -633,30 +599,24 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
     if (blocks > 0x7fffffff) throw std::invalid_argument("lin scan: too many blocks");
     if (backward) {
         if constexpr (V <= 2 || bf16_inputs<M, TA, TB>()) {
-            // Above the 48 KB granted without asking, a kernel must opt in (per device), before the
-            // occupancy query too.
             constexpr bool kCanStage = bwd_staged(M, sizeof(TA), sizeof(TB), V, true);
+            // Above the 48 KB granted without asking, a kernel must opt in (per device).
+            auto run = [&](auto kernel, int smem, std::atomic<unsigned>& opted_in) {
+                if (smem > 0) allow_dynamic_smem(kernel, smem, opted_in);
+                kernel<<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
+            };
             if constexpr (kCanStage) {
-                if (p.persistent) {
+                if (p.stage_inputs) {
                     constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true, true);
-                    constexpr int smem = 2 * bwd_stage_bytes<M, TA, TB, V, S>();
-                    auto kernel = lin_bwd_kernel<M, TA, TB, V, S, true>;
                     static std::atomic<unsigned> opted_in{0};
-                    allow_dynamic_smem(kernel, smem, opted_in);
-                    const int64_t grid = std::min(blocks, resident_blocks(kernel, TT * 32, smem));
-                    kernel<<<static_cast<unsigned>(grid), TT * 32, smem, stream>>>(p);
+                    run(lin_bwd_kernel<M, TA, TB, V, S, true>, bwd_stage_bytes<M, TA, TB, V, S>(), opted_in);
                     HARMONIC_CUDA_CHECK(cudaGetLastError());
                     return;
                 }
             }
             constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true);
-            constexpr int smem = bwd_g_smem_bytes<M, TB, V, S, false>();
-            auto kernel = lin_bwd_kernel<M, TA, TB, V, S, false>;
-            if constexpr (smem > 0) {
-                static std::atomic<unsigned> opted_in{0};
-                allow_dynamic_smem(kernel, smem, opted_in);
-            }
-            kernel<<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
+            static std::atomic<unsigned> opted_in{0};
+            run(lin_bwd_kernel<M, TA, TB, V, S, false>, bwd_g_smem_bytes<M, TB, V, S, false>(), opted_in);
         }
     } else {
         constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, false);
@@ -712,7 +672,7 @@ int64_t lin_num_chunks(int64_t T) { return (T + kLinSpan - 1) / kLinSpan; }
 int lin_steps(const LinParams& p, bool backward) {
     auto bytes = [](DType t) { return t == DType::BF16 ? 2 : 4; };
     return steps_for(p.mode, bytes(p.ta), bytes(p.tb), p.vec, backward,
-                     backward && bwd_staged(p.mode, bytes(p.ta), bytes(p.tb), p.vec, p.persistent));
+                     backward && bwd_staged(p.mode, bytes(p.ta), bytes(p.tb), p.vec, p.stage_inputs));
 }
 
 int64_t lin_chunks(const LinParams& p, bool backward) {

@@ -75,10 +75,10 @@ int lin_bwd_vec(bool bf16) {
     return v == 1 || (v == 4 && bf16) ? v : 2;
 }
 
-// Persistent backward blocks that stage their next chunk while working on this one (default), or
-// HARMONIC_LIN_PERSIST=0 for one block per chunk (benchmark knob; docs/KERNEL_NOTES.md v12).
-bool lin_bwd_persistent() {
-    const char* e = std::getenv("HARMONIC_LIN_PERSIST");
+// The linear backward's inputs staged in shared memory, 16 steps a thread (default), or
+// HARMONIC_LIN_STAGE=0 for inputs in registers (benchmark knob; docs/KERNEL_NOTES.md v12).
+bool lin_bwd_stage_inputs() {
+    const char* e = std::getenv("HARMONIC_LIN_STAGE");
     return !(e && std::atoi(e) == 0);
 }
 
@@ -199,7 +199,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
     p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && (p.ta == DType::BF16 || p.mode == LinMode::LinearFixed)),
                      {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
-    p.persistent = lin_bwd_persistent();
+    p.stage_inputs = lin_bwd_stage_inputs();
     const int64_t chunks = lin_chunks(p, true);
     Tensor da_part;
     if (in.mode == LinMode::LinearFixed && need_da)
