@@ -64,6 +64,30 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
     else return sigmoidf_(x);
 }
 
+// The selective cell's decay a = exp(−softplus(pre)/τ) = 2^(−c0·log2(1 + e^pre)), c0 = 1/τ. For bf16
+// inputs from four MUFU operations (ex2, lg2, rcp, ex2) instead of libm's expf, log1pf and expf
+// (~40 instructions; the bf16 cell ran instruction-bound at 28–46 % of copy, KERNEL_NOTES v13).
+// log2(1 + x) keeps its relative accuracy for small x = e^pre by Goldberg's correction
+// log2(u)·x/(u − 1) with u = 1 + x rounded (x·log2 e where u rounds to 1); lg2's absolute error
+// (~2^-22) reaches a only through c0·log2(1 + x), so a keeps ~1e-7 relative accuracy. fp32 keeps
+// libm, whose accuracy the fp32 test bound is made of.
+template <typename TB>
+__device__ __forceinline__ float sel_decay(float pre, float c0) {
+    if constexpr (sizeof(TB) == 2) {
+        constexpr float kLog2e = 1.4426950408889634f;
+        float l2;  // log2(1 + e^pre) = softplus(pre)·log2 e
+        if (pre > 20.f) {
+            l2 = pre * kLog2e;
+        } else {
+            const float x = exp2f(pre * kLog2e), u = 1.f + x;
+            l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);
+        }
+        return exp2f(-l2 * c0);
+    } else {
+        return expf(-softplusf_(pre) * c0);
+    }
+}
+
 template <LinMode M, typename TB>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
     if constexpr (M == LinMode::Linear) {
@@ -76,7 +100,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         a = c0;
         b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
-        a = expf(-softplusf_(ra) * c0);
+        a = sel_decay<TB>(ra, c0);
         b = (1.f - a) * rb;
     }
 }
@@ -568,7 +592,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                         // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
                         // da/dpre = -a σ(pre) / τ (softplus' = σ; 1 above the threshold 20).
                         const float dla = gt * (hprev - u);
-                        const float dsp = pre > 20.f ? 1.f : sigmoidf_(pre);
+                        const float dsp = pre > 20.f ? 1.f : gate_sigmoid<TB>(pre);
                         oa.v[v] = from_f<TA>(-dla * a * dsp * p.c0);
                         ob.v[v] = from_f<TB>(gt * (1.f - a));
                     }
