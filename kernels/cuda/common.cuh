@@ -211,6 +211,12 @@ __device__ __forceinline__ int steps_left(int64_t left, int s) {
     return left <= 0 ? 0 : (left >= s ? s : static_cast<int>(left));
 }
 
+// 2^x from one MUFU operation (~2 ulp; subnormal results flushed to 0).
+__device__ __forceinline__ float ex2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
 __device__ __forceinline__ float sigmoidf_(float x) { return 1.f / (1.f + expf(-x)); }
 // σ from two MUFU operations (ex2 and rcp, ~2 ulp each, plus the rounding of x·log2 e) instead of
 // libm's expf and an IEEE division (~14 instructions); see gate_sigmoid in linear_scan.cu.

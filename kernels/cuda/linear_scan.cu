@@ -64,30 +64,6 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
     else return sigmoidf_(x);
 }
 
-// The selective cell's decay a = exp(−softplus(pre)/τ) = 2^(−c0·log2(1 + e^pre)), c0 = 1/τ. For bf16
-// inputs from four MUFU operations (ex2, lg2, rcp, ex2) instead of libm's expf, log1pf and expf
-// (~40 instructions; the bf16 cell ran instruction-bound at 28–46 % of copy, KERNEL_NOTES v13).
-// log2(1 + x) keeps its relative accuracy for small x = e^pre by Goldberg's correction
-// log2(u)·x/(u − 1) with u = 1 + x rounded (x·log2 e where u rounds to 1); lg2's absolute error
-// (~2^-22) reaches a only through c0·log2(1 + x), so a keeps ~1e-7 relative accuracy. fp32 keeps
-// libm, whose accuracy the fp32 test bound is made of.
-template <typename TB>
-__device__ __forceinline__ float sel_decay(float pre, float c0) {
-    if constexpr (sizeof(TB) == 2) {
-        constexpr float kLog2e = 1.4426950408889634f;
-        float l2;  // log2(1 + e^pre) = softplus(pre)·log2 e
-        if (pre > 20.f) {
-            l2 = pre * kLog2e;
-        } else {
-            const float x = exp2f(pre * kLog2e), u = 1.f + x;
-            l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);
-        }
-        return exp2f(-l2 * c0);
-    } else {
-        return expf(-softplusf_(pre) * c0);
-    }
-}
-
 template <LinMode M, typename TB>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
     if constexpr (M == LinMode::Linear) {
@@ -100,7 +76,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         a = c0;
         b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
-        a = sel_decay<TB>(ra, c0);
+        a = expf(-softplusf_(ra) * c0);
         b = (1.f - a) * rb;
     }
 }
@@ -144,10 +120,13 @@ constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool sta
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
-// shared memory), 8 otherwise. A staged backward holds only g_t in registers and runs 16 steps:
-// 64 to 96 KB of inputs a block in shared memory, two blocks an SM.
+// shared memory), 8 otherwise. A staged backward holds only g_t in registers and runs 32 steps
+// where the block's inputs stay within 96 KB of shared memory (two blocks an SM), else 16.
 constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward, bool staged = false) {
-    if (backward && staged) return 16;
+    if (backward && staged) {
+        const int step_bytes = ((m == LinMode::LinearFixed ? 0 : a_bytes) + 2 * b_bytes) * vec * kLinWarps * 32;
+        return 32 * step_bytes <= 96 * 1024 ? 32 : 16;
+    }
     // The gated_ema cell's decay is a constant: its forward keeps only b, and in bf16, with σ from
     // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: 59 -> 70 % of
     // copy at 64K (KERNEL_NOTES v11).

@@ -220,7 +220,15 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     }
     __syncthreads();
 
-    // Pass 2: exact states, output with D skip and SiLU(z) gate.
+    // Pass 2: exact states, output with D skip and SiLU(z) gate. With bf16 outputs the decays come
+    // from ex2.approx of Δ·(A·log2 e) (one FMUL and one MUFU instead of libm's ~8 instructions):
+    // each thread rescans only its own 8 steps from the exact carry that pass 1's libm decays
+    // gave, so their ~1e-6 relative error stays far under y's bf16 rounding and never reaches a
+    // published state or checkpoint (KERNEL_NOTES s4).
+    constexpr bool kFastDecay = sizeof(TX) == 2;
+    float A2[kFastDecay ? NM : 1];
+#pragma unroll
+    for (int n = 0; n < (kFastDecay ? NM : 0); ++n) A2[n] = Av[n] * 1.4426950408889634f;
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
     TX* py = static_cast<TX*>(p.y);
@@ -232,7 +240,10 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         float y = 0.f;
 #pragma unroll
         for (int n = 0; n < NM; ++n) {
-            h[n] = fmaf(expf(d * Av[n]), h[n], u * Bt[n]);
+            float decay;
+            if constexpr (kFastDecay) decay = ex2_approx(d * A2[n]);
+            else decay = expf(d * Av[n]);
+            h[n] = fmaf(decay, h[n], u * Bt[n]);
             y = fmaf(Ct[n], h[n], y);
         }
         y = fmaf(Dv, x, y);
