@@ -248,12 +248,6 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             bwd_row("linear bwd fixed bf16", hc::Cell::Linear, af, b16, ff16, dh16, 6);
             bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
             bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
-            if (stage[0] == '1') {
-                setenv("HARMONIC_LIN_BWD_VEC", "2", 1);
-                bwd_row("linear bwd fixed bf16 (2 channels a thread)", hc::Cell::Linear, af, b16, ff16, dh16, 6);
-                bwd_row("linear bwd per-token bf16 (2 channels a thread)", hc::Cell::Linear, a16, bb16, f16, dh16, 10);
-                unsetenv("HARMONIC_LIN_BWD_VEC");
-            }
         }
         unsetenv("HARMONIC_LIN_STAGE");
     }
