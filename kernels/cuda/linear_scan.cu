@@ -64,7 +64,28 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
     else return sigmoidf_(x);
 }
 
-template <LinMode M, typename TB>
+// The selective cell's decay a = exp(−softplus(pre)/τ) = 2^(−c0·log2(1 + e^pre)), c0 = 1/τ, from four
+// MUFU operations (ex2, lg2, rcp, ex2) instead of libm's expf, log1pf and expf (~40 instructions,
+// evaluated three times an element in the backward). log2(1 + x) keeps its relative accuracy for
+// small x = e^pre by Goldberg's correction log2(u)·x/(u − 1), u = 1 + x rounded (x·log2 e where u
+// rounds to 1). Its error (~2.4e-7 relative in a, more in 1 − a for long timescales) is invisible
+// in bf16 outputs but not in fp32 ones: the forward's final state, an fp32 output, had 2.3x the
+// reference's error with it (KERNEL_NOTES v13). So only the bf16 backward uses it, whose outputs
+// (dpre, du, and dh0 from bf16 dh) all carry bf16-sized errors.
+__device__ __forceinline__ float sel_decay_fast(float pre, float c0) {
+    constexpr float kLog2e = 1.4426950408889634f;
+    float l2;  // log2(1 + e^pre) = softplus(pre)·log2 e
+    if (pre > 20.f) {
+        l2 = pre * kLog2e;
+    } else {
+        const float x = ex2_approx(pre * kLog2e), u = 1.f + x;
+        l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);
+    }
+    return ex2_approx(-l2 * c0);
+}
+
+// (a, b) of one step from the raw inputs. Fast: the bf16 backward's MUFU forms (sel_decay_fast).
+template <LinMode M, typename TB, bool Fast = false>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
     if constexpr (M == LinMode::Linear) {
         a = ra;
@@ -76,7 +97,8 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         a = c0;
         b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
-        a = expf(-softplusf_(ra) * c0);
+        if constexpr (Fast && sizeof(TB) == 2) a = sel_decay_fast(ra, c0);
+        else a = expf(-softplusf_(ra) * c0);
         b = (1.f - a) * rb;
     }
 }
@@ -112,11 +134,11 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // A staged backward (LinParams::stage_inputs, lin_bwd_kernel's P) copies its inputs into shared
 // memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
 // thread) is not staged.
-// The selective cell is not staged: bound by its exp / log1p chains, it ran 2x slower at 16 steps
-// (H100, 64K: bf16 0.81 -> 1.77 ms, fp32 0.92 -> 1.27 ms; KERNEL_NOTES v12).
+// The fp32 selective cell is not staged: bound by its libm exp / log1p chains, it ran slower at 16
+// steps (H100, 64K: 0.92 -> 1.27 ms; bf16 with libm 0.81 -> 1.77 ms; KERNEL_NOTES v12).
 constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
-    return stage_inputs && m != LinMode::SelLevel && (m == LinMode::LinearFixed || a_bytes * vec >= 4) &&
-           b_bytes * vec >= 4;
+    return stage_inputs && !(m == LinMode::SelLevel && b_bytes == 4) &&
+           (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
@@ -418,7 +440,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                coef<M, TB>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
+                coef<M, TB, true>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
                 if constexpr (kStates) F[v] = fmaf(a, F[v], b);
                 A[v] *= a;
                 R[v] = fma(A[v], double(to_f(xd.v[v])), R[v]);
@@ -523,7 +545,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             for (int v = 0; v < V; ++v) {
                 const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
                 float a, b;
-                coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
+                coef<M, TB, true>(pre, u, afix[v], p.c0, p.c1, a, b);
                 const float gt = to_f(xd.v[v]) + q[v];
                 q[v] = a * gt;
                 if constexpr (M == LinMode::Gated) {
@@ -559,7 +581,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                 for (int v = 0; v < V; ++v) {
                     const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
                     float a, b;
-                    coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
+                    coef<M, TB, true>(pre, u, afix[v], p.c0, p.c1, a, b);
                     const float gt = gkept(i, v), hprev = h[v];
                     if constexpr (M == LinMode::Linear) {
                         oa.v[v] = from_f<TA>(gt * hprev);
