@@ -134,11 +134,12 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // A staged backward (LinParams::stage_inputs, lin_bwd_kernel's P) copies its inputs into shared
 // memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
 // thread) is not staged.
-// The fp32 selective cell is not staged: bound by its libm exp / log1p chains, it ran slower at 16
-// steps (H100, 64K: 0.92 -> 1.27 ms; bf16 with libm 0.81 -> 1.77 ms; KERNEL_NOTES v12).
+// The selective cell is not staged: bound by its exp / log1p chains, it ran slower at 16 steps
+// (H100, 64K: fp32 0.92 -> 1.27 ms; bf16 0.81 -> 1.77 ms with libm's decay, 0.60 -> 0.83 ms with
+// the MUFU one; KERNEL_NOTES v12, v13).
 constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
-    return stage_inputs && !(m == LinMode::SelLevel && b_bytes == 4) &&
-           (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
+    return stage_inputs && m != LinMode::SelLevel && (m == LinMode::LinearFixed || a_bytes * vec >= 4) &&
+           b_bytes * vec >= 4;
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
