@@ -117,7 +117,8 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         for (int r = 0; r < 2; ++r) {
             auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
             hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
-            hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+            auto ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+            hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true);
             auto f16 = hc::scan_forward(hc::Cell::Linear, a16, b16, Tensor());
             hc::scan_backward(hc::Cell::Linear, a16, b16, Tensor(), f16, dh16, Tensor(), true);
         }
