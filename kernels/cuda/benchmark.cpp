@@ -50,7 +50,13 @@ void check(cudaError_t e, const char* what) {
     if (e != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(e));
 }
 
-// Median time in ms of f(rep) over `reps` runs after `warmup` runs.
+// Median time in ms of one call of f over `reps` samples after `warmup` calls; each sample times
+// kCallsPerSample calls issued back to back between two events, so the host's work in a call
+// (allocations, the launches) runs while the GPU executes the previous one, as in a model's step,
+// and the time is the GPU's: each call's kernels, the look-back scratch fill included. Timing one
+// synchronised call instead put the host's ~20 µs before the first kernel into every sample: 15 %
+// of a 0.13 ms scan (KERNEL_NOTES v14). f's argument counts calls, for rotating inputs.
+constexpr int kCallsPerSample = 5;
 double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
     auto stream = at::cuda::getCurrentCUDAStream().stream();
     for (int i = 0; i < warmup; ++i) f(i);
@@ -59,14 +65,15 @@ double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
     check(cudaEventCreate(&e0), "event");
     check(cudaEventCreate(&e1), "event");
     std::vector<float> ts;
+    int call = 0;
     for (int r = 0; r < reps; ++r) {
         check(cudaEventRecord(e0, stream), "record");
-        f(r);
+        for (int k = 0; k < kCallsPerSample; ++k) f(call++);
         check(cudaEventRecord(e1, stream), "record");
         check(cudaEventSynchronize(e1), "sync");
         float ms = 0;
         check(cudaEventElapsedTime(&ms, e0, e1), "elapsed");
-        ts.push_back(ms);
+        ts.push_back(ms / kCallsPerSample);
     }
     check(cudaGetLastError(), "kernel");
     cudaEventDestroy(e0);
