@@ -136,10 +136,13 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // thread) is not staged.
 // The selective cell is not staged: bound by its exp / log1p chains, it ran slower at 16 steps
 // (H100, 64K: fp32 0.92 -> 1.27 ms; bf16 0.81 -> 1.77 ms with libm's decay, 0.60 -> 0.83 ms with
-// the MUFU one; KERNEL_NOTES v12, v13).
+// the MUFU one; KERNEL_NOTES v12, v13). Nor is the fixed-decay bf16 scan, which already ran 16
+// steps with its states in shared memory (states_in_shared) and was 3-4 % faster that way in each
+// of three runs (0.203-0.218 against 0.211-0.224 ms).
 constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
-    return stage_inputs && m != LinMode::SelLevel && (m == LinMode::LinearFixed || a_bytes * vec >= 4) &&
-           b_bytes * vec >= 4;
+    const bool fixed_bf16 = m == LinMode::LinearFixed && b_bytes == 2;
+    return stage_inputs && m != LinMode::SelLevel && !fixed_bf16 &&
+           (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
