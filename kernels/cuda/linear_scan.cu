@@ -4,7 +4,8 @@
 // Work split. A thread block owns a tile of 32·V channels and a chunk of L = kLinWarps·S time
 // steps (S = 8, 16 or 32 steps a thread by input dtype, see steps_for below): lane l of warp w
 // holds channels [32·V·tile + V·l, +V) for the S steps [L·chunk + S·w, +S), loaded as one V-wide
-// access per step (warp-wide coalesced rows) and kept in registers between the two passes:
+// access per step (warp-wide coalesced rows) and kept between the two passes, in registers (the
+// backward: in shared memory where that is faster, see lin_bwd_kernel):
 //   pass 1: each thread reduces its steps to an affine map h ↦ A·h + H (A = Π a, H from h = 0);
 //           the block composes its warps' maps in shared memory (exclusive prefixes and the block
 //           map); then each of the first 32·V threads, one per channel, publishes its channel's
@@ -656,8 +657,8 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
 }
 
 // Forward: 4 channels a thread (16-byte fp32 / 8-byte bf16 accesses). Backward: 2 with fp32 inputs,
-// since it holds three inputs and the recomputed states of its steps in registers (4 would spill or
-// halve occupancy); 4 with bf16 inputs (ops.cpp, lin_bwd_vec).
+// since 16 steps of its three inputs fill 96 KB of shared memory at 2 (staged) or the registers
+// (unstaged): 4 would halve occupancy or spill; 4 with bf16 inputs (ops.cpp, lin_bwd_vec).
 template <LinMode M, typename TA, typename TB>
 void launch_vec(const LinParams& p, bool backward, cudaStream_t stream) {
     if (backward) {
