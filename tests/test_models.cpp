@@ -82,6 +82,8 @@ TEST_CASE("built modules have exactly the closed-form parameter count", "[model]
 
 TEST_CASE("logits at t never depend on tokens after t (full forward)", "[model][causality]") {
     torch::NoGradGuard no_grad;
+    // Bitwise comparisons: one thread, so that no operator splits its work differently between calls.
+    OneThread one_thread;
     const int64_t T = 70;
     for (auto& [name, config] : variants()) {
         torch::manual_seed(7);
@@ -89,6 +91,11 @@ TEST_CASE("logits at t never depend on tokens after t (full forward)", "[model][
         model->eval();
         auto tokens = random_tokens(2, T, config.vocab_size, 11);
         auto base = model->forward(tokens).logits;
+        {
+            // Otherwise a difference below could be run-to-run noise rather than a leak.
+            INFO(name << ": the same tokens twice");
+            CHECK(max_abs(model->forward(tokens).logits - base) == 0.0);
+        }
         // On and off the block boundaries of levels 2 (4 tokens) and 3 (16 tokens).
         for (int64_t t : {0, 2, 3, 4, 14, 15, 16, 17, 31, 47, 63, 64, 68}) {
             auto changed = tokens.clone();
@@ -105,6 +112,7 @@ TEST_CASE("logits at t never depend on tokens after t (full forward)", "[model][
 
 TEST_CASE("logits at t never depend on tokens after t (chunked path)", "[model][causality]") {
     torch::NoGradGuard no_grad;
+    OneThread one_thread;  // bitwise comparisons, as above
     const int64_t T = 53;
     for (auto& [name, config] : variants()) {
         torch::manual_seed(8);

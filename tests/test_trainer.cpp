@@ -23,15 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-
-// Tiny models train several times faster on one thread than on two busy ones; the previous
-// count is restored so that other tests are not affected.
-struct OneThread {
-    int previous = torch::get_num_threads();
-    OneThread() { torch::set_num_threads(1); }
-    ~OneThread() { torch::set_num_threads(previous); }
-};
-
 fs::path fresh_dir(const std::string& name) {
     auto dir = fs::temp_directory_path() / ("harmonic_test_train_" + std::to_string(::getpid()) + "_" + name);
     remove_tree(dir);

@@ -15,3 +15,14 @@ inline bool have_cuda_gpu() {
     WARN("no CUDA GPU on this machine: GPU test not run here (it runs on the GPU machine)");
     return false;
 }
+
+// Runs LibTorch's CPU operators on one thread for its lifetime and restores the previous count.
+// Tiny models train several times faster on one thread than on two busy ones, and a bitwise
+// comparison of two forwards must not depend on how intra-op work was split between threads.
+struct OneThread {
+    int previous = torch::get_num_threads();
+    OneThread() { torch::set_num_threads(1); }
+    ~OneThread() { torch::set_num_threads(previous); }
+    OneThread(const OneThread&) = delete;
+    OneThread& operator=(const OneThread&) = delete;
+};
