@@ -17,11 +17,15 @@ struct LevelScanResult {
     torch::Tensor h_last;  // (B, D) fp32, the state after the last step (h0, or zeros, when T = 0)
 };
 
-// Picks the fused CUDA kernel for CUDA tensors when built with CUDA, else the reference.
+// Picks the fused CUDA kernel for CUDA tensors when built with CUDA, else level_scan_fallback.
 // Differentiable with respect to pre, u and h0 (h_last too).
 LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0, double tau,
                            bool selective);
 
+// CPU tensors: a and b as the reference forms them, then linear_scan_cpu when no gradient is wanted;
+// else the reference.
+LevelScanResult level_scan_fallback(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0,
+                                    double tau, bool selective);
 // Pure LibTorch: forms a and b in fp32 and calls linear_scan_reference.
 LevelScanResult level_scan_reference(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0,
                                      double tau, bool selective);

@@ -406,15 +406,35 @@ TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on 
 
 // ---- Everywhere (no GPU needed) ----------------------------------------------------------------
 
-TEST_CASE("kernels dispatch: CPU tensors take the references (the selective scan its sequential path when no gradient is wanted)", "[kernels]") {
+TEST_CASE("kernels dispatch: CPU tensors take the sequential scans when no gradient is wanted, else the references", "[kernels]") {
     torch::manual_seed(16);
     auto a = torch::rand({2, 50, 6}), b = torch::randn({2, 50, 6}), h0 = torch::randn({2, 6});
-    CHECK(torch::equal(linear_scan(a, b, h0), linear_scan_reference(a, b, h0)));
+    CHECK(torch::equal(linear_scan(a, b, h0), linear_scan_cpu(a, b, h0)));
+    auto ag = a.clone().requires_grad_(true);
+    auto hg = linear_scan(ag, b, h0);
+    CHECK(torch::equal(hg, linear_scan_reference(ag, b, h0)));
+    CHECK(hg.requires_grad());
+    {
+        torch::NoGradGuard no_grad;  // inputs that want gradients, in a no-grad region: sequential
+        CHECK(torch::equal(linear_scan(ag, b, h0), linear_scan_cpu(a, b, h0)));
+    }
     auto pre = torch::randn({2, 50, 6}), u = torch::randn({2, 50, 6});
+    const double tau = 32.0;
     for (bool selective : {false, true}) {
-        auto r = level_scan(pre, u, h0, 32.0, selective), q = level_scan_reference(pre, u, h0, 32.0, selective);
-        CHECK(torch::equal(r.h, q.h));
-        CHECK(torch::equal(r.h_last, q.h_last));
+        INFO("selective=" << selective);
+        // The cell's coefficients as level_scan.h defines them, then the sequential scan.
+        const Tensor ca = selective ? torch::exp(-torch::nn::functional::softplus(pre) / tau)
+                                    : torch::full({6}, std::exp(-1.0 / tau));
+        const Tensor cb = selective ? (1.0 - ca) * u : (1.0 - std::exp(-1.0 / tau)) * torch::sigmoid(pre) * u;
+        auto r = level_scan(pre, u, h0, tau, selective);
+        const auto seq = linear_scan_cpu(ca, cb, h0);
+        CHECK(torch::equal(r.h, seq));
+        CHECK(torch::equal(r.h_last, seq.select(1, 49)));
+        auto pg = pre.clone().requires_grad_(true);
+        auto rg = level_scan(pg, u, h0, tau, selective), qg = level_scan_reference(pg, u, h0, tau, selective);
+        CHECK(torch::equal(rg.h, qg.h));
+        CHECK(torch::equal(rg.h_last, qg.h_last));
+        CHECK(rg.h.requires_grad());
     }
     auto x = torch::randn({2, 20, 4}), delta = torch::rand({2, 20, 4}) * 0.1, z = torch::randn({2, 20, 4});
     auto A = -torch::rand({4, 3}) - 0.5, Bm = torch::randn({2, 20, 3}), Cm = torch::randn({2, 20, 3});
@@ -430,6 +450,40 @@ TEST_CASE("kernels dispatch: CPU tensors take the references (the selective scan
     CHECK(rg.y.requires_grad());
 }
 
+TEST_CASE("linear scan on the CPU without gradients: the sequential scan, within 2x of the reference's fp64 error",
+          "[kernels]") {
+    torch::manual_seed(18);
+    struct Case {
+        int64_t B, T, C;
+        double lo, hi;  // decays drawn from [lo, hi)
+    };
+    // Channel counts below, at and above the 256 channels of a task; decays short and near 1.
+    const Case cases[] = {{1, 1, 7, 0.5, 1.0}, {2, 33, 300, 0.5, 1.0}, {1, 2000, 256, 0.99, 0.9999},
+                          {3, 700, 45, 0.0, 1.0}, {1, 5000, 20, 0.999, 1.0}};
+    for (const auto& c : cases) {
+        for (bool fixed : {false, true}) {
+            for (bool with_h0 : {false, true}) {
+                for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+                    std::ostringstream name;
+                    name << "linear cpu B=" << c.B << " T=" << c.T << " C=" << c.C << " a in [" << c.lo << ", "
+                         << c.hi << ")" << (fixed ? " fixed" : "") << (with_h0 ? " h0" : "") << " "
+                         << dtype_name(dt);
+                    auto a = (fixed ? torch::rand({c.C}) : torch::rand({c.B, c.T, c.C})) * (c.hi - c.lo) + c.lo;
+                    auto b = torch::randn({c.B, c.T, c.C}).to(dt);
+                    auto h0 = with_h0 ? torch::randn({c.B, c.C}) : Tensor();
+                    const auto got = linear_scan_cpu(a, b, h0);
+                    REQUIRE(got.scalar_type() == dt);
+                    check_rule(name.str() + " h", got, linear_scan_reference(a, b, h0), scan64(a, b, h0));
+                }
+            }
+        }
+    }
+    // T = 0 and bad shapes.
+    CHECK(linear_scan_cpu(torch::rand({4}), torch::zeros({2, 0, 4}), Tensor()).size(1) == 0);
+    CHECK_THROWS_WITH(linear_scan_cpu(torch::rand({3}), torch::zeros({2, 5, 4}), Tensor()),
+                      Catch::Matchers::Contains("a must be (C) or (B, T, C)"));
+}
+
 TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") {
     torch::manual_seed(17);
     for (bool selective : {false, true}) {
@@ -439,6 +493,11 @@ TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") 
             const double tau = 32.0;
             auto pre = torch::randn({B, T, D}), u = torch::randn({B, T, D}), h0 = torch::randn({B, D});
             auto r = level_scan_reference(pre, u, h0, tau, selective);
+            LevelScanResult seq;
+            {
+                torch::NoGradGuard no_grad;
+                seq = level_scan_fallback(pre, u, h0, tau, selective);  // the sequential CPU scan
+            }
             auto p64 = pre.to(torch::kFloat64), u64 = u.to(torch::kFloat64);
             auto h = h0.to(torch::kFloat64);
             std::vector<Tensor> hs;
@@ -453,6 +512,8 @@ TEST_CASE("level scan reference matches the fp64 cell recurrence", "[kernels]") 
             CHECK(rel(r.h, torch::stack(hs, 1)) < 1e-5);
             CHECK(rel(r.h_last, h) < 1e-5);
             CHECK(r.h.scalar_type() == torch::kFloat32);
+            CHECK(rel(seq.h, torch::stack(hs, 1)) < 1e-5);
+            CHECK(rel(seq.h_last, h) < 1e-5);
         }
     }
     // T = 0: the state passes through.

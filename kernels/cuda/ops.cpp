@@ -406,7 +406,7 @@ torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const 
     const bool shapes_ok = b.dim() == 3 && ((a.dim() == 1 && a.size(0) == b.size(2)) || a.sizes() == b.sizes()) &&
                            (!h0.defined() || (h0.dim() == 2 && h0.size(0) == b.size(0) && h0.size(1) == b.size(2)));
     if (!shapes_ok || !b.is_cuda() || !cuda::all_cuda({&a, &h0}, b) || b.numel() == 0)
-        return linear_scan_reference(a, b, h0);  // checks shapes, or the CPU path
+        return linear_scan_fallback(a, b, h0);  // checks shapes, or the CPU path
     return cuda::ScanFn::apply(a, b, cuda::placeholder(h0, b), static_cast<int64_t>(cuda::Cell::Linear), 1.0)[0];
 }
 
@@ -415,7 +415,7 @@ LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, con
     const bool shapes_ok = u.dim() == 3 && pre.sizes() == u.sizes() &&
                            (!h0.defined() || (h0.dim() == 2 && h0.size(0) == u.size(0) && h0.size(1) == u.size(2)));
     if (!shapes_ok || !u.is_cuda() || !cuda::all_cuda({&pre, &h0}, u) || u.numel() == 0)
-        return level_scan_reference(pre, u, h0, tau, selective);
+        return level_scan_fallback(pre, u, h0, tau, selective);
     const auto cell = selective ? cuda::Cell::Selective : cuda::Cell::GatedEma;
     auto out = cuda::ScanFn::apply(pre, u, cuda::placeholder(h0, u), static_cast<int64_t>(cell), tau);
     auto h = out[0].scalar_type() == u.scalar_type() ? out[0] : out[0].to(u.scalar_type());
