@@ -12,6 +12,7 @@
 #include "model/checkpoint.h"
 #include "model/error.h"
 #include "model/io.h"
+#include "model/level_statistics.h"
 #include "model/scoring.h"
 
 namespace harmonic {
@@ -83,8 +84,8 @@ void accumulate_level(LevelAccumulator& acc, const LevelOutput& level, const Ana
     }
 }
 
-// Autocorrelation (via FFT, averaged over channels), its exponential fit, and the power spectrum,
-// from the kept full-resolution steps.
+// The heatmap rows and decays; the autocorrelation, its fit and the power spectrum from the kept
+// full-resolution steps (level_statistics).
 void finish_level(LevelAccumulator& acc) {
     LevelTrace& t = acc.trace;
     const int64_t C = t.channels;
@@ -105,54 +106,18 @@ void finish_level(LevelAccumulator& acc) {
     }
     const int64_t n = acc.kept_steps;
     if (n < 4) return;
-    auto x = torch::from_blob(acc.kept.data(), {n, C}, torch::kFloat32).to(torch::kFloat64);
-    x = x - x.mean(0, true);
-    const int64_t nfft = 2 * n;
-    auto spec = torch::fft::rfft(x, nfft, 0);  // (n+1, C)
-    auto power = spec.abs().pow(2);
-    auto acf = torch::fft::irfft(power, nfft, 0).slice(0, 0, n);  // (n, C), lag 0..n-1
-    auto var = acf[0].clamp_min(1e-30);
-    // Unbiased normalisation by the number of overlapping pairs, then the mean over channels.
-    auto pairs = torch::arange(n, 0, -1, torch::kFloat64).unsqueeze(1) / double(n);
-    auto rho = ((acf / var) / pairs).mean(1);
-    const auto* r = rho.data_ptr<double>();
-    const int64_t max_lag = std::max<int64_t>(1, n / 4);
-    std::vector<int64_t> lags;
-    for (double l = 1.0; l <= double(max_lag); l *= 1.15) {
-        const auto li = static_cast<int64_t>(std::llround(l));
-        if (lags.empty() || lags.back() != li) lags.push_back(li);
+    const auto stats = level_statistics(torch::from_blob(acc.kept.data(), {n, C}, torch::kFloat32));
+    for (std::size_t i = 0; i < stats.lags.size(); ++i) {
+        t.autocorr_lag.push_back(static_cast<float>(stats.lags[i]));
+        t.autocorr.push_back(static_cast<float>(stats.autocorr[i]));
     }
-    for (int64_t l : lags) {
-        t.autocorr_lag.push_back(static_cast<float>(l));
-        t.autocorr.push_back(static_cast<float>(r[l]));
+    if (stats.fitted_tau > 0) {
+        t.fitted_tau_steps = stats.fitted_tau;
+        t.fitted_tau_tokens = stats.fitted_tau * double(t.stride);
     }
-    // Least squares of log rho(k) = -k / tau over the lags before rho first drops below 0.05.
-    double sxx = 0, sxy = 0;
-    for (int64_t k = 1; k < max_lag && r[k] > 0.05; ++k) {
-        sxx += double(k) * double(k);
-        sxy += double(k) * std::log(r[k]);
-    }
-    if (sxx > 0 && sxy < 0) {
-        t.fitted_tau_steps = -sxx / sxy;
-        t.fitted_tau_tokens = t.fitted_tau_steps * double(t.stride);
-    }
-    // Power spectrum averaged over channels (frequency in cycles per token), log-binned to
-    // at most ~200 points so that a plot of 1M-step levels stays light.
-    auto pm = (x.numel() ? torch::fft::rfft(x, n, 0).abs().pow(2).mean(1) / double(n) : torch::Tensor());
-    const auto* p = pm.data_ptr<double>();
-    const int64_t bins = pm.size(0);
-    double lo = 1.0;
-    while (lo < double(bins)) {
-        const double hi = std::max(lo + 1.0, lo * 1.04);
-        double sum = 0.0;
-        int64_t cnt = 0;
-        for (auto k = static_cast<int64_t>(lo); k < std::min<int64_t>(bins, static_cast<int64_t>(hi)); ++k) sum += p[k], ++cnt;
-        if (cnt > 0) {
-            const double k_mid = (lo + std::min(hi, double(bins)) - 1.0) / 2.0;
-            t.spectrum_frequency.push_back(static_cast<float>(k_mid / (double(n) * double(t.stride))));
-            t.spectrum_power.push_back(static_cast<float>(sum / double(cnt)));
-        }
-        lo = hi;
+    for (std::size_t i = 0; i < stats.frequency.size(); ++i) {
+        t.spectrum_frequency.push_back(static_cast<float>(stats.frequency[i] / double(t.stride)));  // per token
+        t.spectrum_power.push_back(static_cast<float>(stats.power[i]));
     }
 }
 
