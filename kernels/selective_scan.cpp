@@ -189,6 +189,47 @@ SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tens
     return {y.to(x.scalar_type()), h};
 }
 
+namespace {
+
+// Row block [r0, r1) of the (rows, E) deltas: out[r, e] = mean_n exp(delta[r, e] · At[n, e]), At = Aᵀ.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void decay_mean_rows(const float* __restrict__ delta, const float* __restrict__ At, float* __restrict__ out,
+                     int64_t r0, int64_t r1, int64_t E, int64_t N) {
+    const float inv_n = 1.f / static_cast<float>(N);
+    for (int64_t r = r0; r < r1; ++r) {
+        const float* __restrict__ d = delta + r * E;
+        float* __restrict__ o = out + r * E;
+        for (int64_t e = 0; e < E; ++e) o[e] = 0.f;
+        for (int64_t n = 0; n < N; ++n) {
+            const float* __restrict__ an = At + n * E;
+#pragma omp simd
+            for (int64_t e = 0; e < E; ++e) o[e] += exp_vectorisable(d[e] * an[e]);
+        }
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) o[e] *= inv_n;
+    }
+}
+
+}  // namespace
+
+torch::Tensor selective_decay_mean(const torch::Tensor& delta, const torch::Tensor& A) {
+    TORCH_CHECK(delta.dim() == 3 && A.dim() == 2 && A.size(0) == delta.size(2),
+                "selective_decay_mean: delta must be (B, T, E) and A (E, N), got ", delta.sizes(), " and ", A.sizes());
+    torch::NoGradGuard no_grad;
+    const auto d = delta.to(torch::kFloat32);
+    const auto a = A.to(d.device(), torch::kFloat32);
+    if (!d.device().is_cpu() || A.size(1) == 0) return torch::exp(d.unsqueeze(-1) * a).mean(-1);
+    const auto dc = d.contiguous(), At = a.t().contiguous();
+    const int64_t E = d.size(2), N = a.size(1), rows = d.size(0) * d.size(1);
+    auto out = torch::empty(d.sizes(), dc.options());
+    const float *dp = dc.data_ptr<float>(), *ap = At.data_ptr<float>();
+    float* op = out.data_ptr<float>();
+    at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) { decay_mean_rows(dp, ap, op, r0, r1, E, N); });
+    return out;
+}
+
 SelectiveScanResult selective_scan_fallback(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
                                             const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                             const torch::Tensor& z, const torch::Tensor& h0) {

@@ -32,13 +32,19 @@ SelectiveScanResult selective_scan_fallback(const torch::Tensor& x, const torch:
                                             const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                             const torch::Tensor& z, const torch::Tensor& h0);
 
-// Sequential scan on the CPU without autograd: each (batch, channel) walks time with its N states
-// in a small buffer, O(T·E·N) work in fp32, blocks of channels in parallel. The reference builds a
-// (B, chunk, E, N) tensor per chunk and makes log2(chunk) passes over it: 50 s for 87K tokens
-// through the demo Mamba on two cores.
+// Sequential scan on the CPU without autograd: each (batch, channel) walks time with its N states,
+// O(T·E·N) work in fp32, channels as vector lanes, blocks of channels in parallel. The reference
+// builds a (B, chunk, E, N) tensor per chunk and makes log2(chunk) passes over it: 50 s for 87K
+// tokens through the demo Mamba on two cores.
 SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
                                        const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                        const torch::Tensor& z, const torch::Tensor& h0);
+
+// The decay per channel and step averaged over the states, mean_n exp(Δ_t,e · A_e,n): (B, T, E) fp32,
+// no autograd (a trace for the timescale views). On the CPU one vectorised pass that never forms
+// the (B, T, E, N) tensor (which made it a quarter of a CPU analysis of the demo Mamba); elsewhere
+// that tensor's mean in LibTorch.
+torch::Tensor selective_decay_mean(const torch::Tensor& delta, const torch::Tensor& A);
 
 // Pure-LibTorch reference: time is cut into chunks of `chunk` steps, each scanned in parallel with
 // linear_scan_reference over the flattened (E·N) state, so memory is O(B·chunk·E·N), not O(B·T·E·N).

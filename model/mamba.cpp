@@ -101,7 +101,7 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
         x = x + L.out_proj(scan.y);
         if (trace) {
             // Per-channel decay per step, averaged over the N state dimensions.
-            auto decay = torch::exp(delta.to(torch::kFloat32).unsqueeze(-1) * A).mean(-1);
+            auto decay = kernels::selective_decay_mean(delta, A);
             LevelOutput level;
             level.name = "layer " + std::to_string(i + 1);
             level.hidden = scan.y;

@@ -10,6 +10,7 @@
 // its inputs in registers (bench/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -389,6 +390,24 @@ TEST_CASE("selective scan on the CPU without gradients: the sequential scan, wit
     REQUIRE(r.y.requires_grad());
     auto g = torch::autograd::grad({r.y.sum()}, {x});
     CHECK(std::isfinite(g[0].abs().sum().item<double>()));
+}
+
+TEST_CASE("selective decay mean: mean over states of exp(delta A), against fp64", "[kernels]") {
+    torch::manual_seed(19);
+    for (auto [B, T, E, N] : {std::array<int64_t, 4>{1, 1, 1, 1}, {2, 37, 33, 16}, {1, 300, 522, 16}, {3, 5, 7, 3}}) {
+        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+            INFO("B=" << B << " T=" << T << " E=" << E << " N=" << N << " " << dtype_name(dt));
+            auto delta = (torch::rand({B, T, E}) * 2.0 + 1e-3).to(dt);
+            auto A = -(torch::arange(1, N + 1, torch::kFloat32).unsqueeze(0) * (torch::rand({E, 1}) + 0.5));
+            const auto got = selective_decay_mean(delta, A);
+            REQUIRE(got.sizes() == delta.sizes());
+            REQUIRE(got.scalar_type() == torch::kFloat32);
+            const auto truth = torch::exp(delta.to(torch::kFloat64).unsqueeze(-1) * A.to(torch::kFloat64)).mean(-1);
+            CHECK(((got.to(torch::kFloat64) - truth).abs() / truth.abs().clamp_min(1e-30)).max().item<double>() < 1e-6);
+        }
+    }
+    CHECK_THROWS_WITH(selective_decay_mean(torch::rand({2, 3, 4}), torch::rand({5, 2})),
+                      Catch::Matchers::Contains("delta must be (B, T, E) and A (E, N)"));
 }
 
 TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on CUDA", "[gpu][kernels]") {
