@@ -1,6 +1,8 @@
 #include "views/csv.h"
 
+#include <charconv>
 #include <cmath>
+#include <string>
 #include <stdexcept>
 
 namespace harmonic::views {
@@ -28,6 +30,29 @@ void CsvWriter::row(const QStringList& cells) {
         first = false;
     }
     out_ << '\n';
+}
+
+void CsvWriter::row(const QStringList& leading, const std::vector<double>& values, int digits) {
+    bool first = true;
+    for (const QString& cell : leading) {
+        if (!first) out_ << ',';
+        out_ << quote(cell);
+        first = false;
+    }
+    std::string line;
+    line.reserve(values.size() * 16 + 1);
+    char buf[64];
+    for (double v : values) {
+        if (!first) line += ',';
+        first = false;
+        if (std::isnan(v)) continue;
+        // %g with `digits` significant digits: what QString::number(v, 'g', digits) writes,
+        // which writes −0 as "0".
+        const auto r = std::to_chars(buf, buf + sizeof buf, v == 0.0 ? 0.0 : v, std::chars_format::general, digits);
+        line.append(buf, r.ptr);
+    }
+    line += '\n';
+    out_ << QLatin1StringView(line.data(), static_cast<qsizetype>(line.size()));
 }
 
 void CsvWriter::close() {

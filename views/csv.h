@@ -7,6 +7,8 @@
 #include <QStringList>
 #include <QTextStream>
 
+#include <vector>
+
 namespace harmonic::views {
 
 class CsvWriter {
@@ -18,6 +20,9 @@ public:
     CsvWriter& operator=(const CsvWriter&) = delete;
 
     void row(const QStringList& cells);
+    // `leading` cells, then `values` written as number() writes them (digits significant digits,
+    // NaN empty) without a QString per value: a heatmap's CSV has millions of cells.
+    void row(const QStringList& leading, const std::vector<double>& values, int digits = 9);
     // Throws when anything failed to reach the disk (full disk, removed folder).
     void close();
 

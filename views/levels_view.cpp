@@ -421,13 +421,14 @@ QStringList LevelsView::writeCsv(const QString& basePath, CsvRange range) const 
         QStringList header{QStringLiteral("row"), QStringLiteral("token_begin"), QStringLiteral("token_end")};
         for (int c : order) header << QStringLiteral("ch%1").arg(c);
         csv.row(header);
+        std::vector<double> values;
         for (int64_t r = 0; r < level.rows; ++r) {
             const int64_t a = level.row_token_begin[static_cast<size_t>(r)];
             const int64_t b = level.row_token_begin[static_cast<size_t>(r) + 1];
             if (b <= begin || a >= end) continue;
-            QStringList row{QString::number(r), QString::number(a), QString::number(b)};
-            for (int c : order) row << CsvWriter::number(displayValue(l, r, c));
-            csv.row(row);
+            values.clear();
+            for (int c : order) values.push_back(displayValue(l, r, c));
+            csv.row({QString::number(r), QString::number(a), QString::number(b)}, values);
         }
         csv.close();
         files << path;

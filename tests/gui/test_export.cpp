@@ -11,11 +11,14 @@
 #include <QXmlStreamReader>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <memory>
 
 #include "synthetic_result.h"
 #include "views/bpt_view.h"
+#include "views/csv.h"
 #include "views/figure_export.h"
+#include "views/levels_view.h"
 #include "views/text_view.h"
 
 using namespace harmonic;
@@ -162,6 +165,15 @@ TEST_CASE("export_figures writes every view in every format", "[gui][export]") {
         const auto heat = readCsv(QDir(out).filePath(QStringLiteral("levels_harmonic-28M_heatmap_level_3.csv")));
         CHECK(static_cast<int64_t>(heat.size()) == r->models[0].levels[2].rows + 1);
         CHECK(heat[0].size() == 3 + r->models[0].levels[2].channels);
+        // Every cell is what the view draws there, written as CsvWriter::number writes it.
+        LevelsView view;
+        view.setResult(r);
+        view.setModel(0);
+        const auto order = view.channelOrder(2);
+        for (int64_t row = 0; row < r->models[0].levels[2].rows; ++row)
+            for (size_t k = 0; k < order.size(); ++k)
+                REQUIRE(heat[static_cast<size_t>(row) + 1][static_cast<qsizetype>(3 + k)] ==
+                        CsvWriter::number(view.displayValue(2, row, order[k])));
     }
     SECTION("the summary CSV matches the table") {
         const auto summary = readCsv(QDir(out).filePath(QStringLiteral("summary.csv")));
@@ -169,6 +181,31 @@ TEST_CASE("export_figures writes every view in every format", "[gui][export]") {
         CHECK(summary[2][0] == QStringLiteral("transformer-28M"));
         CHECK(summary[2][5].toDouble() == Approx(r->models[1].mean_bpt).epsilon(1e-6));
     }
+}
+
+TEST_CASE("CSV rows of numbers are written as CsvWriter::number writes each value", "[gui][export]") {
+    std::vector<double> values{0.0, -0.0, 1.0, -1.5, 0.1, 1.0 / 3.0, 1e-5, 1.5e-310, 123456789.0, 1234567890123.0,
+                               std::nan(""), 6.02214076e23, -2.5e-8, std::numeric_limits<double>::infinity(),
+                               -std::numeric_limits<double>::infinity(), static_cast<double>(0.1f), 99999.9999};
+    for (int i = 0; i < 2000; ++i) values.push_back(std::ldexp(std::sin(i * 12.9898) * 43758.5453, (i % 90) - 45));
+    QTemporaryDir dir;
+    REQUIRE(dir.isValid());
+    const QString path = dir.filePath(QStringLiteral("numbers.csv"));
+    {
+        CsvWriter csv(path);
+        csv.row({QStringLiteral("a, b"), QStringLiteral("7")}, values);
+        csv.row({}, {1.0, std::nan(""), 2.0});
+        csv.close();
+    }
+    const auto rows = readCsv(path);
+    REQUIRE(rows.size() == 2);
+    REQUIRE(rows[0].size() == static_cast<qsizetype>(2 + values.size()));
+    CHECK(rows[0][0] == QStringLiteral("a, b"));  // leading cells are quoted as row() quotes them
+    for (size_t i = 0; i < values.size(); ++i) {
+        INFO(values[i]);
+        CHECK(rows[0][static_cast<qsizetype>(2 + i)] == CsvWriter::number(values[i]));
+    }
+    CHECK(rows[1] == QStringList{QStringLiteral("1"), QString(), QStringLiteral("2")});
 }
 
 TEST_CASE("the double-column preset makes 7 inch figures", "[gui][export]") {
