@@ -5,6 +5,7 @@
 #include <cmath>
 #include <utility>
 
+#include "kernels/cpu_path.h"
 #include "kernels/linear_scan.h"
 
 namespace harmonic::kernels {
@@ -35,7 +36,8 @@ LevelScanResult with_last_state(const torch::Tensor& h, const torch::Tensor& u, 
     if (T > 0)
         h_last = h.select(1, T - 1);
     else
-        h_last = h0.defined() ? h0.to(torch::kFloat32) : torch::zeros({u.size(0), u.size(2)}, u.options().dtype(torch::kFloat32));
+        h_last = h0.defined() ? h0.to(torch::kFloat32)
+                              : torch::zeros({u.size(0), u.size(2)}, u.options().dtype(torch::kFloat32));
     return {h.to(u.scalar_type()), h_last};
 }
 
@@ -51,9 +53,7 @@ LevelScanResult level_scan_reference(const torch::Tensor& pre, const torch::Tens
 LevelScanResult level_scan_fallback(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0,
                                     double tau, bool selective) {
     check_level_args(pre, u);
-    const bool cpu = pre.device().is_cpu() && u.device().is_cpu() && (!h0.defined() || h0.device().is_cpu());
-    const bool grad = pre.requires_grad() || u.requires_grad() || (h0.defined() && h0.requires_grad());
-    if (!cpu || (grad && torch::GradMode::is_enabled())) return level_scan_reference(pre, u, h0, tau, selective);
+    if (!cpu_without_grad({&pre, &u, &h0})) return level_scan_reference(pre, u, h0, tau, selective);
     const auto [a, b] = level_coefficients(pre, u, tau, selective);
     return with_last_state(linear_scan_cpu(a, b, h0), u, h0);
 }

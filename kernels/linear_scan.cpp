@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "kernels/cpu_path.h"
+
 namespace harmonic::kernels {
 
 namespace {
@@ -99,10 +101,7 @@ torch::Tensor linear_scan_cpu(const torch::Tensor& a_in, const torch::Tensor& b_
 }
 
 torch::Tensor linear_scan_fallback(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& h0) {
-    const bool cpu = a.device().is_cpu() && b.device().is_cpu() && (!h0.defined() || h0.device().is_cpu());
-    const bool grad = a.requires_grad() || b.requires_grad() || (h0.defined() && h0.requires_grad());
-    if (cpu && !(grad && torch::GradMode::is_enabled())) return linear_scan_cpu(a, b, h0);
-    return linear_scan_reference(a, b, h0);
+    return cpu_without_grad({&a, &b, &h0}) ? linear_scan_cpu(a, b, h0) : linear_scan_reference(a, b, h0);
 }
 
 #ifndef HARMONIC_WITH_CUDA_KERNELS

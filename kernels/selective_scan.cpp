@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu_path.h"
 #include "kernels/linear_scan.h"
 
 namespace harmonic::kernels {
@@ -141,6 +142,27 @@ void scan_channels(const ScanTask& p, int64_t b, int64_t e0, int64_t ne, float* 
         for (int64_t i = 0; i < ne; ++i) p.h[(b * E + e0 + i) * N + n] = hs[n * W + i];
 }
 
+// Row block [r0, r1) of the (rows, E) deltas: out[r, e] = mean_n exp(delta[r, e] · At[n, e]), At = Aᵀ.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void decay_mean_rows(const float* __restrict__ delta, const float* __restrict__ At, float* __restrict__ out,
+                     int64_t r0, int64_t r1, int64_t E, int64_t N) {
+    const float inv_n = 1.f / static_cast<float>(N);
+    for (int64_t r = r0; r < r1; ++r) {
+        const float* __restrict__ d = delta + r * E;
+        float* __restrict__ o = out + r * E;
+        for (int64_t e = 0; e < E; ++e) o[e] = 0.f;
+        for (int64_t n = 0; n < N; ++n) {
+            const float* __restrict__ an = At + n * E;
+#pragma omp simd
+            for (int64_t e = 0; e < E; ++e) o[e] += exp_vectorisable(d[e] * an[e]);
+        }
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) o[e] *= inv_n;
+    }
+}
+
 }  // namespace
 
 SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
@@ -189,31 +211,6 @@ SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tens
     return {y.to(x.scalar_type()), h};
 }
 
-namespace {
-
-// Row block [r0, r1) of the (rows, E) deltas: out[r, e] = mean_n exp(delta[r, e] · At[n, e]), At = Aᵀ.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-void decay_mean_rows(const float* __restrict__ delta, const float* __restrict__ At, float* __restrict__ out,
-                     int64_t r0, int64_t r1, int64_t E, int64_t N) {
-    const float inv_n = 1.f / static_cast<float>(N);
-    for (int64_t r = r0; r < r1; ++r) {
-        const float* __restrict__ d = delta + r * E;
-        float* __restrict__ o = out + r * E;
-        for (int64_t e = 0; e < E; ++e) o[e] = 0.f;
-        for (int64_t n = 0; n < N; ++n) {
-            const float* __restrict__ an = At + n * E;
-#pragma omp simd
-            for (int64_t e = 0; e < E; ++e) o[e] += exp_vectorisable(d[e] * an[e]);
-        }
-#pragma omp simd
-        for (int64_t e = 0; e < E; ++e) o[e] *= inv_n;
-    }
-}
-
-}  // namespace
-
 torch::Tensor selective_decay_mean(const torch::Tensor& delta, const torch::Tensor& A) {
     TORCH_CHECK(delta.dim() == 3 && A.dim() == 2 && A.size(0) == delta.size(2),
                 "selective_decay_mean: delta must be (B, T, E) and A (E, N), got ", delta.sizes(), " and ", A.sizes());
@@ -233,13 +230,7 @@ torch::Tensor selective_decay_mean(const torch::Tensor& delta, const torch::Tens
 SelectiveScanResult selective_scan_fallback(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
                                             const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                             const torch::Tensor& z, const torch::Tensor& h0) {
-    bool cpu = true, grad = false;
-    for (const torch::Tensor* t : {&x, &delta, &A, &Bm, &Cm, &D, &z, &h0}) {
-        if (!t->defined()) continue;
-        cpu = cpu && t->device().is_cpu();
-        grad = grad || t->requires_grad();
-    }
-    if (cpu && !(grad && torch::GradMode::is_enabled())) return selective_scan_cpu(x, delta, A, Bm, Cm, D, z, h0);
+    if (cpu_without_grad({&x, &delta, &A, &Bm, &Cm, &D, &z, &h0})) return selective_scan_cpu(x, delta, A, Bm, Cm, D, z, h0);
     return selective_scan_reference(x, delta, A, Bm, Cm, D, z, h0);
 }
 
