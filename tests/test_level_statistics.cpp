@@ -1,7 +1,9 @@
 // The timescale inspector's statistics (model/level_statistics.h) on signals whose answer is known.
 #include "torch_catch.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "model/level_statistics.h"
 
@@ -9,10 +11,15 @@ using namespace harmonic;
 
 namespace {
 
-bool five_smooth(int64_t n) {
-    for (int64_t p : {2, 3, 5})
-        while (n % p == 0) n /= p;
-    return n == 1;
+// Every 2^a·3^b·5^c up to `limit`, ascending, built from the products (not by testing divisibility
+// as the implementation does).
+std::vector<int64_t> five_smooth_up_to(int64_t limit) {
+    std::vector<int64_t> out;
+    for (int64_t p2 = 1; p2 <= limit; p2 *= 2)
+        for (int64_t p3 = p2; p3 <= limit; p3 *= 3)
+            for (int64_t p5 = p3; p5 <= limit; p5 *= 5) out.push_back(p5);
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 // x_t = a x_{t-1} + noise per channel: autocorrelation a^k, timescale -1 / ln a.
@@ -31,15 +38,13 @@ torch::Tensor ar1(int64_t n, int64_t C, double a, uint64_t seed) {
 }  // namespace
 
 TEST_CASE("FFT lengths: the nearest 2^a 3^b 5^c at or above / at or below n", "[analysis]") {
+    const auto smooth = five_smooth_up_to(4000);
     for (int64_t n = 1; n <= 3000; ++n) {
-        const int64_t up = fft_length_at_least(n), down = fft_length_at_most(n);
         INFO("n = " << n);
-        REQUIRE(five_smooth(up));
-        REQUIRE(five_smooth(down));
-        REQUIRE(up >= n);
-        REQUIRE(down <= n);
-        for (int64_t m = n; m < up; ++m) REQUIRE_FALSE(five_smooth(m));
-        for (int64_t m = down + 1; m <= n; ++m) REQUIRE_FALSE(five_smooth(m));
+        const auto at_least = std::lower_bound(smooth.begin(), smooth.end(), n);
+        const auto at_most = std::upper_bound(smooth.begin(), smooth.end(), n) - 1;
+        REQUIRE(fft_length_at_least(n) == *at_least);
+        REQUIRE(fft_length_at_most(n) == *at_most);
     }
     CHECK(fft_length_at_least(2 * 10898 - 1) == 21870);  // the demo text: 2·3^7·5
     CHECK(fft_length_at_most(7919) == 7776);              // a prime: 2^5·3^5
