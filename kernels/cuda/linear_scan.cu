@@ -65,28 +65,34 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
     else return sigmoidf_(x);
 }
 
-// The selective cell's decay a = exp(−softplus(pre)/τ) = 2^(−c0·log2(1 + e^pre)), c0 = 1/τ, from four
-// MUFU operations (ex2, lg2, rcp, ex2) instead of libm's expf, log1pf and expf (~40 instructions,
-// evaluated three times an element in the backward). log2(1 + x) keeps its relative accuracy for
-// small x = e^pre by Goldberg's correction log2(u)·x/(u − 1), u = 1 + x rounded (x·log2 e where u
-// rounds to 1). Its error (~2.4e-7 relative in a, more in 1 − a for long timescales) is invisible
-// in bf16 outputs but not in fp32 ones: the forward's final state, an fp32 output, had 2.3x the
-// reference's error with it (KERNEL_NOTES v13). So only the bf16 backward uses it, whose outputs
-// (dpre, du, and dh0 from bf16 dh) all carry bf16-sized errors.
-__device__ __forceinline__ float sel_decay_fast(float pre, float c0) {
+// The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
+// k = a·σ(pre)/τ = −da/dpre, with σ(pre) = e^pre / (1 + e^pre) from the e^pre that softplus needed.
+// Computed once an element (pass 1 keeps them for pass 2). Fast (bf16 inputs): from MUFU
+// operations (ex2, lg2, rcp), log2(1 + x) keeping its relative accuracy for small x = e^pre by
+// Goldberg's correction log2(u)·x/(u − 1), u = 1 + x rounded (x·log2 e where u rounds to 1). Its
+// ~2.4e-7 relative error in a is invisible in the bf16 backward's outputs (dpre, du, and dh0 from
+// bf16 dh), but the fp32 forward's final state had 2.3x the reference's error with it (KERNEL_NOTES
+// v13), so the forward and fp32 use libm's expf, log1pf, expf.
+template <bool Fast>
+__device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k) {
     constexpr float kLog2e = 1.4426950408889634f;
-    float l2;  // log2(1 + e^pre) = softplus(pre)·log2 e
-    if (pre > 20.f) {
-        l2 = pre * kLog2e;
-    } else {
+    if (pre > 20.f) {  // softplus's threshold: softplus = pre, its derivative 1
+        a = Fast ? ex2_approx(-pre * kLog2e * c0) : expf(-pre * c0);
+        k = a * c0;
+    } else if constexpr (Fast) {
         const float x = ex2_approx(pre * kLog2e), u = 1.f + x;
-        l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);
+        const float l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);  // softplus·log2 e
+        a = ex2_approx(-l2 * c0);
+        k = a * __fdividef(x, u) * c0;
+    } else {
+        const float x = expf(pre);
+        a = expf(-log1pf(x) * c0);
+        k = a * (x / (1.f + x)) * c0;
     }
-    return ex2_approx(-l2 * c0);
 }
 
-// (a, b) of one step from the raw inputs. Fast: the bf16 backward's MUFU forms (sel_decay_fast).
-template <LinMode M, typename TB, bool Fast = false>
+// (a, b) of one step from the raw inputs.
+template <LinMode M, typename TB>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
     if constexpr (M == LinMode::Linear) {
         a = ra;
@@ -98,8 +104,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         a = c0;
         b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
-        if constexpr (Fast && sizeof(TB) == 2) a = sel_decay_fast(ra, c0);
-        else a = expf(-softplusf_(ra) * c0);
+        a = expf(-softplusf_(ra) * c0);
         b = (1.f - a) * rb;
     }
 }
@@ -346,11 +351,12 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 constexpr bool bwd_needs_states(LinMode m) { return m != LinMode::Gated; }
 
 // Shared memory of a backward block beyond its static arrays: g_t of its steps for the fixed-decay
-// bf16 scan unless staged (states_in_shared), or, staged, the chunk's inputs (a unless fixed, b,
-// dh: each thread's own packs, step-major, so a warp's copies are contiguous and its reads
-// conflict-free).
+// bf16 scan unless staged (states_in_shared); the selective cell's coefficients a and k of its
+// steps (sel_coef); or, staged, the chunk's inputs (a unless fixed, b, dh: each thread's own
+// packs, step-major, so a warp's copies are contiguous and its reads conflict-free).
 template <LinMode M, typename TB, int V, int S, bool P>
 constexpr int bwd_g_smem_bytes() {
+    if constexpr (M == LinMode::SelLevel) return TT * 32 * S * V * 2 * int(sizeof(float));
     return states_in_shared<M, TB>() && !P ? TT * 32 * S * V * int(sizeof(float)) : 0;
 }
 template <LinMode M, typename TA, typename TB, int V, int S>
@@ -431,6 +437,15 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         else return rd[i];
     };
 
+    // The selective cell computes its coefficients once, in pass 1, and keeps them in shared memory
+    // for both walks of pass 2: its transcendental chains (expf, log1pf, expf and σ), evaluated
+    // again in each walk, made its backward compute-bound (KERNEL_NOTES v17, v18: H100, 64K, fp32
+    // 56 -> 75-77 % of copy, bf16 38 -> 48 %).
+    constexpr bool kSel = M == LinMode::SelLevel;
+    float* const sel_keep = reinterpret_cast<float*>(bwd_smem);
+    auto kept_a = [&](int i, int v) -> float& { return sel_keep[(i * V + v) * (TT * 32) + tid]; };
+    auto kept_k = [&](int i, int v) -> float& { return sel_keep[((S + i) * V + v) * (TT * 32) + tid]; };
+
     // Pass 1: reverse map (A, R) of this thread's steps, q_first = A·q_after + R with
     // R = Σ_t (Π_{s<=t} a_s) dh_t, and where the gradients need states the forward map (A, F).
     double A[V], R[V];
@@ -445,7 +460,14 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                coef<M, TB, true>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
+                if constexpr (kSel) {
+                    float k;
+                    sel_coef<sizeof(TB) == 2>(raw_a<M, TA, V>(xa, v), p.c0, a, k);
+                    b = (1.f - a) * to_f(xb.v[v]);
+                    kept_a(i, v) = a, kept_k(i, v) = k;
+                } else {
+                    coef<M, TB>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
+                }
                 if constexpr (kStates) F[v] = fmaf(a, F[v], b);
                 A[v] *= a;
                 R[v] = fma(A[v], double(to_f(xd.v[v])), R[v]);
@@ -518,7 +540,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if constexpr (!P && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
 #pragma unroll
             for (int i = 0; i < S; ++i) {
-                if constexpr (!kFixed) opaque(ra[i]);
+                if constexpr (!kFixed && !kSel) opaque(ra[i]);  // the selective cell's pre is spent
                 opaque(rb[i]);
                 opaque(rd[i]);
             }
@@ -550,7 +572,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             for (int v = 0; v < V; ++v) {
                 const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
                 float a, b;
-                coef<M, TB, true>(pre, u, afix[v], p.c0, p.c1, a, b);
+                if constexpr (kSel) a = kept_a(i, v);
+                else coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
                 const float gt = to_f(xd.v[v]) + q[v];
                 q[v] = a * gt;
                 if constexpr (M == LinMode::Gated) {
@@ -584,9 +607,10 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                 Pack<TB, V> ob;
 #pragma unroll
                 for (int v = 0; v < V; ++v) {
-                    const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
+                    const float u = to_f(xb.v[v]);
                     float a, b;
-                    coef<M, TB, true>(pre, u, afix[v], p.c0, p.c1, a, b);
+                    if constexpr (kSel) a = kept_a(i, v), b = (1.f - a) * u;
+                    else coef<M, TB>(raw_a<M, TA, V>(xa, v), u, afix[v], p.c0, p.c1, a, b);
                     const float gt = gkept(i, v), hprev = h[v];
                     if constexpr (M == LinMode::Linear) {
                         oa.v[v] = from_f<TA>(gt * hprev);
@@ -594,10 +618,9 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                         dafix[v] = fmaf(gt, hprev, dafix[v]);
                     } else {
                         // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
-                        // da/dpre = -a σ(pre) / τ (softplus' = σ; 1 above the threshold 20).
+                        // dL/dpre = -dL/da · k (sel_coef).
                         const float dla = gt * (hprev - u);
-                        const float dsp = pre > 20.f ? 1.f : gate_sigmoid<TB>(pre);
-                        oa.v[v] = from_f<TA>(-dla * a * dsp * p.c0);
+                        oa.v[v] = from_f<TA>(-dla * kept_k(i, v));
                         ob.v[v] = from_f<TB>(gt * (1.f - a));
                     }
                     h[v] = fmaf(a, hprev, b);
