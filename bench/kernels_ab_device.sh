@@ -6,7 +6,8 @@
 # them and ".deps". The script builds the kernel benchmark and tests of the working tree ("new"),
 # runs the kernel tests, builds the benchmark again with each variant's files swapped in (named by
 # its folder), then times `bench_kernels --quick` of all of them in turn, AB_ROUNDS rounds, so that
-# the card's drift falls on each. Logs and reports go to $OUT.
+# the card's drift falls on each. AB_NEW_ENV="VAR=VALUE ..." adds a column: the working tree's build
+# run under those variables (a benchmark knob). Logs and reports go to $OUT.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: kernels_ab_device.sh VARIANT_DIR..."; exit 2; }
 ROUNDS=${AB_ROUNDS:-2}
@@ -46,6 +47,11 @@ for dir in "$@"; do
   names="$names $name"
 done
 
+if [ -n "${AB_NEW_ENV:-}" ]; then
+  printf '#!/bin/sh\nexec env %s /tmp/ab/bench_new "$@"\n' "$AB_NEW_ENV" >/tmp/ab/bench_newenv && chmod +x /tmp/ab/bench_newenv
+  names="$names newenv"
+  echo "newenv: new under $AB_NEW_ENV"
+fi
 for r in $(seq 1 "$ROUNDS"); do
   for v in $names; do
     timeout 200 "/tmp/ab/bench_$v" --quick --out "$OUT/bench_${v}_$r.txt" >/dev/null 2>&1

@@ -102,6 +102,26 @@ void row(const std::string& name, double ms, double bytes, double ref_ms) {
     emit(r);
 }
 
+// Puts a knob's environment variable back as it was before a benchmark section set it, so that a
+// whole run under the variable (bench/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
+class RestoreEnv {
+public:
+    explicit RestoreEnv(const char* name) : name_(name) {
+        if (const char* v = std::getenv(name)) value_ = v, had_ = true;
+    }
+    ~RestoreEnv() {
+        if (had_) setenv(name_, value_.c_str(), 1);
+        else unsetenv(name_);
+    }
+    RestoreEnv(const RestoreEnv&) = delete;
+    RestoreEnv& operator=(const RestoreEnv&) = delete;
+
+private:
+    const char* name_;
+    std::string value_;
+    bool had_ = false;
+};
+
 int rotation(double bytes_per_set) { return bytes_per_set < 200e6 ? 4 : 1; }
 
 }  // namespace
@@ -221,6 +241,7 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         // Per-token fp32 and fixed bf16 forward rows under each value of one knob; `label` formats
         // the value into the row name.
         auto knob_rows = [&](const char* env, std::initializer_list<const char*> values, const char* label) {
+            const RestoreEnv restore(env);
             for (const char* value : values) {
                 setenv(env, value, 1);
                 const std::string v = fmt(label, value);
@@ -229,7 +250,6 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
                 row("linear fwd fixed bf16, " + v,
                     time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
             }
-            unsetenv(env);
         };
         knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
         knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
@@ -241,6 +261,7 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         auto f32 = hc::scan_forward(hc::Cell::Linear, a, b, Tensor()), ff32 = hc::scan_forward(hc::Cell::Linear, af, b, Tensor());
         auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
         auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
+        const RestoreEnv restore("HARMONIC_LIN_STAGE");
         for (const char* stage : {"0", "1"}) {
             setenv("HARMONIC_LIN_STAGE", stage, 1);
             const std::string how = stage[0] == '1' ? "inputs staged" : "inputs in registers";
@@ -257,7 +278,6 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
             bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
         }
-        unsetenv("HARMONIC_LIN_STAGE");
     }
 
     emit("");
@@ -359,6 +379,7 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             auto x = torch::randn({B, T, E}, dev).to(dt), d = (torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt);
             auto z = torch::randn({B, T, E}, dev).to(dt), dy = torch::randn({B, T, E}, dev).to(dt);
             const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+            const RestoreEnv restore("HARMONIC_SEL_WARPS");
             for (const char* warps : {"16", "8"}) {
                 setenv("HARMONIC_SEL_WARPS", warps, 1);
                 const double f_ms = time_ms([&](int) { hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor()); }, 2, reps);
@@ -369,7 +390,6 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
                 row(fmt("selective fwd %s, %s warps", tn, warps), f_ms, n * 4 * s + 2 * nbc, -1);
                 row(fmt("selective bwd %s, %s warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
             }
-            unsetenv("HARMONIC_SEL_WARPS");
         }
     }
 
