@@ -129,7 +129,8 @@ constexpr bool bf16_inputs() {
 // its steps, so it stops at 16. The fused cells stay at 8 (but see steps_for: the gated_ema bf16
 // forward): their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and
 // at 16 steps their longer transcendental chains ran slower (H100: selective bf16 forward 0.46 ->
-// 0.72 ms at 64K).
+// 0.72 ms at 64K; 0.29 -> 0.33-0.38 ms with its decays kept in shared memory instead, and pre
+// copied there too so that nothing spilled: KERNEL_NOTES v19, v20).
 constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
 // Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b, the backward adds
 // dh; the fused cells count as 12 (their coefficients, see above).
