@@ -206,6 +206,7 @@ int run_train(const TrainArgs& a, CLI::App* cmd) {
         c.world_size = world_size;
         result = train(c, hooks);
     }
+    if (sync) sync->finish();
     if (rank != 0) return 0;
     fmt::print("done: {} steps, {} tokens, loss {:.4f} bpt", result.steps, result.tokens, result.last_loss_bpt);
     if (result.last_val_bpt >= 0) fmt::print(", valid {:.4f} bpt", result.last_val_bpt);

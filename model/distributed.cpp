@@ -126,6 +126,19 @@ public:
         store_->wait({key + "/done"});
     }
 
+    // The other ranks' last requests are an add (and, from the last of them, a set); rank 0, whose
+    // process hosts the store, waits for that set. A barrier would not do: rank 0 could leave it
+    // while another rank's wait was still being answered.
+    void finish() override {
+        if (finished_) return;
+        finished_ = true;
+        if (rank_ != 0) {
+            if (store_->add("finish", 1) == world_ - 1) store_->set("finish/done", std::vector<uint8_t>{1});
+        } else {
+            store_->wait({"finish/done"});
+        }
+    }
+
 private:
     static std::vector<uint8_t> bytes_of(const torch::Tensor& t) {
         auto host = t.to(torch::kCPU).contiguous();
@@ -177,6 +190,7 @@ private:
     int rank_, world_;
     torch::Device device_;
     int64_t sequence_ = 0;
+    bool finished_ = false;
 #if defined(HARMONIC_WITH_NCCL)
     c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl_;
 #endif
@@ -211,7 +225,12 @@ std::unique_ptr<GradientSync> connect_process_group(const DistributedEnv& env, C
         throw Error("data-parallel rendezvous at " + env.master_addr + ":" + std::to_string(env.master_port) + " (rank " +
                     std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ") failed: " + e.what());
     }
-    return std::make_unique<ProcessGroupSync>(store, env, backend, device);
+    return process_group_over(std::move(store), env, backend, device);
+}
+
+std::unique_ptr<GradientSync> process_group_over(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env,
+                                                 CollectiveBackend backend, const torch::Device& device) {
+    return std::make_unique<ProcessGroupSync>(std::move(store), env, backend, device);
 }
 
 }  // namespace harmonic

@@ -8,6 +8,10 @@
 
 #include "model/trainer.h"
 
+namespace c10d {
+class Store;
+}
+
 namespace harmonic {
 
 // Where this process sits in a data-parallel job. Read from the environment variables torchrun
@@ -36,5 +40,10 @@ enum class CollectiveBackend {
 // `device` is this rank's device (CUDA for Nccl).
 std::unique_ptr<GradientSync> connect_process_group(const DistributedEnv& env, CollectiveBackend backend,
                                                     const torch::Device& device);
+
+// The same hook over a store this process already holds (connect_process_group makes a TCPStore
+// from env; tests make one on a port the kernel picks, and its clients).
+std::unique_ptr<GradientSync> process_group_over(c10::intrusive_ptr<c10d::Store> store, const DistributedEnv& env,
+                                                 CollectiveBackend backend, const torch::Device& device);
 
 }  // namespace harmonic

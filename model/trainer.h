@@ -193,6 +193,10 @@ public:
     virtual void broadcast(const std::vector<torch::Tensor>& tensors) { (void)tensors; }
     // Returns once every rank has called it.
     virtual void barrier() {}
+    // Called once by every rank after its training ended normally; returns when no rank will use
+    // the job's connections again. Rank 0 hosts the rendezvous store: had it exited first, another
+    // rank still finishing its last collective would fail with "connection reset by peer".
+    virtual void finish() {}
 };
 
 struct TrainProgress {
