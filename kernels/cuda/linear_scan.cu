@@ -356,7 +356,7 @@ constexpr bool bwd_needs_states(LinMode m) { return m != LinMode::Gated; }
 // steps (sel_coef); or, staged, the chunk's inputs (a unless fixed, b, dh: each thread's own
 // packs, step-major, so a warp's copies are contiguous and its reads conflict-free).
 template <LinMode M, typename TB, int V, int S, bool P>
-constexpr int bwd_g_smem_bytes() {
+constexpr int bwd_kept_smem_bytes() {
     if constexpr (M == LinMode::SelLevel) return TT * 32 * S * V * 2 * int(sizeof(float));
     return states_in_shared<M, TB>() && !P ? TT * 32 * S * V * int(sizeof(float)) : 0;
 }
@@ -671,7 +671,7 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
             }
             constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true);
             static std::atomic<unsigned> opted_in{0};
-            run(lin_bwd_kernel<M, TA, TB, V, S, false>, bwd_g_smem_bytes<M, TB, V, S, false>(), opted_in);
+            run(lin_bwd_kernel<M, TA, TB, V, S, false>, bwd_kept_smem_bytes<M, TB, V, S, false>(), opted_in);
         }
     } else {
         constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, false);
