@@ -22,8 +22,8 @@ struct LevelScanResult {
 LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0, double tau,
                            bool selective);
 
-// CPU tensors: a and b as the reference forms them, then linear_scan_cpu when no gradient is wanted;
-// else the reference.
+// CPU tensors: when no gradient is wanted, one sequential pass forming a and b per element as the
+// reference does (fp32, libm) with an fp64 state; else the reference.
 LevelScanResult level_scan_fallback(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0,
                                     double tau, bool selective);
 // Pure LibTorch: forms a and b in fp32 and calls linear_scan_reference.
