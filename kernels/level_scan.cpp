@@ -2,9 +2,6 @@
 
 #include <torch/torch.h>
 
-#include <ATen/Parallel.h>
-
-#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -46,7 +43,7 @@ LevelScanResult with_last_state(const torch::Tensor& h, const torch::Tensor& u, 
 
 // Forms (a, b) of each element inside one sequential pass (as the CUDA kernel does), in fp32 with
 // glibc's expf and log1pf in the reference's order of operations, and keeps the state in fp64
-// (linear_scan_cpu says why). Besides saving the passes over memory, it keeps LibTorch's
+// (sequential_scan_cpu). Besides saving the passes over memory, it keeps LibTorch's
 // vectorised exp out of the CPU path: on a loaded 2-core machine its first multithreaded call in a
 // process returned values up to 16 ulp off in about 3 of 100 fresh processes (never with one
 // thread), and at τ = 128 an ulp of a is 1e-5 of h, enough to fail the chunked = full and
@@ -64,32 +61,19 @@ torch::Tensor level_scan_cpu(const torch::Tensor& pre_in, const torch::Tensor& u
     const float tau_f = static_cast<float>(tau);
     const double fixed_decay = std::exp(-1.0 / tau);
     const float a_fixed = static_cast<float>(fixed_decay), gain = static_cast<float>(1.0 - fixed_decay);
-    constexpr int64_t kBlock = 256;
-    const int64_t blocks = (C + kBlock - 1) / kBlock;
-    at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
-        double state[kBlock];
-        for (int64_t task = begin; task < end; ++task) {
-            const int64_t bb = task / blocks, c0 = (task % blocks) * kBlock, n = std::min(C, c0 + kBlock) - c0;
-            for (int64_t i = 0; i < n; ++i) state[i] = h0p ? h0p[bb * C + c0 + i] : 0.f;
-            for (int64_t t = 0; t < T; ++t) {
-                const int64_t row = (bb * T + t) * C + c0;
-                for (int64_t i = 0; i < n; ++i) {
-                    const float p = pp[row + i], x = up[row + i];
-                    float a, b;
-                    if (selective) {
-                        const float softplus = p > 20.f ? p : std::log1p(std::exp(p));  // LibTorch's threshold
-                        a = std::exp(-softplus / tau_f);
-                        b = (1.f - a) * x;
-                    } else {
-                        a = a_fixed;
-                        b = gain * (1.f / (1.f + std::exp(-p))) * x;
-                    }
-                    state[i] = double(a) * state[i] + double(b);
-                    hp[row + i] = static_cast<float>(state[i]);
-                }
-            }
-        }
-    });
+    if (selective) {
+        sequential_scan_cpu(B, T, C, h0p, hp, [=](int64_t e, int64_t, float& a, float& b) {
+            const float p = pp[e];
+            const float softplus = p > 20.f ? p : std::log1p(std::exp(p));  // LibTorch's threshold
+            a = std::exp(-softplus / tau_f);
+            b = (1.f - a) * up[e];
+        });
+    } else {
+        sequential_scan_cpu(B, T, C, h0p, hp, [=](int64_t e, int64_t, float& a, float& b) {
+            a = a_fixed;
+            b = gain * (1.f / (1.f + std::exp(-pp[e]))) * up[e];
+        });
+    }
     return h;
 }
 

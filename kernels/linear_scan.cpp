@@ -1,9 +1,6 @@
 #include "kernels/linear_scan.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
-
-#include <algorithm>
 
 #include "kernels/cpu_path.h"
 
@@ -73,30 +70,11 @@ torch::Tensor linear_scan_cpu(const torch::Tensor& a_in, const torch::Tensor& b_
     const auto h0 = h0_in.defined() ? h0_in.to(torch::kFloat32).contiguous() : torch::Tensor();
     const float* h0p = h0.defined() ? h0.data_ptr<float>() : nullptr;
     float* hp = h.data_ptr<float>();
-    // A task is one batch row and a block of channels, walking time; each step reads a contiguous
-    // run of a, b and writes one of h, which the compiler vectorises. The state is fp64, rounded
-    // once per output: an fp32 state collects one rounding a step, which with decays near 1 (long
-    // memory) came to 1.9x the reference's error at T = 5,000 and would grow past it with T.
-    constexpr int64_t kBlock = 256;
-    const int64_t blocks = (C + kBlock - 1) / kBlock;
-    at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
-        double state[kBlock];
-        for (int64_t task = begin; task < end; ++task) {
-            const int64_t bb = task / blocks, c0 = (task % blocks) * kBlock, n = std::min(C, c0 + kBlock) - c0;
-            for (int64_t i = 0; i < n; ++i) state[i] = h0p ? h0p[bb * C + c0 + i] : 0.f;
-            for (int64_t t = 0; t < T; ++t) {
-                const int64_t row = (bb * T + t) * C + c0;
-                const float* __restrict__ a_t = fixed ? ap + c0 : ap + row;
-                const float* __restrict__ b_t = bp + row;
-                float* __restrict__ h_t = hp + row;
-#pragma omp simd
-                for (int64_t i = 0; i < n; ++i) {
-                    state[i] = double(a_t[i]) * state[i] + double(b_t[i]);
-                    h_t[i] = static_cast<float>(state[i]);
-                }
-            }
-        }
-    });
+    if (fixed) {
+        sequential_scan_cpu(B, T, C, h0p, hp, [=](int64_t e, int64_t c, float& a, float& b) { a = ap[c], b = bp[e]; });
+    } else {
+        sequential_scan_cpu(B, T, C, h0p, hp, [=](int64_t e, int64_t, float& a, float& b) { a = ap[e], b = bp[e]; });
+    }
     return h.to(b_in.scalar_type());
 }
 

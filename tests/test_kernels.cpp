@@ -94,6 +94,17 @@ Tensor scan64(const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in) {
     return h;
 }
 
+// fp64 truth of the Harmonic level cell as level_scan.h defines it (softplus with LibTorch's
+// threshold of 20, in fp64 too), differentiable in pre, u and h0.
+Tensor cell_scan64(const Tensor& p64, const Tensor& u64, const Tensor& h064, double tau, bool selective) {
+    if (selective) {
+        auto a = torch::exp(-torch::nn::functional::softplus(p64) / tau);
+        return scan64(a, (1.0 - a) * u64, h064);
+    }
+    const double decay = std::exp(-1.0 / tau);
+    return scan64(torch::full({p64.size(2)}, decay, p64.options()), (1.0 - decay) * torch::sigmoid(p64) * u64, h064);
+}
+
 // fp64 selective scan, chunked like the reference (states never stored for all T).
 std::pair<Tensor, Tensor> selective64(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                                       const Tensor& Cm, const Tensor& D, const Tensor& z, const Tensor& h0) {
@@ -252,16 +263,7 @@ TEST_CASE("level scan (fused Harmonic cell): CUDA forward and gradients within 2
 
                         auto p64 = leaf(pre.to(torch::kFloat64)), u64 = leaf(u.to(torch::kFloat64));
                         auto h064 = with_h0 ? leaf(h0.to(torch::kFloat64)) : Tensor();
-                        Tensor a, b;
-                        if (selective) {
-                            a = torch::exp(-torch::nn::functional::softplus(p64) / tau);
-                            b = (1.0 - a) * u64;
-                        } else {
-                            const double decay = std::exp(-1.0 / tau);
-                            a = torch::full({c.C}, decay, p64.options());
-                            b = (1.0 - decay) * torch::sigmoid(p64) * u64;
-                        }
-                        auto h64 = scan64(a, b, h064);
+                        auto h64 = cell_scan64(p64, u64, h064, tau, selective);
                         auto last64 = h64.select(1, c.T - 1);
                         auto gt = grads_of((h64 * w.to(torch::kFloat64)).sum() + (last64 * wl.to(torch::kFloat64)).sum(),
                                            {p64, u64, h064});
@@ -308,8 +310,7 @@ TEST_CASE("level scan (selective cell): pre beyond softplus's threshold of 20, C
                 auto gr = grads_of(loss(rr), {pr, ur, h0r});
 
                 auto p64 = leaf(pre.to(torch::kFloat64)), u64 = leaf(u.to(torch::kFloat64)), h064 = leaf(h0.to(torch::kFloat64));
-                auto a = torch::exp(-torch::nn::functional::softplus(p64) / tau);
-                auto h64 = scan64(a, (1.0 - a) * u64, h064);
+                auto h64 = cell_scan64(p64, u64, h064, tau, true);
                 auto last64 = h64.select(1, c.T - 1);
                 auto gt = grads_of((h64 * w.to(torch::kFloat64)).sum() + (last64 * wl.to(torch::kFloat64)).sum(), {p64, u64, h064});
 
@@ -620,11 +621,8 @@ TEST_CASE("level scan on the CPU without gradients: the sequential cell scan, wi
                         const auto got = level_scan_fallback(pre, u, h0, tau, selective);
                         REQUIRE(got.h.scalar_type() == dt);
                         const auto ref = level_scan_reference(pre, u, h0, tau, selective);
-                        auto p64 = pre.to(torch::kFloat64), u64 = u.to(torch::kFloat64);
-                        Tensor a = selective ? torch::exp(-torch::nn::functional::softplus(p64) / tau)
-                                             : torch::full({c.D}, std::exp(-1.0 / tau), p64.options());
-                        Tensor b = selective ? (1.0 - a) * u64 : (1.0 - std::exp(-1.0 / tau)) * torch::sigmoid(p64) * u64;
-                        auto h64 = scan64(a, b, with_h0 ? h0.to(torch::kFloat64) : Tensor());
+                        auto h64 = cell_scan64(pre.to(torch::kFloat64), u.to(torch::kFloat64),
+                                               with_h0 ? h0.to(torch::kFloat64) : Tensor(), tau, selective);
                         check_rule(name.str() + " h", got.h, ref.h, h64);
                         check_rule(name.str() + " h_last", got.h_last, ref.h_last, h64.select(1, c.T - 1));
                     }
@@ -905,3 +903,4 @@ TEST_CASE("residual sum: the CUDA kernel equals the reference, values and gradie
         }
     }
 }
+
