@@ -7,7 +7,12 @@
 # runs the kernel tests, builds the benchmark again with each variant's files swapped in (named by
 # its folder), then times `bench_kernels --quick` of all of them in turn, AB_ROUNDS rounds, so that
 # the card's drift falls on each. AB_NEW_ENV="VAR=VALUE ..." adds a column: the working tree's build
-# run under those variables (a benchmark knob). Logs and reports go to $OUT.
+# run under those variables (a benchmark knob). AB_NCU="REGEX" then profiles each version's
+# `bench_kernels --profile` with ncu (stall reasons, instruction mix, occupancy) for the kernels whose
+# demangled names match REGEX, e.g. 'LinMode.3, __nv_bfloat16' (the selective cell in bf16), while
+# AB_NCU_BUDGET_S (default 540) seconds of the call are not yet spent (AB_NCU_COUNT kernels,
+# default 4). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
+# working tree runs all "[kernels]" tests). Logs, reports and profiles go to $OUT/ab_logs.tgz.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: kernels_ab_device.sh VARIANT_DIR..."; exit 2; }
 ROUNDS=${AB_ROUNDS:-2}
@@ -40,8 +45,13 @@ for dir in "$@"; do
   name=$(basename "$dir")
   files=$(cd "$dir" && find . -type f | sed 's|^\./||')
   for f in $files; do cp "$f" "/tmp/ab/new.$(echo "$f" | tr / _)" && cp "$dir/$f" "$f"; done
-  ninja -C build bench_kernels >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; exit 1; }
+  targets="bench_kernels"; [ -n "${AB_TEST_VARIANTS:-}" ] && targets="$targets test_kernels_only"
+  ninja -C build $targets >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; exit 1; }
   cp build/bench/bench_kernels "/tmp/ab/bench_$name"
+  if [ -n "${AB_TEST_VARIANTS:-}" ]; then
+    timeout 200 build/bench/test_kernels_only "$AB_TEST_VARIANTS" -d yes >"$OUT/test_kernels_$name.log" 2>&1
+    echo "$name: kernel tests \"$AB_TEST_VARIANTS\" exit $?"; grep -hE "FAILED|passed|failed" "$OUT/test_kernels_$name.log" | tail -4
+  fi
   for f in $files; do cp "/tmp/ab/new.$(echo "$f" | tr / _)" "$f"; done
   echo "$name: built at ${SECONDS}s"
   names="$names $name"
@@ -67,3 +77,24 @@ for r in $(seq 1 "$ROUNDS"); do
          i = FNR; name[i] = substr($0, 1, 52); match($0, /[0-9.]+% of copy/); pct[i, k] = substr($0, RSTART, RLENGTH - 9); if (i > n) n = i }
        END { for (i = 1; i <= n; i++) if (i in name) { line = sprintf("%-52s", name[i]); for (j = 1; j <= k; j++) line = line sprintf(" %6s", pct[i, j]); print line } }' $files
 done
+
+if [ -n "${AB_NCU:-}" ]; then
+  for v in $names; do
+    [ "$v" = newenv ] && continue
+    if [ "$SECONDS" -gt "${AB_NCU_BUDGET_S:-540}" ]; then echo "ncu $v: skipped, ${SECONDS}s spent"; continue; fi
+    timeout 150 ncu --clock-control none --kernel-name-base demangled -k "regex:$AB_NCU" -c "${AB_NCU_COUNT:-4}" \
+      --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section SchedulerStats --section InstructionStats --section SourceCounters --import-source no \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
+      "/tmp/ab/bench_$v" --profile >"$OUT/ncu_$v.txt" 2>&1
+    echo "ncu $v: exit $? at ${SECONDS}s"
+    # Per kernel: its name, time, issue and the largest stall reasons (ncu's per-instruction cycles).
+    awk '/^  [a-z_ ]*.*(lin_|sel_).*\(/ { gsub(/harmonic::kernels::cuda::|\(anonymous namespace\)::/, ""); print substr($0, 1, 110) }
+         /Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Executed Instructions  / { $1 = $1; print "    " $0 }
+         /smsp__average_warps_issue_stalled_/ && $NF + 0 >= 0.3 { sub(/smsp__average_warps_issue_stalled_/, "stall "); sub(/_per_issue_active.ratio/, ""); $1 = $1; print "    " $0 }' \
+      "$OUT/ncu_$v.txt" | head -120
+  done
+fi
+# Everything but the GPU's name in one archive: the device tool brings back at most 8 files.
+(cd "$OUT" && tar czf ab_logs.tgz --remove-files $(ls | grep -v -e '^gpu.txt$' -e '^ab_logs.tgz$'))
+echo "logs: $OUT/ab_logs.tgz"

@@ -10,9 +10,11 @@
 // its inputs in registers (bench/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -23,6 +25,7 @@
 #ifdef HARMONIC_WITH_CUDA_KERNELS
 #include "kernels/cuda/launch.h"
 #endif
+#include "kernels/cuda/softplus.h"
 #include "kernels/residual.h"
 #include "kernels/selective_scan.h"
 
@@ -454,6 +457,54 @@ TEST_CASE("selective decay mean: mean over states of exp(delta A), against fp64"
     }
     CHECK_THROWS_WITH(selective_decay_mean(torch::rand({2, 3, 4}), torch::rand({5, 2})),
                       Catch::Matchers::Contains("delta must be (B, T, E) and A (E, N)"));
+}
+
+namespace {
+// |got − truth| in units of the last place of truth rounded to fp32.
+double ulps(float got, long double truth) {
+    const float t = std::fabs(static_cast<float>(truth));
+    return static_cast<double>(std::fabs(static_cast<long double>(got) - truth)) /
+           static_cast<double>(std::nextafter(t, std::numeric_limits<float>::infinity()) - t);
+}
+}  // namespace
+
+TEST_CASE("the CUDA scans' branch-free softplus and log1p: within 1.5 ulp of long double, as log1pf(expf) is",
+          "[kernels]") {
+    using harmonic::kernels::cuda::log1p_unit;
+    using harmonic::kernels::cuda::softplusf_;
+    // Every 499th float of [-90, 30] (about 4e6 arguments), through both signs and zero.
+    double worst_sp = 0, worst_libm = 0, worst_l1p = 0, mean_sp = 0;
+    float at_sp = 0, at_l1p = 0;
+    int64_t n = 0;
+    auto step = [](float x, int k) {
+        uint32_t bits;
+        std::memcpy(&bits, &x, 4);
+        bits = x < 0 ? bits - k : bits + k;  // toward +inf: a negative float's magnitude shrinks
+        std::memcpy(&x, &bits, 4);
+        return x;
+    };
+    for (float x = -90.f; x < 30.f; x = (x < 0 && x > -1e-30f) ? 1e-30f : step(x, 499)) {
+        const long double truth = std::log1p(std::exp(static_cast<long double>(x)));
+        const double e = ulps(softplusf_(x), truth);
+        if (e > worst_sp) worst_sp = e, at_sp = x;
+        worst_libm = std::max(worst_libm, ulps(x > 20.f ? x : std::log1p(std::exp(x)), truth));
+        mean_sp += e, ++n;
+        const float t = std::exp(-std::fabs(x));
+        const double el = ulps(log1p_unit(t), std::log1p(static_cast<long double>(t)));
+        if (el > worst_l1p) worst_l1p = el, at_l1p = t;
+    }
+    INFO("n = " << n << ", softplus worst " << worst_sp << " ulp at " << at_sp << " (log1pf(expf) " << worst_libm
+                << "), mean " << mean_sp / n << "; log1p_unit worst " << worst_l1p << " ulp at t = " << at_l1p);
+    CHECK(n > 3000000);
+    CHECK(worst_l1p <= 1.1);
+    CHECK(worst_sp <= 1.5);
+    CHECK(mean_sp / n <= 0.12);
+    // The ends: log1p(0) = 0 exactly, log1p(1) = ln 2 rounded; above softplus's threshold of 20 the
+    // result is x itself (LibTorch returns x there), and far below it e^x (no underflow to 0 early).
+    CHECK(log1p_unit(0.f) == 0.f);
+    CHECK(log1p_unit(1.f) == static_cast<float>(std::log(2.0L)));
+    for (float x : {20.f, 20.5f, 33.f, 1e4f, 3e38f}) CHECK(softplusf_(x) == x);
+    for (float x : {-30.f, -80.f, -87.f}) CHECK(ulps(softplusf_(x), std::exp(static_cast<long double>(x))) <= 1.5);
 }
 
 TEST_CASE("selective scan: d_state above the kernel's 16 takes the reference on CUDA", "[gpu][kernels]") {

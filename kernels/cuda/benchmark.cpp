@@ -148,6 +148,11 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true);
             auto f16 = hc::scan_forward(hc::Cell::Linear, a16, b16, Tensor());
             hc::scan_backward(hc::Cell::Linear, a16, b16, Tensor(), f16, dh16, Tensor(), true);
+            // The selective level cell (pre, u as in the benchmark's rows: N(0, 1), tau 32).
+            auto s32 = hc::scan_forward(hc::Cell::Selective, b, dh, Tensor(), 32.0);
+            hc::scan_backward(hc::Cell::Selective, b, dh, Tensor(), s32, b, Tensor(), true, 32.0);
+            auto s16 = hc::scan_forward(hc::Cell::Selective, b16, dh16, Tensor(), 32.0);
+            hc::scan_backward(hc::Cell::Selective, b16, dh16, Tensor(), s16, b16, Tensor(), true, 32.0);
         }
         auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
         auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);

@@ -66,29 +66,49 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
 }
 
 // The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
-// k = a·σ(pre)/τ = −da/dpre, with σ(pre) = e^pre / (1 + e^pre) from the e^pre that softplus needed.
+// k = a·σ(pre)/τ = −da/dpre, with σ(pre) from the exponential that softplus needed.
 // Computed once an element (pass 1 keeps them for pass 2). Fast (bf16 inputs): from MUFU
 // operations (ex2, lg2, rcp), log2(1 + x) keeping its relative accuracy for small x = e^pre by
 // Goldberg's correction log2(u)·x/(u − 1), u = 1 + x rounded (x·log2 e where u rounds to 1). Its
 // ~2.4e-7 relative error in a is invisible in the bf16 backward's outputs (dpre, du, and dh0 from
-// bf16 dh), but the fp32 forward's final state had 2.3x the reference's error with it (KERNEL_NOTES
-// v13), so the forward and fp32 use libm's expf, log1pf, expf.
+// bf16 dh), but a forward's fp32 final state had 2.3x the reference's error with it (KERNEL_NOTES
+// v13, v27; the forward has its own decay, cell_decay). fp32: libm's expf and the branch-free
+// softplus of softplus.h (within 1.5 ulp of long double, as libm's log1pf(expf) is; the recomputed
+// states may then differ from the forward's by an ulp of a a step, well inside the gradients' bounds).
 template <bool Fast>
 __device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k) {
-    constexpr float kLog2e = 1.4426950408889634f;
-    if (pre > 20.f) {  // softplus's threshold: softplus = pre, its derivative 1
-        a = Fast ? ex2_approx(-pre * kLog2e * c0) : expf(-pre * c0);
-        k = a * c0;
-    } else if constexpr (Fast) {
-        const float x = ex2_approx(pre * kLog2e), u = 1.f + x;
+    // Without a branch (selects only), so that ptxas can interleave the chains of a thread's
+    // elements (see softplus.h, KERNEL_NOTES v22, v23).
+    if constexpr (Fast) {
+        constexpr float kLog2e = 1.4426950408889634f;
+        const bool linear = pre > 20.f;  // softplus's threshold: softplus = pre, its derivative 1
+        const float x = ex2_approx(fminf(pre, 20.f) * kLog2e), u = 1.f + x;  // clamped: no inf/inf
         const float l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);  // softplus·log2 e
-        a = ex2_approx(-l2 * c0);
-        k = a * __fdividef(x, u) * c0;
+        a = ex2_approx(-(linear ? pre * kLog2e : l2) * c0);
+        k = a * (linear ? 1.f : __fdividef(x, u)) * c0;
     } else {
-        const float x = expf(pre);
-        a = expf(-log1pf(x) * c0);
-        k = a * (x / (1.f + x)) * c0;
+        // σ(pre) from softplus's own t = e^-|pre|: 1/(1 + t) for pre >= 0, t/(1 + t) below.
+        const float t = expf(-fabsf(pre)), r = __fdividef(1.f, 1.f + t);  // t: softplusf_'s own
+        a = expf(-softplusf_(pre) * c0);
+        k = a * (pre >= 0.f ? r : t * r) * c0;
     }
+}
+
+// The selective cell's decay a = exp(−softplus(pre)/τ) in the forward (c0 = 1/τ). bf16 inputs: three
+// MUFU operations (softplus_fast, then 2^(−softplus·log2 e/τ)) and a few FP32 ones, so that each
+// element is a short chain: with libm's expf, log1pf and expf it was a long chain of dependent steps,
+// and the bf16 forward was bound by that latency, not by bytes (KERNEL_NOTES v22-v28: 47 -> 71 % of
+// copy at 64K). fp32: libm, whose forward is memory-bound (75 % of copy) and is the reference's to
+// the ulp.
+template <typename TB>
+__device__ __forceinline__ float cell_decay(float pre, float c0) {
+    constexpr float kLog2e = 1.4426950408889634f;
+    // 2^y as 2^(y + 1) / 2: ex2.approx's error is about 2^-23 absolute, which is 2 ulp of a result in
+    // [0.5, 1) but 1 ulp in [1, 2) (libm's expf shifts its argument the same way). Straight
+    // 2^y failed the fp32 final state's bound at τ = 128 (4.3e-6 against 2 × 1.85e-6, v27), where
+    // an ulp of a near 1 is 1 % of 1 − a.
+    if constexpr (sizeof(TB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
+    else return expf(-(pre > 20.f ? pre : log1pf(expf(pre))) * c0);
 }
 
 // (a, b) of one step from the raw inputs.
@@ -104,7 +124,7 @@ __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, f
         a = c0;
         b = c1 * gate_sigmoid<TB>(ra) * rb;
     } else {
-        a = expf(-softplusf_(ra) * c0);
+        a = cell_decay<TB>(ra, c0);
         b = (1.f - a) * rb;
     }
 }
@@ -126,11 +146,11 @@ constexpr bool bf16_inputs() {
 // barriers cost about the same time however many bytes it moves, so with 8 steps of bf16 (half the
 // bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
 // steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
-// its steps, so it stops at 16. The fused cells stay at 8 (but see steps_for: the gated_ema bf16
-// forward): their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and
-// at 16 steps their longer transcendental chains ran slower (H100: selective bf16 forward 0.46 ->
-// 0.72 ms at 64K; 0.29 -> 0.33-0.38 ms with its decays kept in shared memory instead, and pre
-// copied there too so that nothing spilled: KERNEL_NOTES v19, v20).
+// its steps, so it stops at 16. The fused cells stay at 8 (but see steps_for: their bf16 forwards):
+// their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps
+// libm's transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K;
+// 0.29 -> 0.33-0.38 ms with its decays kept in shared memory instead: KERNEL_NOTES v19, v20), until
+// the bf16 cells' chains were moved to the MUFU pipe (v10, v11; v23-v25).
 constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
 // Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b, the backward adds
 // dh; the fused cells count as 12 (their coefficients, see above).
@@ -162,10 +182,24 @@ constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backw
     // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: 59 -> 70 % of
     // copy at 64K (KERNEL_NOTES v11).
     if (m == LinMode::Gated && !backward && b_bytes == 2) return 16;
+    // The selective cell's bf16 forward, its decay on the MUFU pipe (cell_decay), likewise runs
+    // 16 steps, its decays kept in shared memory for pass 2 (sel_keeps_decay).
+    if (m == LinMode::SelLevel && !backward && b_bytes == 2) return 16;
     const int held = held_bytes(m, a_bytes, b_bytes, backward);
     if (!backward) return held <= 2 ? 32 : held <= 4 ? 16 : 8;
     if (vec == 4) return held <= 4 ? 16 : 8;
     return held <= 8 ? 16 : 8;
+}
+// The selective cell's bf16 forward keeps its decays a in shared memory (64 KB a block) and forms
+// b = (1 - a) u again in pass 2: at 16 steps a thread, (a, b) would take 128 registers, and
+// computing them again in pass 2 doubled the MUFU operations, the busiest pipe after issue.
+template <LinMode M, typename TB>
+constexpr bool sel_keeps_decay() {
+    return M == LinMode::SelLevel && sizeof(TB) == 2;
+}
+template <LinMode M, typename TB, int V, int S>
+constexpr int fwd_smem_bytes() {
+    return sel_keeps_decay<M, TB>() ? TT * 32 * S * V * int(sizeof(float)) : 0;
 }
 // The fixed-decay bf16 backward keeps the recomputed states of its steps in shared memory.
 template <LinMode M, typename TB>
@@ -219,10 +253,14 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
     __shared__ float sH[TT][W];
     __shared__ int s_ticket;
+    extern __shared__ __align__(16) unsigned char fwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int64_t id = take_ticket(p.scratch, &s_ticket);
     const Geometry g = geometry<V, S>(p, id, false);
     StatusWord* const status = p.scratch + 1;
+    // sel_keeps_decay: the decays of this thread's steps, V at a time, thread-contiguous.
+    constexpr bool kSmemDecay = sel_keeps_decay<M, TB>();
+    auto* const kept_decay = reinterpret_cast<Pack<float, V>*>(fwd_smem);
 
     // Load this thread's steps (V channels each) into registers.
     const TA* pa = static_cast<const TA*>(p.a);
@@ -245,7 +283,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     // Pass 1: this thread's map h -> A h + H. The fused cells keep the coefficients they computed
     // for pass 2 instead of their raw inputs (the same registers at 8 steps): their transcendental
     // chains (σ; exp, log1p, exp) made the bf16 cells compute-bound when evaluated in both passes.
-    constexpr bool kKeep = fused_cell(M);
+    constexpr bool kKeep = fused_cell(M) && !kSmemDecay;
     float ka[kKeep ? S : 1][V], kb[kKeep ? S : 1][V];
     double A[V];
     float H[V];
@@ -254,14 +292,17 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         if (i < g.nvalid) {
+            Pack<float, V> decays;
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
                 coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 if constexpr (kKeep) ka[i][v] = a, kb[i][v] = b;
+                decays.v[v] = a;
                 H[v] = fmaf(a, H[v], b);
                 A[v] *= a;
             }
+            if constexpr (kSmemDecay) kept_decay[i * (TT * 32) + tid] = decays;
         }
     }
 #pragma unroll
@@ -321,7 +362,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     if constexpr (!kKeep && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
 #pragma unroll
         for (int i = 0; i < S; ++i) {
-            if constexpr (M != LinMode::LinearFixed) opaque(ra[i]);
+            if constexpr (M != LinMode::LinearFixed && !kSmemDecay) opaque(ra[i]);  // kSmemDecay: pre is spent
             opaque(rb[i]);
         }
     }
@@ -333,10 +374,12 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     for (int i = 0; i < S; ++i) {
         if (i < g.nvalid) {
             Pack<TB, V> o;
+            const Pack<float, V> decays = kSmemDecay ? kept_decay[i * (TT * 32) + tid] : Pack<float, V>{};
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
                 if constexpr (kKeep) a = ka[i][v], b = kb[i][v];
+                else if constexpr (kSmemDecay) a = decays.v[v], b = (1.f - a) * to_f(rb[i].v[v]);
                 else coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 h[v] = fmaf(a, h[v], b);
                 o.v[v] = from_f<TB>(h[v]);
@@ -675,7 +718,12 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
         }
     } else {
         constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, false);
-        lin_fwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, 0, stream>>>(p);
+        constexpr int smem = fwd_smem_bytes<M, TB, V, S>();
+        if constexpr (smem > 0) {
+            static std::atomic<unsigned> opted_in{0};
+            allow_dynamic_smem(lin_fwd_kernel<M, TA, TB, V, S>, smem, opted_in);
+        }
+        lin_fwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
     }
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
