@@ -36,6 +36,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "kernels/cuda/common.cuh"
 
@@ -65,35 +66,6 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
     else return sigmoidf_(x);
 }
 
-// The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
-// k = a·σ(pre)/τ = −da/dpre, with σ(pre) from the exponential that softplus needed.
-// Computed once an element (pass 1 keeps them for pass 2). Fast (bf16 inputs): from MUFU
-// operations (ex2, lg2, rcp), log2(1 + x) keeping its relative accuracy for small x = e^pre by
-// Goldberg's correction log2(u)·x/(u − 1), u = 1 + x rounded (x·log2 e where u rounds to 1). Its
-// ~2.4e-7 relative error in a is invisible in the bf16 backward's outputs (dpre, du, and dh0 from
-// bf16 dh), but a forward's fp32 final state had 2.3x the reference's error with it (KERNEL_NOTES
-// v13, v27; the forward has its own decay, cell_decay). fp32: libm's expf and the branch-free
-// softplus of softplus.h (within 1.5 ulp of long double, as libm's log1pf(expf) is; the recomputed
-// states may then differ from the forward's by an ulp of a a step, well inside the gradients' bounds).
-template <bool Fast>
-__device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k) {
-    // Without a branch (selects only), so that ptxas can interleave the chains of a thread's
-    // elements (see softplus.h, KERNEL_NOTES v22, v23).
-    if constexpr (Fast) {
-        constexpr float kLog2e = 1.4426950408889634f;
-        const bool linear = pre > 20.f;  // softplus's threshold: softplus = pre, its derivative 1
-        const float x = ex2_approx(fminf(pre, 20.f) * kLog2e), u = 1.f + x;  // clamped: no inf/inf
-        const float l2 = u == 1.f ? x * kLog2e : __log2f(u) * __fdividef(x, u - 1.f);  // softplus·log2 e
-        a = ex2_approx(-(linear ? pre * kLog2e : l2) * c0);
-        k = a * (linear ? 1.f : __fdividef(x, u)) * c0;
-    } else {
-        // σ(pre) from softplus's own t = e^-|pre|: 1/(1 + t) for pre >= 0, t/(1 + t) below.
-        const float t = expf(-fabsf(pre)), r = __fdividef(1.f, 1.f + t);  // t: softplusf_'s own
-        a = expf(-softplusf_(pre) * c0);
-        k = a * (pre >= 0.f ? r : t * r) * c0;
-    }
-}
-
 // The selective cell's decay a = exp(−softplus(pre)/τ) in the forward (c0 = 1/τ). bf16 inputs: three
 // MUFU operations (softplus_fast, then 2^(−softplus·log2 e/τ)) and a few FP32 ones, so that each
 // element is a short chain: with libm's expf, log1pf and expf it was a long chain of dependent steps,
@@ -109,6 +81,31 @@ __device__ __forceinline__ float cell_decay(float pre, float c0) {
     // an ulp of a near 1 is 1 % of 1 − a.
     if constexpr (sizeof(TB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
     else return expf(-(pre > 20.f ? pre : log1pf(expf(pre))) * c0);
+}
+
+// The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
+// k = a·σ(pre)/τ = −da/dpre, with σ(pre) from the exponential that softplus needed. Computed once an
+// element (pass 1 keeps them for pass 2). Fast (bf16 inputs): a exactly as the bf16 forward forms it
+// (cell_decay, four MUFU operations with σ's reciprocal; KERNEL_NOTES v29). fp32: libm's expf and the
+// branch-free softplus of softplus.h (within 1.5 ulp of long double, as libm's log1pf(expf) is; the
+// recomputed states may then differ from the forward's by an ulp of a a step, well inside the
+// gradients' bounds).
+template <bool Fast>
+__device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k) {
+    // Without a branch (selects only), so that ptxas can interleave the chains of a thread's
+    // elements (see softplus.h, KERNEL_NOTES v22, v23).
+    if constexpr (Fast) {
+        // a as the bf16 forward forms it (bitwise), σ from its t = e^-|pre| (the same ex2).
+        constexpr float kLog2e = 1.4426950408889634f;
+        const float t = ex2_approx(-fabsf(pre) * kLog2e), r = __fdividef(1.f, 1.f + t);
+        a = cell_decay<bf16>(pre, c0);
+        k = a * (pre >= 0.f ? r : t * r) * c0;
+    } else {
+        // σ(pre) from softplus's own t = e^-|pre|: 1/(1 + t) for pre >= 0, t/(1 + t) below.
+        const float t = expf(-fabsf(pre)), r = __fdividef(1.f, 1.f + t);  // t: softplusf_'s own
+        a = expf(-softplusf_(pre) * c0);
+        k = a * (pre >= 0.f ? r : t * r) * c0;
+    }
 }
 
 // (a, b) of one step from the raw inputs.
@@ -492,7 +489,11 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 
     // Pass 1: reverse map (A, R) of this thread's steps, q_first = A·q_after + R with
     // R = Σ_t (Π_{s<=t} a_s) dh_t, and where the gradients need states the forward map (A, F).
-    double A[V], R[V];
+    // The selective cell's bf16 backward forms its thread's 8-step A and R in fp32 (two conversions
+    // and two fp64 operations an element less; its outputs carry bf16-sized errors): the chunk-level
+    // products stay in fp64 ("Products in fp64" above).
+    using Acc = std::conditional_t<kSel && sizeof(TB) == 2, float, double>;
+    Acc A[V], R[V];
     float F[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
@@ -514,7 +515,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                 }
                 if constexpr (kStates) F[v] = fmaf(a, F[v], b);
                 A[v] *= a;
-                R[v] = fma(A[v], double(to_f(xd.v[v])), R[v]);
+                R[v] = fma(A[v], Acc(to_f(xd.v[v])), R[v]);
             }
         }
     }
