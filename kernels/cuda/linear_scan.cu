@@ -69,7 +69,7 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
 // The selective cell's decay a = exp(−softplus(pre)/τ) in the forward (c0 = 1/τ). bf16 inputs: three
 // MUFU operations (softplus_fast, then 2^(−softplus·log2 e/τ)) and a few FP32 ones, so that each
 // element is a short chain: with libm's expf, log1pf and expf it was a long chain of dependent steps,
-// and the bf16 forward was bound by that latency, not by bytes (KERNEL_NOTES v22-v28: 47 -> 71 % of
+// and the bf16 forward was bound by that latency, not by bytes (KERNEL_NOTES v22-v28: 47 -> 68-72 % of
 // copy at 64K). fp32: libm, whose forward is memory-bound (75 % of copy) and is the reference's to
 // the ulp.
 template <typename TB>
