@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "kernels/cpu_path.h"
+#include "kernels/cuda/softplus.h"
 #include "kernels/linear_scan.h"
 
 namespace harmonic::kernels {
@@ -64,8 +65,7 @@ torch::Tensor level_scan_cpu(const torch::Tensor& pre_in, const torch::Tensor& u
     if (selective) {
         sequential_scan_cpu(B, T, C, h0p, hp, [=](int64_t e, int64_t, float& a, float& b) {
             const float p = pp[e];
-            const float softplus = p > 20.f ? p : std::log1p(std::exp(p));  // LibTorch's threshold
-            a = std::exp(-softplus / tau_f);
+            a = std::exp(-cuda::softplus_reference(p) / tau_f);
             b = (1.f - a) * up[e];
         });
     } else {

@@ -14,6 +14,8 @@
 
 namespace harmonic::kernels::cuda {
 
+constexpr float kLog2e = 1.4426950408889634f;
+
 #define HARMONIC_CUDA_CHECK(expr)                                                            \
     do {                                                                                     \
         cudaError_t err_ = (expr);                                                           \
@@ -228,7 +230,7 @@ __device__ __forceinline__ float sigmoid_fast(float x) { return __fdividef(1.f, 
 // under one rounding of a. Where 1 + 2^(…) rounds to 1 (x < −17) it returns 0 instead of e^x, as
 // exp(−e^x/τ) rounds to 1 in fp32 there anyway.
 __device__ __forceinline__ float softplus_fast(float x) {
-    constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+    constexpr float kLn2 = 0.6931471805599453f;
     return fmaf(kLn2, __log2f(1.f + ex2_approx(-fabsf(x) * kLog2e)), fmaxf(x, 0.f));
 }
 

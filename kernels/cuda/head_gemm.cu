@@ -46,7 +46,6 @@ constexpr int kABlockBytes = kRows * kKBlock * 2;  // one K block of the residen
 // kernel, which head_lse_gemm_supported never launches.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define HARMONIC_SM90A 1
-constexpr float kLog2e = 1.4426950408889634f;
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {
     return static_cast<uint32_t>(__cvta_generic_to_shared(p));

@@ -74,13 +74,12 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
 // the ulp.
 template <typename TB>
 __device__ __forceinline__ float cell_decay(float pre, float c0) {
-    constexpr float kLog2e = 1.4426950408889634f;
     // 2^y as 2^(y + 1) / 2: ex2.approx's error is about 2^-23 absolute, which is 2 ulp of a result in
     // [0.5, 1) but 1 ulp in [1, 2) (libm's expf shifts its argument the same way). Straight
     // 2^y failed the fp32 final state's bound at τ = 128 (4.3e-6 against 2 × 1.85e-6, v27), where
     // an ulp of a near 1 is 1 % of 1 − a.
     if constexpr (sizeof(TB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
-    else return expf(-(pre > 20.f ? pre : log1pf(expf(pre))) * c0);
+    else return expf(-softplus_reference(pre) * c0);
 }
 
 // The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
@@ -96,8 +95,7 @@ __device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k
     // elements (see softplus.h, KERNEL_NOTES v22, v23).
     if constexpr (Fast) {
         // a as the bf16 forward forms it (bitwise), σ from its t = e^-|pre| (the same ex2).
-        constexpr float kLog2e = 1.4426950408889634f;
-        const float t = ex2_approx(-fabsf(pre) * kLog2e), r = __fdividef(1.f, 1.f + t);
+            const float t = ex2_approx(-fabsf(pre) * kLog2e), r = __fdividef(1.f, 1.f + t);
         a = cell_decay<bf16>(pre, c0);
         k = a * (pre >= 0.f ? r : t * r) * c0;
     } else {

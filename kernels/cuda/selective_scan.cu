@@ -228,7 +228,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     constexpr bool kFastDecay = sizeof(TX) == 2;
     float A2[kFastDecay ? NM : 1];
 #pragma unroll
-    for (int n = 0; n < (kFastDecay ? NM : 0); ++n) A2[n] = Av[n] * 1.4426950408889634f;
+    for (int n = 0; n < (kFastDecay ? NM : 0); ++n) A2[n] = Av[n] * kLog2e;
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
     TX* py = static_cast<TX*>(p.y);

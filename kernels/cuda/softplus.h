@@ -39,7 +39,12 @@ HARMONIC_HOST_DEVICE float log1p_unit(float t) {
     return big ? l + 0.693147180559945309f : l;
 }
 
-// torch.nn.functional.softplus with beta 1, threshold 20, as max(x, 0) + log1p(e^-|x|): no branch
+// torch.nn.functional.softplus with beta 1, threshold 20, in LibTorch's order of operations (libm,
+// fp32): the CPU level scan and the CUDA fp32 forward form their decays with it, to the ulp of the
+// reference's.
+HARMONIC_HOST_DEVICE float softplus_reference(float x) { return x > 20.f ? x : log1pf(expf(x)); }
+
+// The same softplus as max(x, 0) + log1p(e^-|x|): no branch
 // (see log1p_unit), and above the threshold e^-x < ulp(x)/2, so the sum rounds to x as the threshold
 // does. Host-checked on [-90, 30] against long double: at most 1.46 ulp, where log1pf(expf(x)) has
 // 1.49 (both with glibc's expf).
