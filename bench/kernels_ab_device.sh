@@ -73,7 +73,7 @@ for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r: % of copy ($names)"
   files=""
   for v in $names; do files="$files $OUT/bench_${v}_$r.txt"; done
-  awk 'FNR == 1 {k++} /^(linear|level) .*% of copy/ {
+  awk 'FNR == 1 {k++} /^(linear|level|selective) .*% of copy/ {
          i = FNR; name[i] = substr($0, 1, 52); match($0, /[0-9.]+% of copy/); pct[i, k] = substr($0, RSTART, RLENGTH - 9); if (i > n) n = i }
        END { for (i = 1; i <= n; i++) if (i in name) { line = sprintf("%-52s", name[i]); for (j = 1; j <= k; j++) line = line sprintf(" %6s", pct[i, j]); print line } }' $files
 done

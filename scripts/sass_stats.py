@@ -86,7 +86,7 @@ def main():
         if m:
             current = m.group(1)
             kernels[current] = []
-        elif current and (m := re.search(r"/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", line)):
+        elif current and (m := re.search(r"/\*[0-9a-f]{4,}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)", line)):
             kernels[current].append(m.group(1))
     names = demangle(list(kernels))
     shown = 0

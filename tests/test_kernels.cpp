@@ -233,6 +233,46 @@ TEST_CASE("linear scan: CUDA without autograd, chained chunks equal one call", "
     CHECK(rel(torch::cat(parts, 1), whole) < 1e-6);
 }
 
+// HARMONIC_LOOKBACK_WINDOW (a benchmark knob) reads fewer status words per look-back round trip; a
+// window under 8 leaves padding entries in each round, which must read as "nothing published".
+// Long sequences, so that look-backs cross chunks still in flight. The seventh-to-ninth sessions'
+// tests ran only the default window, and a padding word in the wrong encoding hung the benchmark.
+TEST_CASE("scans: every look-back window gives the default window's result", "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(21);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    const int64_t B = 2, T = 65536, C = 256, N = 16;
+    auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
+    auto afix = torch::rand({C}, dev) * 0.2 + 0.79;
+    auto x = torch::randn({B, T, C}, dev), delta = torch::rand({B, T, C}, dev) * 0.1 + 1e-3;
+    auto A = -(torch::rand({C, N}, dev) * 4 + 0.5), Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
+    // Outputs and gradients of the per-token and fixed-decay linear scans and of the selective scan.
+    auto run = [&] {
+        std::vector<Tensor> out;
+        for (const Tensor& decay : {a, afix}) {
+            auto ag = decay.clone().requires_grad_(true), bg = b.clone().requires_grad_(true);
+            auto h = linear_scan(ag, bg, Tensor());
+            auto grads = torch::autograd::grad({h}, {ag, bg}, {dh});
+            out.insert(out.end(), {h.detach(), grads[0], grads[1]});
+        }
+        auto xg = x.clone().requires_grad_(true);
+        auto r = selective_scan(xg, delta, A, Bm, Cm, Tensor(), Tensor(), Tensor());
+        out.push_back(r.y.detach());
+        out.push_back(torch::autograd::grad({r.y}, {xg}, {dh})[0]);
+        return out;
+    };
+    const auto base = run();
+    for (const char* window : {"1", "3", "4"}) {
+        setenv("HARMONIC_LOOKBACK_WINDOW", window, 1);
+        const auto got = run();
+        unsetenv("HARMONIC_LOOKBACK_WINDOW");
+        for (size_t i = 0; i < base.size(); ++i) {
+            INFO("window " << window << ", output " << i);
+            CHECK(rel(got[i], base[i]) < 1e-5);
+        }
+    }
+}
+
 TEST_CASE("level scan (fused Harmonic cell): CUDA forward and gradients within 2x of the reference's fp64 error",
           "[gpu][kernels]") {
     if (!have_gpu()) return;

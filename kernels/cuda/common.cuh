@@ -139,8 +139,9 @@ __device__ __forceinline__ void opaque(Pack<T, V>& p) {
 }
 
 // Chained-scan status of one (chunk, channel) — or (chunk, state, channel) in the selective scan —
-// as one 64-bit word, the low half a state value, the high half the tag:
-//   kStatusEmpty      nothing published yet (the buffer is filled with 0xff bytes before launch);
+// as one 64-bit word, the low half a state value, the high half the tag (stored inverted, so that
+// the zero-filled buffer a launch starts from reads as empty everywhere):
+//   kStatusEmpty      nothing published yet;
 //   kStatusInclusive  the low half is the state at the chunk end;
 //   anything else     an aggregate: the high half a float describing the chunk's decay (linear:
 //                     the product A of its decays; selective: its Σ Δ), the low half its H (the
@@ -151,13 +152,16 @@ __device__ __forceinline__ void opaque(Pack<T, V>& p) {
 // barrier and a fence, then the data read in a second dependent round trip) left 43 % of the
 // linear scan's warp cycles waiting at that barrier (docs/KERNEL_NOTES.md v3, v5). Both tags are
 // NaNs whose payload GPU arithmetic never returns (it returns the canonical 0x7fffffff), and every
-// decay word is computed, so no value can be mistaken for a tag.
+// decay word is computed, so no value can be mistaken for a tag. Zero (rather than 0xff bytes, as
+// before) so that the same fill also zeroes the accumulators a launch keeps after the status words
+// (the fixed decay's dL/da, see lin_bwd_kernel).
 using StatusWord = unsigned long long;
 constexpr unsigned kStatusEmpty = 0xffffffffu;
 constexpr unsigned kStatusInclusive = 0xfffffffeu;
+constexpr StatusWord kEmptyWord = 0;  // a whole word as stored before anything is published
 
 __device__ __forceinline__ void publish_status(StatusWord* p, unsigned tag, float value) {
-    const StatusWord w = (static_cast<StatusWord>(tag) << 32) | __float_as_uint(value);
+    const StatusWord w = (static_cast<StatusWord>(~tag) << 32) | __float_as_uint(value);
     asm volatile("st.relaxed.gpu.global.b64 [%0], %1;" ::"l"(p), "l"(w) : "memory");
 }
 __device__ __forceinline__ StatusWord read_status(const StatusWord* p) {
@@ -165,15 +169,15 @@ __device__ __forceinline__ StatusWord read_status(const StatusWord* p) {
     asm volatile("ld.relaxed.gpu.global.b64 %0, [%1];" : "=l"(w) : "l"(p) : "memory");
     return w;
 }
-__device__ __forceinline__ unsigned status_tag(StatusWord w) { return static_cast<unsigned>(w >> 32); }
+__device__ __forceinline__ unsigned status_tag(StatusWord w) { return ~static_cast<unsigned>(w >> 32); }
 __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_float(static_cast<unsigned>(w)); }
 
-// Block ticket from word 0 of a scratch buffer filled with 0xff bytes (so it counts from −1): blocks
+// Block ticket from the low half of word 0 of the zero-filled scratch buffer: blocks
 // take chunk indices in the order they start, so every block a look-back waits on has already
 // started and will finish (no deadlock whatever the hardware's block order). One fill of the
 // buffer prepares the ticket and every status word after it.
 __device__ __forceinline__ int64_t take_ticket(StatusWord* scratch, int* smem_slot) {
-    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(scratch), 1) + 1;
+    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(scratch), 1);
     __syncthreads();
     return *smem_slot;
 }
@@ -193,7 +197,7 @@ __device__ __forceinline__ float look_back(const StatusWord* status, int64_t str
 #pragma unroll
         for (int i = 0; i < kLookbackBatch; ++i)
             w[i] = (i < window && done + i < n_avail) ? read_status(status + (chunk + dir * (done + i + 1)) * stride)
-                                                      : ~StatusWord(0);
+                                                      : kEmptyWord;
         int n = 0;  // aggregates folded this round; the walk stops at the first empty word
 #pragma unroll
         for (int i = 0; i < kLookbackBatch; ++i) {

@@ -43,9 +43,10 @@ struct LinParams {
     const void* b = nullptr;                // b / u
     const float* h0 = nullptr;              // (B, C) fp32 or null
     void* h = nullptr;                      // forward output (B, T, C) in dtype tb
-    // Scratch of lin_scratch_words 64-bit words, every byte 0xff before the launch: word 0's low half
-    // is the block-ticket counter (from −1), the rest the chained-scan status words of each chunk
-    // and channel (common.cuh, StatusWord).
+    // Scratch of lin_scratch_words 64-bit words, zero-filled before the launch: word 0's low half is
+    // the block-ticket counter, then the chained-scan status words of each chunk and channel
+    // (common.cuh, StatusWord), then for a fixed-decay backward C fp64 accumulators of dL/da
+    // (fixed_da; the wrapper rounds them to fp32).
     unsigned long long* scratch = nullptr;
     // (lin_num_chunks(T), B·C) fp32, the state at the end of every kLinSpan steps (the last: at
     // T − 1): written by the forward, read by the backward as its checkpoints.
@@ -54,8 +55,8 @@ struct LinParams {
     const void* dh = nullptr;               // dL/dh (B, T, C) in dtype tb
     const float* dh_last = nullptr;         // dL/dh_{T-1} from a separate final-state output (B, C) or null
     void* da = nullptr;                     // Linear: (B,T,C) dtype ta; fused modes: d pre (dtype tb)
+    bool fixed_da = false;                  // LinearFixed: sum dL/da into the scratch's fp64 accumulators
     void* db = nullptr;                     // d b / d u (dtype tb)
-    float* da_part = nullptr;               // LinearFixed: (lin_chunks(p, true), B·C) partial sums of dL/da, or null
     float* dh0 = nullptr;                   // (B, C) or null
 };
 
@@ -63,7 +64,7 @@ int64_t lin_num_chunks(int64_t T);                   // checkpoint spans: ceil(T
 int lin_steps(const LinParams& p, bool backward);     // steps per thread (8, 16 or 32)
 int64_t lin_chunks(const LinParams& p, bool backward);  // blocks along time: ceil(T / (lin_steps · kLinWarps))
 int64_t lin_num_tiles(const LinParams& p);      // channel tiles: B · ceil(C / (32·vec))
-int64_t lin_scratch_words(const LinParams& p, bool backward);  // 1 + chunks·B·C
+int64_t lin_scratch_words(const LinParams& p, bool backward);  // 1 + chunks·B·C (+ C: a fixed-decay backward)
 void lin_forward(const LinParams& p, cudaStream_t stream);
 void lin_backward(const LinParams& p, cudaStream_t stream);
 
@@ -89,7 +90,7 @@ struct SelParams {
     const float* D = nullptr;     // (E) or null
     const float* h0 = nullptr;    // [B][N][E] or null
     void* y = nullptr;            // (B, T, E)
-    // Scratch of sel_scratch_words 64-bit words, every byte 0xff before the launch: word 0's low half
+    // Scratch of sel_scratch_words 64-bit words, zero-filled before the launch: word 0's low half
     // is the block-ticket counter, the rest the status words of each (chunk, b, n, e) (common.cuh).
     unsigned long long* scratch = nullptr;
     float* incl = nullptr;        // forward: (nChunks, B, N, E) out, the state at each chunk end (checkpoints)

@@ -82,6 +82,13 @@ __device__ __forceinline__ float cell_decay(float pre, float c0) {
     else return expf(-softplus_reference(pre) * c0);
 }
 
+// k = a·σ(pre)/τ = −da/dpre of the bf16 cell, from the decay a that cell_decay gave: σ from
+// t = e^−|pre| (the ex2 that softplus_fast also takes) and one reciprocal.
+__device__ __forceinline__ float sel_slope(float pre, float a, float c0) {
+    const float t = ex2_approx(-fabsf(pre) * kLog2e), r = __fdividef(1.f, 1.f + t);
+    return a * (pre >= 0.f ? r : t * r) * c0;
+}
+
 // The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
 // k = a·σ(pre)/τ = −da/dpre, with σ(pre) from the exponential that softplus needed. Computed once an
 // element (pass 1 keeps them for pass 2). Fast (bf16 inputs): a exactly as the bf16 forward forms it
@@ -94,10 +101,9 @@ __device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k
     // Without a branch (selects only), so that ptxas can interleave the chains of a thread's
     // elements (see softplus.h, KERNEL_NOTES v22, v23).
     if constexpr (Fast) {
-        // a as the bf16 forward forms it (bitwise), σ from its t = e^-|pre| (the same ex2).
-            const float t = ex2_approx(-fabsf(pre) * kLog2e), r = __fdividef(1.f, 1.f + t);
+        // a as the bf16 forward forms it (bitwise).
         a = cell_decay<bf16>(pre, c0);
-        k = a * (pre >= 0.f ? r : t * r) * c0;
+        k = sel_slope(pre, a, c0);
     } else {
         // σ(pre) from softplus's own t = e^-|pre|: 1/(1 + t) for pre >= 0, t/(1 + t) below.
         const float t = expf(-fabsf(pre)), r = __fdividef(1.f, 1.f + t);  // t: softplusf_'s own
@@ -156,20 +162,22 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // A staged backward (LinParams::stage_inputs, lin_bwd_kernel's P) copies its inputs into shared
 // memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
 // thread) is not staged.
-// The selective cell is not staged: bound by its exp / log1p chains, it ran slower at 16 steps
-// (H100, 64K: fp32 0.92 -> 1.27 ms; bf16 0.81 -> 1.77 ms with libm's decay, 0.60 -> 0.83 ms with
-// the MUFU one; KERNEL_NOTES v12, v13). Nor is the fixed-decay bf16 scan, which already ran 16
+// The selective cell is staged in bf16 only, where its coefficients come from the MUFU pipe and the
+// staged form keeps its decays in registers (see lin_bwd_kernel, kSelStaged: 56-58 -> 72 % of copy
+// at 64K, KERNEL_NOTES v31). In fp32, bound by libm's exp / log1p chains, it ran slower at 16 steps
+// (H100, 64K: 0.92 -> 1.27 ms; KERNEL_NOTES v12). Nor is the fixed-decay bf16 scan, which already ran 16
 // steps with its states in shared memory (states_in_shared) and was 3-4 % faster that way in each
 // of three runs (0.203-0.218 against 0.211-0.224 ms).
 constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
     const bool fixed_bf16 = m == LinMode::LinearFixed && b_bytes == 2;
-    return stage_inputs && m != LinMode::SelLevel && !fixed_bf16 &&
+    const bool sel_fp32 = m == LinMode::SelLevel && b_bytes == 4;
+    return stage_inputs && !sel_fp32 && !fixed_bf16 &&
            (m == LinMode::LinearFixed || a_bytes * vec >= 4) && b_bytes * vec >= 4;
 }
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
-// shared memory), 8 otherwise. A staged backward holds only g_t in registers and runs 16 steps
-// (at most 96 KB of inputs a block in shared memory, two blocks an SM). 32 steps of 2 bf16
+// shared memory), 8 otherwise. A staged backward holds only g_t (the selective cell: a_t) in
+// registers and runs 16 steps (at most 96 KB of inputs a block in shared memory, two blocks an SM). 32 steps of 2 bf16
 // channels, the same bytes a block as 16 of 4, ran slower (fixed decay 61 -> 56 % of copy).
 constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward, bool staged = false) {
     if (backward && staged) return 16;
@@ -390,12 +398,12 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
 constexpr bool bwd_needs_states(LinMode m) { return m != LinMode::Gated; }
 
 // Shared memory of a backward block beyond its static arrays: g_t of its steps for the fixed-decay
-// bf16 scan unless staged (states_in_shared); the selective cell's coefficients a and k of its
-// steps (sel_coef); or, staged, the chunk's inputs (a unless fixed, b, dh: each thread's own
+// bf16 scan unless staged (states_in_shared); the unstaged selective cell's coefficients a and k of
+// its steps (sel_coef); or, staged, the chunk's inputs (a unless fixed, b, dh: each thread's own
 // packs, step-major, so a warp's copies are contiguous and its reads conflict-free).
 template <LinMode M, typename TB, int V, int S, bool P>
 constexpr int bwd_kept_smem_bytes() {
-    if constexpr (M == LinMode::SelLevel) return TT * 32 * S * V * 2 * int(sizeof(float));
+    if constexpr (M == LinMode::SelLevel) return P ? 0 : TT * 32 * S * V * 2 * int(sizeof(float));
     return states_in_shared<M, TB>() && !P ? TT * 32 * S * V * int(sizeof(float)) : 0;
 }
 template <LinMode M, typename TA, typename TB, int V, int S>
@@ -476,10 +484,15 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         else return rd[i];
     };
 
-    // The selective cell computes its coefficients once, in pass 1, and keeps them in shared memory
-    // for both walks of pass 2: its transcendental chains (expf, log1pf, expf and σ), evaluated
-    // again in each walk, made its backward compute-bound (KERNEL_NOTES v17, v18: H100, 64K, fp32
-    // 56 -> 75-77 % of copy, bf16 38 -> 48 %).
+    // The selective cell computes its coefficients once, in pass 1, and keeps them for both walks of
+    // pass 2: its transcendental chains (expf, log1pf, expf and σ), evaluated again in each walk,
+    // made its backward compute-bound (KERNEL_NOTES v17, v18: H100, 64K, fp32 56 -> 75-77 % of copy,
+    // bf16 38 -> 48 %). Unstaged (fp32), a and k go to shared memory. Staged (bf16, kSelStaged), the
+    // inputs fill shared memory, so a stays in registers (a_keep: 16 steps of 4 channels, in place of
+    // the g_t that the other staged scans keep there), and the reverse walk writes dL/du = g (1 - a)
+    // itself and keeps g·k (sel_slope: σ from two MUFU operations) in its spent pre and dh slots, so
+    // that the forward walk needs neither g nor pre (KERNEL_NOTES v30, v31: recomputing a and k in
+    // each walk instead made the MUFU queue the limit).
     constexpr bool kSel = M == LinMode::SelLevel;
     float* const sel_keep = reinterpret_cast<float*>(bwd_smem);
     auto kept_a = [&](int i, int v) -> float& { return sel_keep[(i * V + v) * (TT * 32) + tid]; };
@@ -492,6 +505,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // products stay in fp64 ("Products in fp64" above).
     using Acc = std::conditional_t<kSel && sizeof(TB) == 2, float, double>;
     Acc A[V], R[V];
+    constexpr bool kSelStaged = kSel && P;
+    float a_keep[kSelStaged ? S : 1][V];  // the staged selective cell's decays (see above)
     float F[V];
 #pragma unroll
     for (int v = 0; v < V; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
@@ -503,7 +518,11 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 float a, b;
-                if constexpr (kSel) {
+                if constexpr (kSelStaged) {
+                    a = cell_decay<TB>(raw_a<M, TA, V>(xa, v), p.c0);
+                    b = (1.f - a) * to_f(xb.v[v]);
+                    a_keep[i][v] = a;
+                } else if constexpr (kSel) {
                     float k;
                     sel_coef<sizeof(TB) == 2>(raw_a<M, TA, V>(xa, v), p.c0, a, k);
                     b = (1.f - a) * to_f(xb.v[v]);
@@ -597,10 +616,22 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // which leaves the registers to 4 channels of 16 steps: twice the bytes per block for the
     // same look-back (KERNEL_NOTES v9, then for the recomputed states).
     constexpr bool kGShared = states_in_shared<M, TB>() && !P;
-    float g_reg[kStates && !kGShared ? S : 1][V];
+    float g_reg[kStates && !kGShared && !kSelStaged ? S : 1][V];
     auto gkept = [&](int i, int v) -> float& {
         if constexpr (kGShared) return g_shared[(i * V + v) * (TT * 32) + tid];
-        else return g_reg[kStates ? i : 0][v];
+        else return g_reg[kStates && !kSelStaged ? i : 0][v];
+    };
+    // The staged selective cell's reverse walk writes dL/du and keeps g·k (fp32) for the forward
+    // walk in this thread's own spent slots of pre and dh (V/2 floats each).
+    auto keep_gk = [&](int i, const float (&gk)[V]) {
+        float* lo = reinterpret_cast<float*>(stage_a + slot(i));
+        float* hi = reinterpret_cast<float*>(stage_d + slot(i));
+#pragma unroll
+        for (int v = 0; v < V / 2; ++v) lo[v] = gk[v], hi[v] = gk[V / 2 + v];
+    };
+    auto kept_gk = [&](int i, int v) -> float {
+        return v < V / 2 ? reinterpret_cast<const float*>(stage_a + slot(i))[v]
+                         : reinterpret_cast<const float*>(stage_d + slot(i))[v - V / 2];
     };
     TA* out_a = static_cast<TA*>(p.da);
     TB* out_b = static_cast<TB*>(p.db);
@@ -611,11 +642,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             const Pack<TB, V> xb = in_b(i), xd = in_d(i);
             Pack<TA, V> oa;
             Pack<TB, V> ob;
+            float gk[V];
 #pragma unroll
             for (int v = 0; v < V; ++v) {
                 const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
                 float a, b;
-                if constexpr (kSel) a = kept_a(i, v);
+                if constexpr (kSelStaged) a = a_keep[i][v];
+                else if constexpr (kSel) a = kept_a(i, v);
                 else coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
                 const float gt = to_f(xd.v[v]) + q[v];
                 q[v] = a * gt;
@@ -623,13 +656,17 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                     const float s = gate_sigmoid<TB>(pre), k = p.c1 * gt;
                     oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
                     ob.v[v] = from_f<TB>(k * s);
+                } else if constexpr (kSelStaged) {
+                    ob.v[v] = from_f<TB>(gt * (1.f - a));
+                    gk[v] = gt * sel_slope(pre, a, p.c0);
                 } else {
                     if constexpr (M != LinMode::SelLevel) ob.v[v] = from_f<TB>(gt);
                     gkept(i, v) = gt;
                 }
             }
             if constexpr (M == LinMode::Gated) store_pack<TA, V>(out_a + base + i * p.C, oa);
-            if constexpr (M != LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
+            if constexpr (M != LinMode::SelLevel || kSelStaged) store_pack<TB, V>(out_b + base + i * p.C, ob);
+            if constexpr (kSelStaged) keep_gk(i, gk);
         }
     }
     if (g.chunk == 0 && w == 0 && g.cvalid && p.dh0) {
@@ -651,10 +688,11 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 #pragma unroll
                 for (int v = 0; v < V; ++v) {
                     const float u = to_f(xb.v[v]);
-                    float a, b;
-                    if constexpr (kSel) a = kept_a(i, v), b = (1.f - a) * u;
+                    float a, b, k = 0.f;
+                    if constexpr (kSelStaged) a = a_keep[i][v], b = (1.f - a) * u, k = 1.f;  // gt is g·k
+                    else if constexpr (kSel) a = kept_a(i, v), b = (1.f - a) * u, k = kept_k(i, v);
                     else coef<M, TB>(raw_a<M, TA, V>(xa, v), u, afix[v], p.c0, p.c1, a, b);
-                    const float gt = gkept(i, v), hprev = h[v];
+                    const float gt = kSelStaged ? kept_gk(i, v) : gkept(i, v), hprev = h[v];
                     if constexpr (M == LinMode::Linear) {
                         oa.v[v] = from_f<TA>(gt * hprev);
                     } else if constexpr (M == LinMode::LinearFixed) {
@@ -663,17 +701,25 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                         // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
                         // dL/dpre = -dL/da · k (sel_coef).
                         const float dla = gt * (hprev - u);
-                        oa.v[v] = from_f<TA>(-dla * kept_k(i, v));
+                        oa.v[v] = from_f<TA>(-dla * k);
                         ob.v[v] = from_f<TB>(gt * (1.f - a));
                     }
                     h[v] = fmaf(a, hprev, b);
                 }
                 if constexpr (!kFixed) store_pack<TA, V>(out_a + base + i * p.C, oa);
-                if constexpr (M == LinMode::SelLevel) store_pack<TB, V>(out_b + base + i * p.C, ob);
+                if constexpr (M == LinMode::SelLevel && !kSelStaged) store_pack<TB, V>(out_b + base + i * p.C, ob);
             }
         }
         if constexpr (kFixed) {
-            if (p.da_part) {
+            if (p.fixed_da) {
+                // dL/da of the shared decay: each block adds its channels' sums over its steps to fp64
+                // accumulators after the status words (zeroed by the scratch's fill; the wrapper
+                // rounds them to fp32). It was a per-chunk (chunks, B·C) buffer that LibTorch summed
+                // afterwards (12 µs in ncu, 6 % of the fixed-decay bf16 backward at 64K); rounding in
+                // the block that finishes last instead of the wrapper needed a fence in every block,
+                // which cost more than it saved (KERNEL_NOTES v32). fp64, so the atomics' order
+                // changes nothing that survives the rounding to fp32 but in the rarest ties.
+                double* const acc = reinterpret_cast<double*>(status + nChunks * g.BC);
                 // Each thread overwrites only the slots it read at the start of the forward walk.
 #pragma unroll
                 for (int v = 0; v < V; ++v) sF[w][lane * V + v] = dafix[v];
@@ -682,7 +728,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                     float s = 0.f;
 #pragma unroll
                     for (int ww = 0; ww < TT; ++ww) s += sF[ww][tid];
-                    p.da_part[g.chunk * g.BC + gc] = s;
+                    atomicAdd(acc + cidx, double(s));
                 }
             }
         }
@@ -782,7 +828,10 @@ int64_t lin_chunks(const LinParams& p, bool backward) {
     return (p.T + L - 1) / L;
 }
 
-int64_t lin_scratch_words(const LinParams& p, bool backward) { return 1 + lin_chunks(p, backward) * p.B * p.C; }
+int64_t lin_scratch_words(const LinParams& p, bool backward) {
+    const int64_t acc = backward && p.mode == LinMode::LinearFixed ? p.C : 0;  // dL/da's fp64 sums (fixed_da)
+    return 1 + lin_chunks(p, backward) * p.B * p.C + acc;
+}
 
 int64_t lin_num_tiles(const LinParams& p) {
     const int64_t W = 32 * p.vec;

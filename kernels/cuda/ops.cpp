@@ -158,10 +158,10 @@ LinParams params(const LinInputs& in, double tau) {
     return p;
 }
 
-// A scan's scratch of n 64-bit words: one fill of 0xff bytes prepares a launch, the ticket counter
-// and every status word (launch.h, common.cuh).
+// A scan's scratch of n 64-bit words: one zero fill prepares a launch, the ticket counter, every
+// status word and the accumulators after them (launch.h, common.cuh).
 Tensor status_scratch(int64_t n, const torch::TensorOptions& opts) {
-    return torch::full({n}, -1, opts.dtype(torch::kInt64));
+    return torch::zeros({n}, opts.dtype(torch::kInt64));
 }
 
 unsigned long long* words(const Tensor& t) { return reinterpret_cast<unsigned long long*>(t.data_ptr<int64_t>()); }
@@ -200,21 +200,18 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && (p.ta == DType::BF16 || p.mode == LinMode::LinearFixed)),
                      {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
     p.stage_inputs = lin_bwd_stage_inputs();
-    const int64_t chunks = lin_chunks(p, true);
-    Tensor da_part;
-    if (in.mode == LinMode::LinearFixed && need_da)
-        da_part = torch::empty({chunks, p.B * p.C}, in.b.options().dtype(torch::kFloat32));
+    const bool fixed_da = in.mode == LinMode::LinearFixed && need_da;
     p.ckpt = fwd.ckpt.data_ptr<float>();
     p.dh = dh.data_ptr();
     p.dh_last = dlast.defined() ? dlast.data_ptr<float>() : nullptr;
     p.da = g.da.defined() ? g.da.data_ptr() : nullptr;
+    p.fixed_da = fixed_da;
     p.db = g.db.data_ptr();
-    p.da_part = da_part.defined() ? da_part.data_ptr<float>() : nullptr;
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
     auto scratch = status_scratch(lin_scratch_words(p, true), in.b.options());
     p.scratch = words(scratch);
     lin_backward(p, stream());
-    if (da_part.defined()) g.da = da_part.view({chunks, p.B, p.C}).sum(std::vector<int64_t>{0, 1});
+    if (fixed_da) g.da = scratch.narrow(0, scratch.numel() - p.C, p.C).view(torch::kFloat64).to(torch::kFloat32);
     return g;
 }
 

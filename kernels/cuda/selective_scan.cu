@@ -16,8 +16,7 @@
 //
 // The price of one pass over memory is two exponentials per (t, e, n): pass 1 cannot keep
 // exp(Δ A) for 8 steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
-// exp is libm's expf of the same fp32 argument Δ·A as the reference (not ex2.approx of a
-// pre-scaled A·log2 e, whose two extra roundings cost about 2x the reference's error in fp32).
+// Each exponential is cell_exp below: ex2.approx of Δ·(A·log2 e) + 1, halved.
 //
 // Backward (recomputation, no stored states): per chunk, the forward states are rebuilt from the
 // checkpoint at the previous chunk end; the reverse scan over q_t = dA_t (dh_t + q_{t+1}) with
@@ -36,6 +35,12 @@ namespace {
 
 constexpr int S = kSelSteps;
 constexpr int NM = kSelMaxN;
+
+// exp(Δ·A) per (t, e, n) cell as 2^(Δ·A' + 1) / 2 with A' = A·log2 e: one FFMA, one MUFU and one
+// FMUL instead of libm's expf (~8 instructions). ex2.approx's error is about 2^-23 absolute, one ulp
+// of a result in [1, 2): the shift puts the result there (as libm does), and the one extra rounding
+// (A') is the size of the reference's own rounding of Δ·A (KERNEL_NOTES v28, s5).
+__device__ __forceinline__ float cell_exp(float d, float a2) { return 0.5f * ex2_approx(fmaf(d, a2, 1.f)); }
 
 // TT warps along time per block (kSelWarps = 16 by default, 8 also built). The composition
 // step gives each thread NM / TT (state, channel) pairs, one warp-wide group of 32 channels each.
@@ -148,9 +153,9 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         sm.sd[i][tid] = ok ? to_f(pd[base + i * p.E]) : 0.f;
         sm.sz[i][tid] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
     }
-    float Av[NM];
+    float A2[NM];
 #pragma unroll
-    for (int n = 0; n < NM; ++n) Av[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] : 0.f;
+    for (int n = 0; n < NM; ++n) A2[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] * kLog2e : 0.f;
     const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
     __syncthreads();
 
@@ -165,7 +170,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         s += d;
         const float* Bt = sm.Bs[w * S + i];
 #pragma unroll
-        for (int n = 0; n < NM; ++n) h[n] = fmaf(expf(d * Av[n]), h[n], u * Bt[n]);
+        for (int n = 0; n < NM; ++n) h[n] = fmaf(cell_exp(d, A2[n]), h[n], u * Bt[n]);
     }
     sm.sS[w][lane] = s;
 #pragma unroll
@@ -220,15 +225,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     }
     __syncthreads();
 
-    // Pass 2: exact states, output with D skip and SiLU(z) gate. With bf16 outputs the decays come
-    // from ex2.approx of Δ·(A·log2 e) (one FMUL and one MUFU instead of libm's ~8 instructions):
-    // each thread rescans only its own 8 steps from the exact carry that pass 1's libm decays
-    // gave, so their ~1e-6 relative error stays far under y's bf16 rounding and never reaches a
-    // published state or checkpoint (KERNEL_NOTES s4).
-    constexpr bool kFastDecay = sizeof(TX) == 2;
-    float A2[kFastDecay ? NM : 1];
-#pragma unroll
-    for (int n = 0; n < (kFastDecay ? NM : 0); ++n) A2[n] = Av[n] * kLog2e;
+    // Pass 2: exact states, output with D skip and SiLU(z) gate.
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
     TX* py = static_cast<TX*>(p.y);
@@ -240,10 +237,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         float y = 0.f;
 #pragma unroll
         for (int n = 0; n < NM; ++n) {
-            float decay;
-            if constexpr (kFastDecay) decay = ex2_approx(d * A2[n]);
-            else decay = expf(d * Av[n]);
-            h[n] = fmaf(decay, h[n], u * Bt[n]);
+            h[n] = fmaf(cell_exp(d, A2[n]), h[n], u * Bt[n]);
             y = fmaf(Ct[n], h[n], y);
         }
         y = fmaf(Dv, x, y);
@@ -319,10 +313,10 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 
     // Pass 1: forward map (Σ Δ, F) and reverse map (Σ Δ, R) of this thread's steps, all states.
     {
-        float Av[NM], F[NM], P[NM], R[NM];
+        float A2[NM], F[NM], P[NM], R[NM];
 #pragma unroll
         for (int n = 0; n < NM; ++n) {
-            Av[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] : 0.f;
+            A2[n] = (g.evalid && n < p.N) ? p.A[g.e * p.N + n] * kLog2e : 0.f;
             F[n] = 0.f, P[n] = 1.f, R[n] = 0.f;
         }
         float s = 0.f;
@@ -334,7 +328,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
             const float* Ct = sm.Cs[w * S + i];
 #pragma unroll
             for (int n = 0; n < NM; ++n) {
-                const float dA = expf(d * Av[n]);
+                const float dA = cell_exp(d, A2[n]);
                 F[n] = fmaf(dA, F[n], u * Bt[n]);
                 P[n] *= dA;
                 R[n] = fmaf(P[n], dy[i] * Ct[n], R[n]);
@@ -411,13 +405,13 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     const int ridx = reduce_index(lane);
 #pragma unroll 1
     for (int n = 0; n < p.N; ++n) {
-        const float An = g.evalid ? p.A[g.e * p.N + n] : 0.f;
+        const float An = g.evalid ? p.A[g.e * p.N + n] : 0.f, An2 = An * kLog2e;
                 float h = sm.sF[w][n][lane], q = sm.sR[w][n][lane];
         float dA[S], hp[S];
 #pragma unroll
         for (int i = 0; i < S; ++i) {
             const float d = dv[i];
-            dA[i] = expf(d * An);
+            dA[i] = cell_exp(d, An2);
             hp[i] = h;
             h = fmaf(dA[i], h, d * xv[i] * sm.Bs[w * S + i][n]);
             yv[i] = fmaf(sm.Cs[w * S + i][n], h, yv[i]);
