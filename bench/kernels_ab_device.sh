@@ -11,7 +11,8 @@
 # `bench_kernels --profile` with ncu (stall reasons, instruction mix, occupancy) for the kernels whose
 # demangled names match REGEX, e.g. 'LinMode.3, __nv_bfloat16' (the selective cell in bf16), while
 # AB_NCU_BUDGET_S (default 540) seconds of the call are not yet spent (AB_NCU_COUNT kernels,
-# default 4). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
+# default 4; AB_NCU_VERSIONS="new ..." limits it to those versions; each kernel's SASS hot spots
+# are printed by scripts/ncu_source_top.py). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
 # working tree runs all "[kernels]" tests). Logs, reports and profiles go to $OUT/ab_logs.tgz.
 set -uo pipefail
 [ $# -ge 1 ] || { echo "usage: kernels_ab_device.sh VARIANT_DIR..."; exit 2; }
@@ -79,15 +80,19 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 if [ -n "${AB_NCU:-}" ]; then
-  for v in $names; do
+  for v in ${AB_NCU_VERSIONS:-$names}; do
     [ "$v" = newenv ] && continue
     if [ "$SECONDS" -gt "${AB_NCU_BUDGET_S:-540}" ]; then echo "ncu $v: skipped, ${SECONDS}s spent"; continue; fi
     timeout 150 ncu --clock-control none --kernel-name-base demangled -k "regex:$AB_NCU" -c "${AB_NCU_COUNT:-4}" \
       --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section SchedulerStats --section InstructionStats --section SourceCounters --import-source no \
       --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' \
-      "/tmp/ab/bench_$v" --profile >"$OUT/ncu_$v.txt" 2>&1
+      -o "$OUT/ncu_$v" "/tmp/ab/bench_$v" --profile >"$OUT/ncu_$v.log" 2>&1
     echo "ncu $v: exit $? at ${SECONDS}s"
+    ncu --import "$OUT/ncu_$v.ncu-rep" >"$OUT/ncu_$v.txt" 2>&1
+    # Per SASS instruction: where the warps were sampled stalled (the hot spots of each kernel).
+    ncu --import "$OUT/ncu_$v.ncu-rep" --page source --csv --print-source sass >"$OUT/ncu_src_$v.csv" 2>&1
+    /opt/torch/.venv/bin/python scripts/ncu_source_top.py "$OUT/ncu_src_$v.csv" --top "${AB_NCU_TOP:-30}" 2>&1 | head -400
     # Per kernel: its name, time, issue and the largest stall reasons (ncu's per-instruction cycles).
     awk '/^  [a-z_ ]*.*(lin_|sel_).*\(/ { gsub(/harmonic::kernels::cuda::|\(anonymous namespace\)::/, ""); print substr($0, 1, 110) }
          /Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Executed Instructions  / { $1 = $1; print "    " $0 }

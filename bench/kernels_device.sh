@@ -25,13 +25,13 @@ BK=build/bench/bench_kernels
 echo "== kernel tests ($TK)"
 timeout 300 "$TK" "[kernels]" -d yes >"$OUT/test_kernels.log" 2>&1
 echo "exit $?"
-HARMONIC_SEL_WARPS=8 timeout 120 "$TK" "selective scan*" -d yes >"$OUT/test_kernels_sel8.log" 2>&1
-echo "selective scan with 8-warp blocks: exit $?"
+HARMONIC_SEL_WARPS=16 timeout 120 "$TK" "selective scan*" -d yes >"$OUT/test_kernels_sel16.log" 2>&1
+echo "selective scan with 16-warp blocks: exit $?"
 HARMONIC_LIN_STAGE=0 timeout 150 "$TK" "linear scan*,level scan*" -d yes >"$OUT/test_kernels_lin_blocks.log" 2>&1
 echo "linear and level scans, backward inputs in registers: exit $?"
-cat "$OUT/test_kernels.log" "$OUT/test_kernels_sel8.log" "$OUT/test_kernels_lin_blocks.log" | grep -E "^\[kernels\]" \
+cat "$OUT/test_kernels.log" "$OUT/test_kernels_sel16.log" "$OUT/test_kernels_lin_blocks.log" | grep -E "^\[kernels\]" \
   | awk '{r=$(NF-2)/($NF>1e-30?$NF:1e-30); if (r>m) {m=r; w=$0}} END {print "largest cuda/ref error ratio:", m; print w}'
-grep -hE "FAILED|failed|passed" "$OUT/test_kernels.log" "$OUT/test_kernels_sel8.log" "$OUT/test_kernels_lin_blocks.log" | tail -12
+grep -hE "FAILED|failed|passed" "$OUT/test_kernels.log" "$OUT/test_kernels_sel16.log" "$OUT/test_kernels_lin_blocks.log" | tail -12
 
 echo "== kernel benchmark ($BK)"
 timeout 240 "$BK" --out "$OUT/bench_kernels.txt" 2>&1 | tail -60

@@ -5,7 +5,7 @@
 // (errors are ‖out − fp64‖₂ / ‖fp64‖₂; NaN never passes). Inputs are fresh random draws; output
 // memory is poisoned with NaN before each CUDA call, so an unwritten element fails.
 // Tags: [gpu][kernels] need a CUDA GPU (elsewhere each case WARNs and returns);
-// the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=8 runs the selective scan
+// the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=16 runs the selective scan
 // with its other block size, HARMONIC_LIN_STAGE=0 the linear and level scans' backward with
 // its inputs in registers (bench/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"

@@ -156,7 +156,12 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         }
         auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
         auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
-        for (int r = 0; r < 2; ++r) hc::sel_forward(x, d, A, Bm, Cm, Tensor(), x, Tensor());
+        // Mamba's scan: forward and backward in bf16, then in fp32 (ncu -k regex:sel_ -c 4).
+        for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
+            auto xs = x.to(dt), ds = d.to(dt);
+            auto f = hc::sel_forward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor());
+            hc::sel_backward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor(), f, xs, Tensor());
+        }
         check(cudaDeviceSynchronize(), "sync");
         return;
     }
@@ -373,11 +378,12 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         }
     }
 
-    // Variant: the two selective-scan block shapes (16 warps, one block per SM; 8 warps, two).
+    // Variant: the two selective-scan block shapes (chunks of 64 steps: backward 8 warps, two blocks per
+    // SM, forward 4 × 16 steps; chunks of 128: backward 16 warps, one block, forward 8 × 16).
     {
         const int64_t T = Ts.back(), E = 512, N = 16;
         emit("");
-        emit(fmt("selective scan block shape, T=%lld (default 16 warps = 1 block/SM; 8 warps = 2 blocks/SM):", (long long)T));
+        emit(fmt("selective scan block shape, T=%lld (default 8 backward warps = 2 blocks/SM; 16 = 1 block/SM):", (long long)T));
         auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
         auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
         for (auto dt : {torch::kFloat32, torch::kBFloat16}) {

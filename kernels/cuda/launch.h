@@ -71,7 +71,7 @@ void lin_backward(const LinParams& p, cudaStream_t stream);
 // ---------------------------------------------------------------------------------------------
 // Mamba's selective scan. States are kept as [B][N][E] (channel fastest) in every global buffer.
 constexpr int kSelSteps = 8;
-constexpr int kSelWarps = 16;    // default warps per block (16: one block of 512 per SM; 8 also built)
+constexpr int kSelWarps = 8;     // default backward warps per block (8: two blocks of 256 per SM; 16 also built)
 constexpr int kSelMaxN = 16;     // d_state handled by the kernel; larger falls back to the reference
 
 struct SelParams {

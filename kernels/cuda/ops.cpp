@@ -82,7 +82,7 @@ bool lin_bwd_stage_inputs() {
     return !(e && std::atoi(e) == 0);
 }
 
-// Selective-scan block size: kSelWarps (16), or HARMONIC_SEL_WARPS=8 (two 256-thread blocks per SM;
+// Selective-scan block size: kSelWarps (8), or HARMONIC_SEL_WARPS=16 (one 512-thread backward block per SM;
 // tests and benchmark run both).
 int sel_warps() {
     const char* e = std::getenv("HARMONIC_SEL_WARPS");

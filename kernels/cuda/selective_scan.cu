@@ -3,8 +3,9 @@
 // Per channel e and state n:  h_t = exp(Δ_t A_n) h_{t-1} + Δ_t B_t,n x_t,
 //                             y_t = Σ_n C_t,n h_t,n + D x_t,   out_t = y_t · SiLU(z_t).
 // Work split as in linear_scan.cu: a block owns 32 channels (one per lane) and a chunk of
-// L = kSelWarps·kSelSteps steps; each thread scans kSelSteps steps of one channel with all N
-// states in registers; B_t and C_t of the chunk sit in shared memory (read by all 32 channels).
+// L = kSelSteps·warps steps (64 by default); each thread scans its steps of one channel (the
+// backward 8, the forward 16, with half the backward's warps) with all N states in registers; B_t
+// and C_t of the chunk sit in shared memory (read by all 32 channels).
 // Pass 1 reduces each thread's steps to the map h ↦ exp(A·ΣΔ) h + H (the decay part of any
 // span is fixed by one number per channel, ΣΔ, so a map is N+1 floats); warps are composed in
 // shared memory with one thread per (state, channel); chunks are chained by a decoupled look-back
@@ -15,14 +16,16 @@
 // are the backward's checkpoints).
 //
 // The price of one pass over memory is two exponentials per (t, e, n): pass 1 cannot keep
-// exp(Δ A) for 8 steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
-// Each exponential is cell_exp below: ex2.approx of Δ·(A·log2 e) + 1, halved.
+// exp(Δ A) for its steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
+// Each exponential is cell_exp below: ex2.approx of Δ·(A·log2 e) + 1, halved (or not halved:
+// cell_exp_doubled).
 //
 // Backward (recomputation, no stored states): per chunk, the forward states are rebuilt from the
 // checkpoint at the previous chunk end; the reverse scan over q_t = dA_t (dh_t + q_{t+1}) with
 // dh_t,n = dy_t C_t,n is chained over chunks in reverse by the same look-back. Then per state n:
 //   g_t = dy_t C_t,n + q_{t+1};  dB_t,n += g Δ x;  dC_t,n += dy h_t;  dx += g Δ B;
-//   dΔ += g (B x + h_{t-1} dA A_n);  dA_n += g h_{t-1} dA Δ;  dh0 = q_0.
+//   dΔ += g (B x + h_{t-1} dA A_n);  dA_n += g h_{t-1} dA Δ;  dh0 = q_0
+// (dx and dΔ's B x part from one per-step sum gB = Σ_n g B_n).
 // dB, dC (summed over channels) are reduced across the warp (reduce-scatter, one shuffle per value)
 // and added with one atomic per (t, n, tile); dA, dD are written per chunk and summed by the host.
 #include <stdexcept>
@@ -41,17 +44,23 @@ constexpr int NM = kSelMaxN;
 // of a result in [1, 2): the shift puts the result there (as libm does), and the one extra rounding
 // (A') is the size of the reference's own rounding of Δ·A (KERNEL_NOTES v28, s5).
 __device__ __forceinline__ float cell_exp(float d, float a2) { return 0.5f * ex2_approx(fmaf(d, a2, 1.f)); }
+// 2·exp(Δ·A), cell_exp without its halving. A scan that takes the decay of step i doubled carries
+// its state doubled once more per step, h̃_i = 2^(i+1) h_i (the input term scaled by 2^(i+1)
+// instead), which is exact: powers of two commute with every rounding, so the results are bitwise
+// those of the halved form, one FMUL a cell fewer. The scale stays below 2^17 over a thread's run.
+__device__ __forceinline__ float cell_exp_doubled(float d, float a2) { return ex2_approx(fmaf(d, a2, 1.f)); }
 
-// TT warps along time per block (kSelWarps = 16 by default, 8 also built). The composition
-// step gives each thread NM / TT (state, channel) pairs, one warp-wide group of 32 channels each.
-template <int TT>
+// TT warps along time per block (the backward: kSelWarps = 8 by default, 16 also built; the
+// forward half of that). The composition step gives each thread NM / TT (state, channel) pairs,
+// one warp-wide group of 32 channels each.
+template <int TT, int SF>
 struct FwdSmem {
-    static constexpr int L = S * TT;
+    static constexpr int L = SF * TT;
     float Bs[L][NM];
     float Cs[L][NM];
-    float sx[S][TT * 32];    // this thread's x, Δ, z (the step loops are not unrolled: 8 steps × 16
-    float sd[S][TT * 32];    // states fully unrolled needed more than the 128 registers a thread
-    float sz[S][TT * 32];    // may have at two blocks of 256 (or one of 512) per SM, and spilled)
+    float sx[SF][TT * 32];   // this thread's x, Δ, z (the step loops are not unrolled: the steps ×
+    float sd[SF][TT * 32];   // 16 states fully unrolled needed more than the 128 registers a thread
+    float sz[SF][TT * 32];   // may have at two blocks of 256 per SM, and spilled)
     float sS[TT][32];        // Σ Δ per warp
     float sP[TT][32];        // exclusive prefix of Σ Δ over warps
     float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
@@ -67,6 +76,8 @@ struct BwdSmem {
     float sRS[TT][32];       // exclusive suffix of Σ Δ over warps
     float sF[TT][NM][32];    // forward maps -> forward carry-ins -> dA partials
     float sR[TT][NM][32];    // reverse maps -> reverse carry-ins
+    float sx[S][TT * 32];    // x and the gate's factor dL/dz ÷ y, needed only after the state loop:
+    float sfz[S][TT * 32];   // here rather than in registers, which pass 1 and the loop fill
     int ticket;
 };
 
@@ -76,42 +87,52 @@ struct SelGeometry {
     bool evalid;
 };
 
-template <int L>
+template <int L, int SS = S>
 __device__ __forceinline__ SelGeometry sel_geometry(const SelParams& p, int64_t id, bool reverse) {
+    // Block indices fit 32 bits (a grid has fewer than 2^31 blocks): 32-bit divisions, not libgcc's
+    // 64-bit ones.
     SelGeometry g;
-    const int64_t nTilesE = (p.E + 31) / 32;
-    g.nTiles = p.B * nTilesE;
-    const int64_t nChunks = (p.T + L - 1) / L;
-    g.chunk = id / g.nTiles;
+    const int nTilesE = static_cast<int>((p.E + 31) / 32), nTiles = static_cast<int>(p.B) * nTilesE;
+    const int nChunks = static_cast<int>((p.T + L - 1) / L), idi = static_cast<int>(id);
+    g.nTiles = nTiles;
+    g.chunk = idi / nTiles;
     if (reverse) g.chunk = nChunks - 1 - g.chunk;
-    g.tile = id % g.nTiles;
-    g.bb = g.tile / nTilesE;
-    g.ct = g.tile % nTilesE;
+    const int tile = idi % nTiles;
+    g.tile = tile;
+    g.bb = tile / nTilesE;
+    g.ct = tile % nTilesE;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     g.e = g.ct * 32 + lane;
     g.evalid = g.e < p.E;
-    g.t0 = g.chunk * L + w * S;
-    g.nvalid = g.evalid ? steps_left(p.T - g.t0, S) : 0;
+    g.t0 = g.chunk * L + w * SS;
+    g.nvalid = g.evalid ? steps_left(p.T - g.t0, SS) : 0;
     g.BE = p.B * p.E;
     g.NBE = p.B * p.N * p.E;
     return g;
 }
 
 // B and C of the chunk into shared memory, zero past T and for n >= N (padded states stay 0).
-template <class Smem>
+// The trip count is a constant (kThreads = the block's threads), so every load is issued before
+// the first store waits: one memory round trip, not one per iteration.
+template <int kThreads, class Smem>
 __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g, Smem& sm) {
     constexpr int L = Smem::L;
-    for (int idx = threadIdx.x; idx < L * NM; idx += blockDim.x) {
-        const int tl = idx / NM, n = idx % NM;
+    static_assert(L * NM % kThreads == 0, "load_bc: whole rounds of the block");
+    float bv[L * NM / kThreads], cv[L * NM / kThreads];
+#pragma unroll
+    for (int r = 0; r < L * NM / kThreads; ++r) {
+        const int idx = r * kThreads + threadIdx.x, tl = idx / NM, n = idx % NM;
         const int64_t t = g.chunk * L + tl;
-        float bv = 0.f, cv = 0.f;
-        if (t < p.T && n < p.N) {
-            const int64_t o = (g.bb * p.T + t) * p.N + n;
-            bv = p.Bm[o];
-            cv = p.Cm[o];
-        }
-        sm.Bs[tl][n] = bv;
-        sm.Cs[tl][n] = cv;
+        const bool ok = t < p.T && n < p.N;
+        const int64_t o = (g.bb * p.T + t) * p.N + n;
+        bv[r] = ok ? p.Bm[o] : 0.f;
+        cv[r] = ok ? p.Cm[o] : 0.f;
+    }
+#pragma unroll
+    for (int r = 0; r < L * NM / kThreads; ++r) {
+        const int idx = r * kThreads + threadIdx.x, tl = idx / NM, n = idx % NM;
+        sm.Bs[tl][n] = bv[r];
+        sm.Cs[tl][n] = cv[r];
     }
 }
 
@@ -121,33 +142,38 @@ __device__ __forceinline__ float silu_(float z) { return z * sigmoidf_(z); }
 // common.cuh): a span's decay is exp(A·Σ Δ), so the accumulated Σ Δ of the chunks folded so far
 // scales each further H.
 struct SelFold {
-    float A;
+    float A2;  // A·log2 e (cell_exp)
     float accS = 0.f, accH = 0.f;
     __device__ void aggregate(float S, float H) {
-        accH = fmaf(expf(A * accS), H, accH);
+        accH = fmaf(cell_exp(accS, A2), H, accH);
         accS += S;
     }
-    __device__ float inclusive(float h) const { return fmaf(expf(A * accS), h, accH); }
+    __device__ float inclusive(float h) const { return fmaf(cell_exp(accS, A2), h, accH); }
 };
 
-template <typename TX, typename TD, int TT>
+// TT warps × SF steps a thread. A chunk runs with half the backward's warps at twice its steps
+// (the default 64 steps as 4 warps × 16, four blocks an SM; 128 as 8 × 16, two): a block's fixed
+// part (ticket, loads, composition, look-back) is long against its two passes, so each block gets
+// more steps for it, and other blocks resident on the SM run their passes meanwhile (KERNEL_NOTES
+// s6).
+template <typename TX, typename TD, int TT, int SF>
 __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) {
-    constexpr int L = S * TT;
+    constexpr int L = SF * TT;
     constexpr int NQ = NM / TT;  // (state, channel) pairs per thread in the composition
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    FwdSmem<TT>& sm = *reinterpret_cast<FwdSmem<TT>*>(smem_raw);
+    FwdSmem<TT, SF>& sm = *reinterpret_cast<FwdSmem<TT, SF>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const int64_t id = take_ticket(p.scratch, &sm.ticket);
-    const SelGeometry g = sel_geometry<L>(p, id, false);
+    const SelGeometry g = sel_geometry<L, SF>(p, id, false);
     StatusWord* const status = p.scratch + 1;
-    load_bc(p, g, sm);
+    load_bc<TT * 32>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
     const TD* pd = static_cast<const TD*>(p.dt);
     const TX* pz = static_cast<const TX*>(p.z);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < SF; ++i) {
         const bool ok = i < g.nvalid;
         sm.sx[i][tid] = ok ? to_f(px[base + i * p.E]) : 0.f;
         sm.sd[i][tid] = ok ? to_f(pd[base + i * p.E]) : 0.f;
@@ -163,18 +189,20 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     float h[NM];
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = 0.f;
-    float s = 0.f;
+    float s = 0.f, scale = 1.f;  // h holds 2^(i+1) h_i (cell_exp_doubled)
 #pragma unroll 1
-    for (int i = 0; i < S; ++i) {
-        const float d = sm.sd[i][tid], u = d * sm.sx[i][tid];
+    for (int i = 0; i < SF; ++i) {
+        const float d = sm.sd[i][tid];
+        scale *= 2.f;
+        const float u = d * sm.sx[i][tid] * scale;
         s += d;
-        const float* Bt = sm.Bs[w * S + i];
+        const float* Bt = sm.Bs[w * SF + i];
 #pragma unroll
-        for (int n = 0; n < NM; ++n) h[n] = fmaf(cell_exp(d, A2[n]), h[n], u * Bt[n]);
+        for (int n = 0; n < NM; ++n) h[n] = fmaf(cell_exp_doubled(d, A2[n]), h[n], u * Bt[n]);
     }
     sm.sS[w][lane] = s;
 #pragma unroll
-    for (int n = 0; n < NM; ++n) sm.sH[w][n][lane] = h[n];
+    for (int n = 0; n < NM; ++n) sm.sH[w][n][lane] = h[n] * (1.f / float(1 << SF));
     __syncthreads();
 
     // Composition: pair k of this thread is state pn = w + k·TT of channel `lane`.
@@ -194,7 +222,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
             const float sw = sm.sS[ww][lane], hw = sm.sH[ww][pn][lane];
             sm.sH[ww][pn][lane] = ph;
             if (pn == 0) sm.sP[ww][lane] = ps;
-            ph = fmaf(expf(pA[k] * sw), ph, hw);
+            ph = fmaf(cell_exp(sw, pA[k] * kLog2e), ph, hw);
             ps += sw;
         }
         PS[k] = ps;
@@ -210,18 +238,18 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         float carry = 0.f;
         if (pok[k]) {
             if (g.chunk > 0) {
-                SelFold fold{pA[k]};
+                SelFold fold{pA[k] * kLog2e};
                 carry = look_back(status + sidx[k], g.NBE, g.chunk, -1, g.chunk, p.window, fold);
             } else if (p.h0) {
                 carry = p.h0[sidx[k]];
             }
-            const float incl = fmaf(expf(pA[k] * PS[k]), carry, PH[k]);
+            const float incl = fmaf(cell_exp(PS[k], pA[k] * kLog2e), carry, PH[k]);
             publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, incl);
             p.incl[g.chunk * g.NBE + sidx[k]] = incl;
         }
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
-            sm.sH[ww][pn][lane] = fmaf(expf(pA[k] * sm.sP[ww][lane]), carry, sm.sH[ww][pn][lane]);
+            sm.sH[ww][pn][lane] = fmaf(cell_exp(sm.sP[ww][lane], pA[k] * kLog2e), carry, sm.sH[ww][pn][lane]);
     }
     __syncthreads();
 
@@ -229,18 +257,22 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
     TX* py = static_cast<TX*>(p.y);
+    float unscale = 1.f;  // h holds 2^(i+1) h_i, as in pass 1
+    scale = 1.f;
 #pragma unroll 1
-    for (int i = 0; i < S; ++i) {
-        const float x = sm.sx[i][tid], d = sm.sd[i][tid], u = d * x;
-        const float* Bt = sm.Bs[w * S + i];
-        const float* Ct = sm.Cs[w * S + i];
+    for (int i = 0; i < SF; ++i) {
+        const float x = sm.sx[i][tid], d = sm.sd[i][tid];
+        scale *= 2.f, unscale *= 0.5f;
+        const float u = d * x * scale;
+        const float* Bt = sm.Bs[w * SF + i];
+        const float* Ct = sm.Cs[w * SF + i];
         float y = 0.f;
 #pragma unroll
         for (int n = 0; n < NM; ++n) {
-            h[n] = fmaf(cell_exp(d, A2[n]), h[n], u * Bt[n]);
+            h[n] = fmaf(cell_exp_doubled(d, A2[n]), h[n], u * Bt[n]);
             y = fmaf(Ct[n], h[n], y);
         }
-        y = fmaf(Dv, x, y);
+        y = fmaf(Dv, x, y * unscale);
         if (pz) y *= silu_(sm.sz[i][tid]);
         if (i < g.nvalid) py[base + i * p.E] = from_f<TX>(y);
     }
@@ -291,22 +323,38 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     const SelGeometry g = sel_geometry<L>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
     StatusWord* const status = p.scratch + 1;
-    load_bc(p, g, sm);
+    load_bc<TT * 32>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
     const TD* pd = static_cast<const TD*>(p.dt);
     const TX* pz = static_cast<const TX*>(p.z);
     const TX* pg = static_cast<const TX*>(p.dy);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
-    float xv[S], dv[S], zv[S], gv[S], dy[S];
+    // Per step in registers: Δ, u = Δ x and dL/dy before the gate; x and the gate's own factor
+    // dL/dz ÷ y wait in shared memory; z and dL/dout are not kept.
+    // All loads first: the gate's σ below has a branch (the division's slow path) that no load
+    // after it would be hoisted across, which cost one memory round trip per step.
+    float dv[S], uv[S], dy[S], xr[S], zr[S], gr[S];
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         const bool ok = i < g.nvalid;
-        xv[i] = ok ? to_f(px[base + i * p.E]) : 0.f;
+        xr[i] = ok ? to_f(px[base + i * p.E]) : 0.f;
         dv[i] = ok ? to_f(pd[base + i * p.E]) : 0.f;
-        zv[i] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
-        gv[i] = ok ? to_f(pg[base + i * p.E]) : 0.f;
-        dy[i] = pz ? gv[i] * silu_(zv[i]) : gv[i];  // dL/dy before the gate
+        zr[i] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
+        gr[i] = ok ? to_f(pg[base + i * p.E]) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < S; ++i) {
+        const float xi = xr[i], zi = zr[i], gi = gr[i];
+        uv[i] = dv[i] * xi;
+        sm.sx[i][tid] = xi;
+        if (pz) {
+            const float sg = sigmoidf_(zi);
+            dy[i] = gi * zi * sg;                                  // dL/dy = dL/dout · SiLU(z)
+            sm.sfz[i][tid] = gi * sg * fmaf(zi, 1.f - sg, 1.f);    // dL/dz = y · dL/dout · SiLU'(z)
+        } else {
+            dy[i] = gi;
+        }
     }
     const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
     __syncthreads();
@@ -321,22 +369,24 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         }
         float s = 0.f;
 #pragma unroll
+        // Doubled decays (cell_exp_doubled): F and P hold 2^(i+1) times their values after step i,
+        // so u enters scaled by 2^(i+1) and dL/dy by 2^-(i+1).
         for (int i = 0; i < S; ++i) {
-            const float d = dv[i], u = d * xv[i];
+            const float d = dv[i], u = uv[i] * float(2 << i), w_dy = dy[i] * (1.f / float(2 << i));
             s += d;
             const float* Bt = sm.Bs[w * S + i];
             const float* Ct = sm.Cs[w * S + i];
 #pragma unroll
             for (int n = 0; n < NM; ++n) {
-                const float dA = cell_exp(d, A2[n]);
-                F[n] = fmaf(dA, F[n], u * Bt[n]);
-                P[n] *= dA;
-                R[n] = fmaf(P[n], dy[i] * Ct[n], R[n]);
+                const float dA2 = cell_exp_doubled(d, A2[n]);
+                F[n] = fmaf(dA2, F[n], u * Bt[n]);
+                P[n] *= dA2;
+                R[n] = fmaf(P[n], w_dy * Ct[n], R[n]);
             }
         }
         sm.sS[w][lane] = s;
 #pragma unroll
-        for (int n = 0; n < NM; ++n) sm.sF[w][n][lane] = F[n], sm.sR[w][n][lane] = R[n];
+        for (int n = 0; n < NM; ++n) sm.sF[w][n][lane] = F[n] * (1.f / float(1 << S)), sm.sR[w][n][lane] = R[n];
     }
     __syncthreads();
 
@@ -361,7 +411,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         for (int ww = 0; ww < TT; ++ww) {
             const float sw = sm.sS[ww][lane], f = sm.sF[ww][pn][lane];
             sm.sF[ww][pn][lane] = hc;
-            hc = fmaf(expf(pA[k] * sw), hc, f);
+            hc = fmaf(cell_exp(sw, pA[k] * kLog2e), hc, f);
         }
         float rs = 0.f, rh = 0.f;
 #pragma unroll
@@ -369,7 +419,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
             const float sw = sm.sS[ww][lane], r = sm.sR[ww][pn][lane];
             sm.sR[ww][pn][lane] = rh;
             if (pn == 0) sm.sRS[ww][lane] = rs;
-            rh = fmaf(expf(pA[k] * sw), rh, r);
+            rh = fmaf(cell_exp(sw, pA[k] * kLog2e), rh, r);
             rs += sw;
         }
         RS[k] = rs;
@@ -385,52 +435,51 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         float qb = 0.f;
         if (pok[k]) {
             if (g.chunk < nChunks - 1) {
-                SelFold fold{pA[k]};
+                SelFold fold{pA[k] * kLog2e};
                 qb = look_back(status + sidx[k], g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
             } else if (p.dh_last) {
                 qb = p.dh_last[sidx[k]];
             }
-            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(expf(pA[k] * RS[k]), qb, RH[k]));
+            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(cell_exp(RS[k], pA[k] * kLog2e), qb, RH[k]));
         }
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
-            sm.sR[ww][pn][lane] = fmaf(expf(pA[k] * sm.sRS[ww][lane]), qb, sm.sR[ww][pn][lane]);
+            sm.sR[ww][pn][lane] = fmaf(cell_exp(sm.sRS[ww][lane], pA[k] * kLog2e), qb, sm.sR[ww][pn][lane]);
     }
     __syncthreads();
 
-    // Pass 2, one state at a time: forward rebuild of h_{t-1}, then the reverse walk.
-    float yv[S], dxa[S], dda[S];
+    // Pass 2, one state at a time: forward rebuild of the states, then the reverse walk. Per step,
+    // gB = Σ_n g B_n gives both dL/dx = Δ gB and dL/dΔ's B x part = x gB, so the walk forms neither
+    // product per state; g·dA·h_{t-1} is the new q times h_{t-1}.
+    float yv[S], gB[S], dda[S];
 #pragma unroll
-    for (int i = 0; i < S; ++i) yv[i] = 0.f, dxa[i] = 0.f, dda[i] = 0.f;
+    for (int i = 0; i < S; ++i) yv[i] = 0.f, gB[i] = 0.f, dda[i] = 0.f;
     const int ridx = reduce_index(lane);
 #pragma unroll 1
     for (int n = 0; n < p.N; ++n) {
         const float An = g.evalid ? p.A[g.e * p.N + n] : 0.f, An2 = An * kLog2e;
-                float h = sm.sF[w][n][lane], q = sm.sR[w][n][lane];
-        float dA[S], hp[S];
+        float q = sm.sR[w][n][lane];
+        float dA[S], hs[S + 1];  // hs[i] = h_{t0+i-1}: the state before step i
+        hs[0] = sm.sF[w][n][lane];
 #pragma unroll
         for (int i = 0; i < S; ++i) {
-            const float d = dv[i];
-            dA[i] = cell_exp(d, An2);
-            hp[i] = h;
-            h = fmaf(dA[i], h, d * xv[i] * sm.Bs[w * S + i][n]);
-            yv[i] = fmaf(sm.Cs[w * S + i][n], h, yv[i]);
+            dA[i] = cell_exp(dv[i], An2);
+            hs[i + 1] = fmaf(dA[i], hs[i], uv[i] * sm.Bs[w * S + i][n]);
+            yv[i] = fmaf(sm.Cs[w * S + i][n], hs[i + 1], yv[i]);
         }
         float vals[2 * S];
         float dAacc = 0.f;
 #pragma unroll
         for (int i = S - 1; i >= 0; --i) {
             const float Bv = sm.Bs[w * S + i][n], Cv = sm.Cs[w * S + i][n];
-            const float d = dv[i], x = xv[i], u = d * x;
-            const float hc = fmaf(dA[i], hp[i], u * Bv);
             const float gt = fmaf(dy[i], Cv, q);
-            vals[i] = gt * u;            // dB
-            vals[S + i] = dy[i] * hc;    // dC
-            dxa[i] = fmaf(gt, d * Bv, dxa[i]);
-            const float gdA = gt * hp[i] * dA[i];
-            dda[i] = fmaf(gt, Bv * x, fmaf(gdA, An, dda[i]));
-            dAacc = fmaf(gdA, d, dAacc);
+            vals[i] = gt * uv[i];           // dB
+            vals[S + i] = dy[i] * hs[i + 1];  // dC
+            gB[i] = fmaf(gt, Bv, gB[i]);
             q = dA[i] * gt;
+            const float gdA = q * hs[i];
+            dda[i] = fmaf(gdA, An, dda[i]);
+            dAacc = fmaf(gdA, dv[i], dAacc);
         }
         if (g.chunk == 0 && w == 0 && g.evalid && p.dh0) p.dh0[(g.bb * p.N + n) * p.E + g.e] = q;
         const float sum = warp_reduce_scatter16(vals, lane);
@@ -449,14 +498,11 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         if (i < g.nvalid) {
-            const float y = fmaf(Dv, xv[i], yv[i]);
-            if (pz) {
-                const float sg = sigmoidf_(zv[i]);
-                odz[base + i * p.E] = from_f<TX>(gv[i] * y * sg * (1.f + zv[i] * (1.f - sg)));
-            }
-            odx[base + i * p.E] = from_f<TX>(fmaf(dy[i], Dv, dxa[i]));
-            odt[base + i * p.E] = from_f<TD>(dda[i]);
-            dDacc = fmaf(dy[i], xv[i], dDacc);
+            const float x = sm.sx[i][tid];
+            if (pz) odz[base + i * p.E] = from_f<TX>(sm.sfz[i][tid] * fmaf(Dv, x, yv[i]));
+            odx[base + i * p.E] = from_f<TX>(fmaf(dy[i], Dv, dv[i] * gB[i]));
+            odt[base + i * p.E] = from_f<TD>(fmaf(x, gB[i], dda[i]));
+            dDacc = fmaf(dy[i], x, dDacc);
         }
     }
     sm.sS[w][lane] = dDacc;
@@ -481,25 +527,29 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 
 template <typename Kernel>
 void launch_sel(Kernel kernel, int warps, size_t smem, const SelParams& p, cudaStream_t stream) {
-    const int64_t blocks = sel_num_chunks(p.T, warps) * sel_num_tiles(p);
+    const int64_t blocks = sel_num_chunks(p.T, p.warps) * sel_num_tiles(p);  // chunks of kSelSteps·p.warps
     if (blocks == 0) return;
     HARMONIC_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     kernel<<<static_cast<unsigned>(blocks), warps * 32, smem, stream>>>(p);
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
 
+// TT: the backward's warps (chunk = kSelSteps·TT steps); the forward covers the same chunk with
+// half as many warps of twice the steps (16 warps: 8 × 16 steps, two blocks an SM; 8 warps: 4 × 16,
+// four blocks an SM).
 template <int TT>
 void sel_dispatch(const SelParams& p, bool backward, cudaStream_t stream) {
-    const size_t fs = sizeof(FwdSmem<TT>), bs = sizeof(BwdSmem<TT>);
+    constexpr int FT = TT / 2, FS = 2 * S;
+    const size_t fs = sizeof(FwdSmem<FT, FS>), bs = sizeof(BwdSmem<TT>);
     if (p.tx == DType::BF16 && p.td == DType::BF16)
         return backward ? launch_sel(sel_bwd_kernel<bf16, bf16, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<bf16, bf16, TT>, TT, fs, p, stream);
+                        : launch_sel(sel_fwd_kernel<bf16, bf16, FT, FS>, FT, fs, p, stream);
     if (p.tx == DType::BF16)
         return backward ? launch_sel(sel_bwd_kernel<bf16, float, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<bf16, float, TT>, TT, fs, p, stream);
+                        : launch_sel(sel_fwd_kernel<bf16, float, FT, FS>, FT, fs, p, stream);
     if (p.td == DType::F32)
         return backward ? launch_sel(sel_bwd_kernel<float, float, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<float, float, TT>, TT, fs, p, stream);
+                        : launch_sel(sel_fwd_kernel<float, float, FT, FS>, FT, fs, p, stream);
     throw std::invalid_argument("selective scan kernel: unsupported dtypes");
 }
 

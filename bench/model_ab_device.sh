@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# On the GPU machine, in one call: whole-model `harmonic bench` rows for the working tree and for
+# other versions of some files, so a kernel change is seen in the model's step time.
+#   AB_BENCH="--model mamba --seq-len 8192 --batch 2 --train" [AB_ROUNDS=2] \
+#     bash bench/model_ab_device.sh VARIANT_DIR...
+# Each VARIANT_DIR holds one version's files at their repository paths (as for
+# kernels_ab_device.sh); carry them and ".deps". AB_BENCH is one set of `harmonic bench` arguments,
+# or several separated by ';'; the 28M configuration (--d-model 256 --vocab-size 50257 --precision
+# bf16) is added to each. Every version is built as its own `harmonic`, then the rows run version
+# after version, AB_ROUNDS rounds, so that the card's drift falls on each. Logs go to
+# $OUT/model_ab.log.
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: model_ab_device.sh VARIANT_DIR..."; exit 2; }
+[ -n "${AB_BENCH:-}" ] || { echo "model_ab_device.sh: set AB_BENCH to the harmonic bench arguments"; exit 2; }
+ROUNDS=${AB_ROUNDS:-2}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for d in "$@"; do [ -d "$d" ] || { echo "model_ab_device.sh: $d: no such folder"; exit 2; }; done
+export PATH=/usr/local/cuda/bin:$PATH
+PY=/opt/torch/.venv/bin/python
+TORCH_LIB=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+export LD_LIBRARY_PATH=$TORCH_LIB:${HARMONIC_DEPS_DIR:-$PWD/.deps}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+LOG=$OUT/model_ab.log
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" >"$LOG"
+
+. bench/device_lib.sh
+
+device_build "$OUT" harmonic || exit 1
+echo "new: built at ${SECONDS}s"
+mkdir -p /tmp/model_ab
+cp build/app/harmonic /tmp/model_ab/harmonic_new
+names="new"
+for dir in "$@"; do
+  name=$(basename "$dir")
+  files=$(cd "$dir" && find . -type f | sed 's|^\./||')
+  for f in $files; do cp "$f" "/tmp/model_ab/new.$(echo "$f" | tr / _)" && cp "$dir/$f" "$f"; done
+  ninja -C build harmonic >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; exit 1; }
+  cp build/app/harmonic "/tmp/model_ab/harmonic_$name"
+  for f in $files; do cp "/tmp/model_ab/new.$(echo "$f" | tr / _)" "$f"; done
+  echo "$name: built at ${SECONDS}s"
+  names="$names $name"
+done
+
+M28="--d-model 256 --vocab-size 50257 --precision bf16"
+IFS=';' read -ra benches <<<"$AB_BENCH"
+for r in $(seq 1 "$ROUNDS"); do
+  for b in "${benches[@]}"; do
+    for v in $names; do
+      echo "== round $r, $v: harmonic bench $b" | tee -a "$LOG"
+      # shellcheck disable=SC2086
+      timeout 150 "/tmp/model_ab/harmonic_$v" bench $b $M28 2>&1 | tee -a "$LOG" | grep -E "^(model|[a-z]+ +[0-9])" | tail -6
+    done
+  done
+done
