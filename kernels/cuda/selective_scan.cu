@@ -26,7 +26,7 @@
 //   g_t = dy_t C_t,n + q_{t+1};  dB_t,n += g Δ x;  dC_t,n += dy h_t;  dx += g Δ B;
 //   dΔ += g (B x + h_{t-1} dA A_n);  dA_n += g h_{t-1} dA Δ;  dh0 = q_0
 // (dx and dΔ's B x part from one per-step sum gB = Σ_n g B_n).
-// dB, dC (summed over channels) are reduced across the warp (reduce-scatter, one shuffle per value)
+// dB, dC (summed over channels) are reduced across the warp through shared memory (kRedRow)
 // and added with one atomic per (t, n, tile); dA, dD are written per chunk and summed by the host.
 #include <stdexcept>
 
@@ -67,6 +67,14 @@ struct FwdSmem {
     int ticket;
 };
 
+// dB and dC of one state are summed over the warp's 32 channels through shared memory: each lane
+// writes its 16 values (8 steps of dB, 8 of dC) as a row of kRedRow floats (16-byte stores; rows
+// 16..31 start 16 floats further, so that the column reads of the two half-warps fall in disjoint
+// banks), then lane l sums column l mod 16 over its half-warp's 16 rows and one shuffle joins the
+// halves: 4 stores, 16 loads, 17 adds and a shuffle a state, against 16 shuffles, 30 selects and
+// 16 adds for a register reduce-scatter (KERNEL_NOTES s11).
+constexpr int kRedRow = 20;
+
 template <int TT>
 struct BwdSmem {
     static constexpr int L = S * TT;
@@ -78,6 +86,12 @@ struct BwdSmem {
     float sR[TT][NM][32];    // reverse maps -> reverse carry-ins
     float sx[S][TT * 32];    // x and the gate's factor dL/dz ÷ y, needed only after the state loop:
     float sfz[S][TT * 32];   // here rather than in registers, which pass 1 and the loop fill
+    // The state loop's operands: B and C by state (one thread's steps contiguous: two 16-byte
+    // loads each instead of eight), A of the tile, and each warp's reduction rows (below).
+    float BT[NM][L + 4];     // + 4: the transposing stores of one row conflict 2-way, not 16-way
+    float CT[NM][L + 4];
+    float sA[NM][32];
+    float red[TT][kRedRow * 32 + 16];
     int ticket;
 };
 
@@ -111,10 +125,11 @@ __device__ __forceinline__ SelGeometry sel_geometry(const SelParams& p, int64_t 
     return g;
 }
 
-// B and C of the chunk into shared memory, zero past T and for n >= N (padded states stay 0).
-// The trip count is a constant (kThreads = the block's threads), so every load is issued before
-// the first store waits: one memory round trip, not one per iteration.
-template <int kThreads, class Smem>
+// B and C of the chunk into shared memory, zero past T and for n >= N (padded states stay 0);
+// with kByState also by state (the backward's BT, CT). The trip count is a constant (kThreads =
+// the block's threads), so every load is issued before the first store waits: one memory round
+// trip, not one per iteration.
+template <int kThreads, bool kByState = false, class Smem>
 __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g, Smem& sm) {
     constexpr int L = Smem::L;
     static_assert(L * NM % kThreads == 0, "load_bc: whole rounds of the block");
@@ -133,6 +148,7 @@ __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g
         const int idx = r * kThreads + threadIdx.x, tl = idx / NM, n = idx % NM;
         sm.Bs[tl][n] = bv[r];
         sm.Cs[tl][n] = cv[r];
+        if constexpr (kByState) sm.BT[n][tl] = bv[r], sm.CT[n][tl] = cv[r];
     }
 }
 
@@ -172,12 +188,19 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     const TD* pd = static_cast<const TD*>(p.dt);
     const TX* pz = static_cast<const TX*>(p.z);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
+    {
+        // Raw values first, converted once every load is issued (as in the backward).
+        TX xr[SF], zr[SF];
+        TD dr[SF];
 #pragma unroll
-    for (int i = 0; i < SF; ++i) {
-        const bool ok = i < g.nvalid;
-        sm.sx[i][tid] = ok ? to_f(px[base + i * p.E]) : 0.f;
-        sm.sd[i][tid] = ok ? to_f(pd[base + i * p.E]) : 0.f;
-        sm.sz[i][tid] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
+        for (int i = 0; i < SF; ++i) {
+            const bool ok = i < g.nvalid;
+            xr[i] = ok ? px[base + i * p.E] : TX(0.f);
+            dr[i] = ok ? pd[base + i * p.E] : TD(0.f);
+            zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
+        }
+#pragma unroll
+        for (int i = 0; i < SF; ++i) sm.sx[i][tid] = to_f(xr[i]), sm.sd[i][tid] = to_f(dr[i]), sm.sz[i][tid] = to_f(zr[i]);
     }
     float A2[NM];
 #pragma unroll
@@ -278,40 +301,6 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     }
 }
 
-// Sum 16 values per lane over the 32 lanes of the warp (recursive halving: 16 shuffles in all).
-// Afterwards lanes 2k and 2k+1 hold the full sum of value index reduce_index(lane).
-__device__ __forceinline__ float warp_reduce_scatter16(float (&v)[16], int lane) {
-    constexpr unsigned kAll = 0xffffffffu;
-#pragma unroll
-    for (int j = 0; j < 8; ++j) {
-        const bool up = lane & 16;
-        const float send = up ? v[j] : v[j + 8], keep = up ? v[j + 8] : v[j];
-        v[j] = keep + __shfl_xor_sync(kAll, send, 16);
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-        const bool up = lane & 8;
-        const float send = up ? v[j] : v[j + 4], keep = up ? v[j + 4] : v[j];
-        v[j] = keep + __shfl_xor_sync(kAll, send, 8);
-    }
-#pragma unroll
-    for (int j = 0; j < 2; ++j) {
-        const bool up = lane & 4;
-        const float send = up ? v[j] : v[j + 2], keep = up ? v[j + 2] : v[j];
-        v[j] = keep + __shfl_xor_sync(kAll, send, 4);
-    }
-    {
-        const bool up = lane & 2;
-        const float send = up ? v[0] : v[1], keep = up ? v[1] : v[0];
-        v[0] = keep + __shfl_xor_sync(kAll, send, 2);
-    }
-    return v[0] + __shfl_xor_sync(kAll, v[0], 1);
-}
-__device__ __forceinline__ int reduce_index(int lane) {
-    return ((lane >> 4) & 1) * 8 + ((lane >> 3) & 1) * 4 + ((lane >> 2) & 1) * 2 + ((lane >> 1) & 1);
-}
-static_assert(2 * S == 16, "warp_reduce_scatter16 reduces dB and dC of 8 steps");
-
 template <typename TX, typename TD, int TT>
 __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) {
     constexpr int L = S * TT;
@@ -323,40 +312,50 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     const SelGeometry g = sel_geometry<L>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
     StatusWord* const status = p.scratch + 1;
-    load_bc<TT * 32>(p, g, sm);
+    load_bc<TT * 32, true>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
     const TD* pd = static_cast<const TD*>(p.dt);
     const TX* pz = static_cast<const TX*>(p.z);
     const TX* pg = static_cast<const TX*>(p.dy);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
-    // Per step in registers: Δ, u = Δ x and dL/dy before the gate; x and the gate's own factor
-    // dL/dz ÷ y wait in shared memory; z and dL/dout are not kept.
+    // Per step in registers: Δ, ũ = 2^(i+1) Δ x and 2^(S-1-i) dL/dy before the gate (the state
+    // loop's doubled decays, below); x and the gate's own factor dL/dz ÷ y wait in shared memory; z
+    // and dL/dout are not kept.
     // All loads first: the gate's σ below has a branch (the division's slow path) that no load
     // after it would be hoisted across, which cost one memory round trip per step.
-    float dv[S], uv[S], dy[S], xr[S], zr[S], gr[S];
+    // The raw values are kept until every load is issued (converted at once, bf16 loads were
+    // issued three at a time, each group's conversion waiting on it).
+    float dv[S], us[S], dys[S];
+    TX xr[S], zr[S], gr[S];
+    TD dr[S];
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         const bool ok = i < g.nvalid;
-        xr[i] = ok ? to_f(px[base + i * p.E]) : 0.f;
-        dv[i] = ok ? to_f(pd[base + i * p.E]) : 0.f;
-        zr[i] = (ok && pz) ? to_f(pz[base + i * p.E]) : 0.f;
-        gr[i] = ok ? to_f(pg[base + i * p.E]) : 0.f;
+        xr[i] = ok ? px[base + i * p.E] : TX(0.f);
+        dr[i] = ok ? pd[base + i * p.E] : TD(0.f);
+        zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
+        gr[i] = ok ? pg[base + i * p.E] : TX(0.f);
     }
 #pragma unroll
     for (int i = 0; i < S; ++i) {
-        const float xi = xr[i], zi = zr[i], gi = gr[i];
-        uv[i] = dv[i] * xi;
+        dv[i] = to_f(dr[i]);
+        const float xi = to_f(xr[i]), zi = to_f(zr[i]), gi = to_f(gr[i]);
+        us[i] = dv[i] * xi * float(2 << i);
         sm.sx[i][tid] = xi;
+        float dy = gi;
         if (pz) {
             const float sg = sigmoidf_(zi);
-            dy[i] = gi * zi * sg;                                  // dL/dy = dL/dout · SiLU(z)
+            dy = gi * zi * sg;                                     // dL/dy = dL/dout · SiLU(z)
             sm.sfz[i][tid] = gi * sg * fmaf(zi, 1.f - sg, 1.f);    // dL/dz = y · dL/dout · SiLU'(z)
-        } else {
-            dy[i] = gi;
         }
+        dys[i] = dy * float(1 << (S - 1 - i));
     }
     const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
+    for (int idx = tid; idx < NM * 32; idx += TT * 32) {
+        const int n = idx / 32, l = idx % 32, e = g.ct * 32 + l;
+        sm.sA[n][l] = (e < p.E && n < p.N) ? p.A[e * p.N + n] : 0.f;
+    }
     __syncthreads();
 
     // Pass 1: forward map (Σ Δ, F) and reverse map (Σ Δ, R) of this thread's steps, all states.
@@ -372,7 +371,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         // Doubled decays (cell_exp_doubled): F and P hold 2^(i+1) times their values after step i,
         // so u enters scaled by 2^(i+1) and dL/dy by 2^-(i+1).
         for (int i = 0; i < S; ++i) {
-            const float d = dv[i], u = uv[i] * float(2 << i), w_dy = dy[i] * (1.f / float(2 << i));
+            const float d = dv[i], u = us[i], w_dy = dys[i] * (1.f / float(1 << S));
             s += d;
             const float* Bt = sm.Bs[w * S + i];
             const float* Ct = sm.Cs[w * S + i];
@@ -450,46 +449,64 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 
     // Pass 2, one state at a time: forward rebuild of the states, then the reverse walk. Per step,
     // gB = Σ_n g B_n gives both dL/dx = Δ gB and dL/dΔ's B x part = x gB, so the walk forms neither
-    // product per state; g·dA·h_{t-1} is the new q times h_{t-1}.
-    float yv[S], gB[S], dda[S];
+    // product per state; g·dA·h_{t-1} is the new q times h_{t-1}. Decays doubled, as in pass 1:
+    // the walk carries h̃_i = 2^(i+1) h_i (input ũ), ĝ_i = 2^(S-1-i) g_i (input 2^(S-1-i) dL/dy) and
+    // q̂ likewise, so that q̂_{i-1} = 2·dA_i · ĝ_i; every product a cell needs is then 2^S times its
+    // true value or carries a per-step power of two that is removed once per state or step below.
+    // Powers of two commute with rounding: the results are bitwise those of the halved decays.
+    float ys[S], gBs[S], dda[S];  // 2^(i+1) y_i, 2^(S-1-i) gB_i, 2^S dL/dΔ's A part
 #pragma unroll
-    for (int i = 0; i < S; ++i) yv[i] = 0.f, gB[i] = 0.f, dda[i] = 0.f;
-    const int ridx = reduce_index(lane);
+    for (int i = 0; i < S; ++i) ys[i] = 0.f, gBs[i] = 0.f, dda[i] = 0.f;
+    constexpr float kUnscale = 1.f / float(1 << S);
+    // Lanes 0..15 add column `lane` of the reduction: step lane % S of dB (lane < S) or dC.
+    float* const red_row = &sm.red[w][lane * kRedRow + (lane >= 16 ? 16 : 0)];
+    const float* const red_col = &sm.red[w][(lane & 15) + (lane >= 16 ? 16 * kRedRow + 16 : 0)];
+    float* red_out = nullptr;
+    if (lane < 16 && g.t0 + lane % S < p.T)
+        red_out = (lane < S ? p.dB : p.dC) + (g.bb * p.T + g.t0 + lane % S) * p.N;
 #pragma unroll 1
     for (int n = 0; n < p.N; ++n) {
-        const float An = g.evalid ? p.A[g.e * p.N + n] : 0.f, An2 = An * kLog2e;
+        const float An = sm.sA[n][lane], An2 = An * kLog2e;
         float q = sm.sR[w][n][lane];
-        float dA[S], hs[S + 1];  // hs[i] = h_{t0+i-1}: the state before step i
+        float dA2[S], hs[S + 1];  // hs[i]: 2^i h_{t0+i-1}, the (scaled) state before step i
         hs[0] = sm.sF[w][n][lane];
+        float Bn[S], Cn[S];
+#pragma unroll
+        for (int i = 0; i < S; ++i) Bn[i] = sm.BT[n][w * S + i], Cn[i] = sm.CT[n][w * S + i];
 #pragma unroll
         for (int i = 0; i < S; ++i) {
-            dA[i] = cell_exp(dv[i], An2);
-            hs[i + 1] = fmaf(dA[i], hs[i], uv[i] * sm.Bs[w * S + i][n]);
-            yv[i] = fmaf(sm.Cs[w * S + i][n], hs[i + 1], yv[i]);
+            dA2[i] = cell_exp_doubled(dv[i], An2);
+            hs[i + 1] = fmaf(dA2[i], hs[i], us[i] * Bn[i]);
+            ys[i] = fmaf(Cn[i], hs[i + 1], ys[i]);
         }
-        float vals[2 * S];
+        float vals[2 * S];  // 2^S dB and dC of this thread's steps
         float dAacc = 0.f;
 #pragma unroll
         for (int i = S - 1; i >= 0; --i) {
-            const float Bv = sm.Bs[w * S + i][n], Cv = sm.Cs[w * S + i][n];
-            const float gt = fmaf(dy[i], Cv, q);
-            vals[i] = gt * uv[i];           // dB
-            vals[S + i] = dy[i] * hs[i + 1];  // dC
-            gB[i] = fmaf(gt, Bv, gB[i]);
-            q = dA[i] * gt;
+            const float gt = fmaf(dys[i], Cn[i], q);
+            vals[i] = gt * us[i];
+            vals[S + i] = dys[i] * hs[i + 1];
+            gBs[i] = fmaf(gt, Bn[i], gBs[i]);
+            q = dA2[i] * gt;
             const float gdA = q * hs[i];
             dda[i] = fmaf(gdA, An, dda[i]);
             dAacc = fmaf(gdA, dv[i], dAacc);
         }
-        if (g.chunk == 0 && w == 0 && g.evalid && p.dh0) p.dh0[(g.bb * p.N + n) * p.E + g.e] = q;
-        const float sum = warp_reduce_scatter16(vals, lane);
-        if ((lane & 1) == 0) {
-            const int i = ridx % S;
-            const int64_t t = g.t0 + i;
-            if (t < p.T) atomicAdd((ridx < S ? p.dB : p.dC) + (g.bb * p.T + t) * p.N + n, sum);
-        }
-        sm.sF[w][n][lane] = dAacc;  // this thread's own slot, read above
+        if (g.chunk == 0 && w == 0 && g.evalid && p.dh0) p.dh0[(g.bb * p.N + n) * p.E + g.e] = q * kUnscale;
+        __syncwarp();
+#pragma unroll
+        for (int v = 0; v < 2 * S; v += 4)
+            *reinterpret_cast<float4*>(red_row + v) = make_float4(vals[v], vals[v + 1], vals[v + 2], vals[v + 3]);
+        __syncwarp();
+        float sum = 0.f;
+#pragma unroll
+        for (int r = 0; r < 16; ++r) sum += red_col[r * kRedRow];
+        sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+        if (red_out) atomicAdd(red_out + n, sum * kUnscale);
+        sm.sF[w][n][lane] = dAacc * kUnscale;  // this thread's own slot, read above
     }
+#pragma unroll
+    for (int i = 0; i < S; ++i) dda[i] *= kUnscale;
 
     TX* odx = static_cast<TX*>(p.dx);
     TD* odt = static_cast<TD*>(p.ddt);
@@ -498,11 +515,12 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         if (i < g.nvalid) {
-            const float x = sm.sx[i][tid];
-            if (pz) odz[base + i * p.E] = from_f<TX>(sm.sfz[i][tid] * fmaf(Dv, x, yv[i]));
-            odx[base + i * p.E] = from_f<TX>(fmaf(dy[i], Dv, dv[i] * gB[i]));
-            odt[base + i * p.E] = from_f<TD>(fmaf(x, gB[i], dda[i]));
-            dDacc = fmaf(dy[i], x, dDacc);
+            const float x = sm.sx[i][tid], dy = dys[i] * (1.f / float(1 << (S - 1 - i)));
+            const float gB = gBs[i] * (1.f / float(1 << (S - 1 - i))), y = ys[i] * (1.f / float(2 << i));
+            if (pz) odz[base + i * p.E] = from_f<TX>(sm.sfz[i][tid] * fmaf(Dv, x, y));
+            odx[base + i * p.E] = from_f<TX>(fmaf(dy, Dv, dv[i] * gB));
+            odt[base + i * p.E] = from_f<TD>(fmaf(x, gB, dda[i]));
+            dDacc = fmaf(dy, x, dDacc);
         }
     }
     sm.sS[w][lane] = dDacc;
