@@ -60,7 +60,7 @@ struct FwdSmem {
     float Cs[L][NM];
     float sx[SF][TT * 32];   // this thread's x, Δ, z (the step loops are not unrolled: the steps ×
     float sd[SF][TT * 32];   // 16 states fully unrolled needed more than the 128 registers a thread
-    float sz[SF][TT * 32];   // may have at two blocks of 256 per SM, and spilled)
+    float sz[SF][TT * 32];   // may have, and spilled)
     float sS[TT][32];        // Σ Δ per warp
     float sP[TT][32];        // exclusive prefix of Σ Δ over warps
     float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
@@ -74,6 +74,7 @@ struct FwdSmem {
 // halves: 4 stores, 16 loads, 17 adds and a shuffle a state, against 16 shuffles, 30 selects and
 // 16 adds for a register reduce-scatter (KERNEL_NOTES s11).
 constexpr int kRedRow = 20;
+static_assert(2 * S == 16, "a lane's reduction row holds dB and dC of its steps: 16 values");
 
 template <int TT>
 struct BwdSmem {
