@@ -1,5 +1,15 @@
 # Shared by the GPU-machine scripts (bench/*_device.sh); source it from the repository root.
 
+# device_env: CUDA's tools on PATH, PY the machine's Python (the one that holds PyTorch), and
+# LD_LIBRARY_PATH for LibTorch, the carried .deps and CUDA.
+device_env() {
+  export PATH=/usr/local/cuda/bin:$PATH
+  PY=/opt/torch/.venv/bin/python
+  local torch_lib
+  torch_lib=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
+  export LD_LIBRARY_PATH=$torch_lib:${HARMONIC_DEPS_DIR:-$PWD/.deps}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+}
+
 # device_configure LOGDIR: configure build/ once for the non-GUI targets against the machine's
 # LibTorch and the carried .deps; cmake's output goes to LOGDIR/cmake.log.
 device_configure() {
@@ -16,4 +26,19 @@ device_build() {
   shift
   device_configure "$log" || return 1
   ninja -C build "$@" >"$log/build.log" 2>&1 || { grep -E "error|FAILED" "$log/build.log" | head -30; return 1; }
+}
+
+# with_variant_files DIR SAVE_DIR COMMAND...: runs COMMAND with the files under DIR (at their
+# repository paths, e.g. DIR/kernels/cuda/linear_scan.cu) in place of the working tree's, then puts
+# the working tree's back (copies kept in SAVE_DIR; ninja rebuilds from the timestamps) and returns
+# COMMAND's status.
+with_variant_files() {
+  local dir=$1 save=$2 f files rc
+  shift 2
+  files=$(cd "$dir" && find . -type f | sed 's|^\./||')
+  for f in $files; do cp "$f" "$save/new.$(echo "$f" | tr / _)" && cp "$dir/$f" "$f"; done
+  "$@"
+  rc=$?
+  for f in $files; do cp "$save/new.$(echo "$f" | tr / _)" "$f"; done
+  return $rc
 }

@@ -20,13 +20,9 @@ ROUNDS=${AB_ROUNDS:-2}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 for d in "$@"; do [ -d "$d" ] || { echo "kernels_ab_device.sh: $d: no such folder"; exit 2; }; done
-export PATH=/usr/local/cuda/bin:$PATH
-PY=/opt/torch/.venv/bin/python
-TORCH_LIB=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-export LD_LIBRARY_PATH=$TORCH_LIB:${HARMONIC_DEPS_DIR:-$PWD/.deps}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-
 . bench/device_lib.sh
+device_env
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 
 device_build "$OUT" test_kernels_only bench_kernels || exit 1
 echo "new: built at ${SECONDS}s"
@@ -40,20 +36,21 @@ grep -E "^\[kernels\]" "$OUT/test_kernels.log" \
   | awk '{r=$(NF-2)/($NF>1e-30?$NF:1e-30); if (r>m) {m=r; w=$0}} END {print "largest cuda/ref error ratio:", m; print w}'
 grep -hE "FAILED|failed|passed" "$OUT/test_kernels.log" | tail -8
 
-# Each variant: swap its files in, build, swap the working tree's back (ninja rebuilds from timestamps).
-names="new"
-for dir in "$@"; do
-  name=$(basename "$dir")
-  files=$(cd "$dir" && find . -type f | sed 's|^\./||')
-  for f in $files; do cp "$f" "/tmp/ab/new.$(echo "$f" | tr / _)" && cp "$dir/$f" "$f"; done
-  targets="bench_kernels"; [ -n "${AB_TEST_VARIANTS:-}" ] && targets="$targets test_kernels_only"
-  ninja -C build $targets >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; exit 1; }
+# Each variant: its files swapped in, the benchmark (and the tests) built and kept, then run.
+build_variant() {
+  local name=$1 targets="bench_kernels"
+  [ -n "${AB_TEST_VARIANTS:-}" ] && targets="$targets test_kernels_only"
+  ninja -C build $targets >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; return 1; }
   cp build/bench/bench_kernels "/tmp/ab/bench_$name"
   if [ -n "${AB_TEST_VARIANTS:-}" ]; then
     timeout 200 build/bench/test_kernels_only "$AB_TEST_VARIANTS" -d yes >"$OUT/test_kernels_$name.log" 2>&1
     echo "$name: kernel tests \"$AB_TEST_VARIANTS\" exit $?"; grep -hE "FAILED|passed|failed" "$OUT/test_kernels_$name.log" | tail -4
   fi
-  for f in $files; do cp "/tmp/ab/new.$(echo "$f" | tr / _)" "$f"; done
+}
+names="new"
+for dir in "$@"; do
+  name=$(basename "$dir")
+  with_variant_files "$dir" /tmp/ab build_variant "$name" || exit 1
   echo "$name: built at ${SECONDS}s"
   names="$names $name"
 done
@@ -92,7 +89,7 @@ if [ -n "${AB_NCU:-}" ]; then
     ncu --import "$OUT/ncu_$v.ncu-rep" >"$OUT/ncu_$v.txt" 2>&1
     # Per SASS instruction: where the warps were sampled stalled (the hot spots of each kernel).
     ncu --import "$OUT/ncu_$v.ncu-rep" --page source --csv --print-source sass >"$OUT/ncu_src_$v.csv" 2>&1
-    /opt/torch/.venv/bin/python scripts/ncu_source_top.py "$OUT/ncu_src_$v.csv" --top "${AB_NCU_TOP:-30}" 2>&1 | head -400
+    "$PY" scripts/ncu_source_top.py "$OUT/ncu_src_$v.csv" --top "${AB_NCU_TOP:-30}" 2>&1 | head -400
     # Per kernel: its name, time, issue and the largest stall reasons (ncu's per-instruction cycles).
     awk '/^  [a-z_ ]*.*(lin_|sel_).*\(/ { gsub(/harmonic::kernels::cuda::|\(anonymous namespace\)::/, ""); print substr($0, 1, 110) }
          /Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Executed Instructions  / { $1 = $1; print "    " $0 }

@@ -5,16 +5,11 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export PATH=/usr/local/cuda/bin:$PATH
-PY=/opt/torch/.venv/bin/python
-TORCH_LIB=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-DEPS=${HARMONIC_DEPS_DIR:-$PWD/.deps}
-export LD_LIBRARY_PATH=$TORCH_LIB:$DEPS/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+. bench/device_lib.sh
+device_env
 BUDGET=${KERNELS_BUDGET_S:-570}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"
 $PY -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/gpu.txt"
-
-. bench/device_lib.sh
 
 device_configure "$OUT" && ninja -C build test_kernels_only bench_kernels >"$OUT/build_kernels.log" 2>&1 \
   || { grep -E "error|FAILED" "$OUT/build_kernels.log" | head -30; exit 1; }

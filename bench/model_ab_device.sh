@@ -16,27 +16,23 @@ ROUNDS=${AB_ROUNDS:-2}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 for d in "$@"; do [ -d "$d" ] || { echo "model_ab_device.sh: $d: no such folder"; exit 2; }; done
-export PATH=/usr/local/cuda/bin:$PATH
-PY=/opt/torch/.venv/bin/python
-TORCH_LIB=$($PY -c "import torch, os; print(os.path.join(os.path.dirname(torch.__file__), 'lib'))")
-export LD_LIBRARY_PATH=$TORCH_LIB:${HARMONIC_DEPS_DIR:-$PWD/.deps}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
+. bench/device_lib.sh
+device_env
 LOG=$OUT/model_ab.log
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" >"$LOG"
-
-. bench/device_lib.sh
 
 device_build "$OUT" harmonic || exit 1
 echo "new: built at ${SECONDS}s"
 mkdir -p /tmp/model_ab
 cp build/app/harmonic /tmp/model_ab/harmonic_new
+build_variant() {
+  ninja -C build harmonic >"$OUT/build_$1.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$1.log" | head -20; return 1; }
+  cp build/app/harmonic "/tmp/model_ab/harmonic_$1"
+}
 names="new"
 for dir in "$@"; do
   name=$(basename "$dir")
-  files=$(cd "$dir" && find . -type f | sed 's|^\./||')
-  for f in $files; do cp "$f" "/tmp/model_ab/new.$(echo "$f" | tr / _)" && cp "$dir/$f" "$f"; done
-  ninja -C build harmonic >"$OUT/build_$name.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$name.log" | head -20; exit 1; }
-  cp build/app/harmonic "/tmp/model_ab/harmonic_$name"
-  for f in $files; do cp "/tmp/model_ab/new.$(echo "$f" | tr / _)" "$f"; done
+  with_variant_files "$dir" /tmp/model_ab build_variant "$name" || exit 1
   echo "$name: built at ${SECONDS}s"
   names="$names $name"
 done
