@@ -24,9 +24,12 @@ HARMONIC_SEL_WARPS=16 timeout 120 "$TK" "selective scan*" -d yes >"$OUT/test_ker
 echo "selective scan with 16-warp blocks: exit $?"
 HARMONIC_LIN_STAGE=0 timeout 150 "$TK" "linear scan*,level scan*" -d yes >"$OUT/test_kernels_lin_blocks.log" 2>&1
 echo "linear and level scans, backward inputs in registers: exit $?"
+HARMONIC_SCAN_SCRATCH=fill timeout 60 "$TK" "scans: a stream*" -d yes >"$OUT/test_kernels_fill.log" 2>&1
+echo "scratch zero-filled for every launch: exit $?"
 cat "$OUT/test_kernels.log" "$OUT/test_kernels_sel16.log" "$OUT/test_kernels_lin_blocks.log" | grep -E "^\[kernels\]" \
   | awk '{r=$(NF-2)/($NF>1e-30?$NF:1e-30); if (r>m) {m=r; w=$0}} END {print "largest cuda/ref error ratio:", m; print w}'
-grep -hE "FAILED|failed|passed" "$OUT/test_kernels.log" "$OUT/test_kernels_sel16.log" "$OUT/test_kernels_lin_blocks.log" | tail -12
+grep -hE "FAILED|failed|passed" "$OUT/test_kernels.log" "$OUT/test_kernels_sel16.log" "$OUT/test_kernels_lin_blocks.log" \
+  "$OUT/test_kernels_fill.log" | tail -12
 
 echo "== kernel benchmark ($BK)"
 timeout 240 "$BK" --out "$OUT/bench_kernels.txt" 2>&1 | tail -60

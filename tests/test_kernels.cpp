@@ -7,7 +7,8 @@
 // Tags: [gpu][kernels] need a CUDA GPU (elsewhere each case WARNs and returns);
 // the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=16 runs the selective scan
 // with its other block size, HARMONIC_LIN_STAGE=0 the linear and level scans' backward with
-// its inputs in registers (bench/kernels_device.sh runs both ways of each).
+// its inputs in registers, HARMONIC_SCAN_SCRATCH=fill a zero-filled scratch for every launch
+// (bench/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
 #include <algorithm>
@@ -23,6 +24,10 @@
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
 #ifdef HARMONIC_WITH_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+
 #include "kernels/cuda/launch.h"
 #endif
 #include "kernels/cuda/softplus.h"
@@ -372,6 +377,100 @@ struct SelCase {
     int64_t B, T, E, N;
 };
 }  // namespace
+
+#ifdef HARMONIC_WITH_CUDA_KERNELS
+// The scans keep one scratch per stream and launch after launch use its two halves in turn, each
+// launch zeroing what the one before it wrote in the other half (launch.h, ScanScratch). A word
+// left unzeroed reads as a published state, and a later launch then folds a stale value. Each
+// launch here is checked against the LibTorch reference: large and small launches alternating, so
+// a large one finds a small one's leftovers and the other way round; the fixed decay's dL/da twice
+// (its accumulators must have been cleared); two streams interleaved without synchronising; and a
+// CUDA graph (its own zero-filled scratch) replayed between eager launches on its capture stream.
+TEST_CASE("scans: a stream's scratch stays correct across launches of any size, streams and graph replays",
+          "[gpu][kernels]") {
+    if (!have_gpu()) return;
+    torch::manual_seed(31);
+    const auto dev = torch::TensorOptions().device(torch::kCUDA);
+    struct Lin {
+        Tensor a, afix, b, dh;
+    };
+    auto make = [&](int64_t T, int64_t C) {
+        return Lin{torch::rand({2, T, C}, dev) * 0.5 + 0.5, torch::rand({C}, dev) * 0.2 + 0.79,
+                   torch::randn({2, T, C}, dev), torch::randn({2, T, C}, dev)};
+    };
+    const Lin big = make(65536, 256), small = make(700, 96);
+    const int64_t N = 16, E = 64, Ts = 20000;
+    auto x = torch::randn({1, Ts, E}, dev), delta = torch::rand({1, Ts, E}, dev) * 0.1 + 1e-3;
+    auto A = -(torch::rand({E, N}, dev) * 4 + 0.5), Bm = torch::randn({1, Ts, N}, dev), Cm = torch::randn({1, Ts, N}, dev);
+
+    // Per-token output, then the fixed decay's output and both its gradients.
+    auto lin = [](const Lin& l, bool reference) {
+        auto scan = reference ? linear_scan_reference : linear_scan;
+        auto af = l.afix.clone().requires_grad_(true), bf = l.b.clone().requires_grad_(true);
+        auto hf = scan(af, bf, Tensor());
+        auto g = torch::autograd::grad({hf}, {af, bf}, {l.dh});
+        torch::NoGradGuard no_grad;
+        return std::vector<Tensor>{scan(l.a, l.b, Tensor()), hf.detach(), g[0], g[1]};
+    };
+    auto sel = [&](bool reference) {
+        torch::NoGradGuard no_grad;
+        return reference ? selective_scan_reference(x, delta, A, Bm, Cm, Tensor(), Tensor(), Tensor()).y
+                         : selective_scan(x, delta, A, Bm, Cm, Tensor(), Tensor(), Tensor()).y;
+    };
+    const auto ref_big = lin(big, true), ref_small = lin(small, true);
+    const Tensor ref_sel = sel(true);
+    auto check_lin = [](const std::string& what, const std::vector<Tensor>& got, const std::vector<Tensor>& ref) {
+        const char* names[] = {"h", "fixed h", "fixed dL/da", "fixed dL/db"};
+        for (size_t i = 0; i < ref.size(); ++i) {
+            INFO(what << ": " << names[i]);
+            CHECK(rel(got[i], ref[i]) < 2e-5);
+        }
+    };
+
+    for (int round = 0; round < 3; ++round) {
+        check_lin("large", lin(big, false), ref_big);
+        check_lin("small", lin(small, false), ref_small);
+        INFO("selective, round " << round);
+        CHECK(rel(sel(false), ref_sel) < 2e-5);
+    }
+
+    // Two streams, their launches interleaved.
+    auto other = at::cuda::getStreamFromPool(false);
+    std::vector<std::vector<Tensor>> on_other, on_default;
+    for (int round = 0; round < 2; ++round) {
+        {
+            const c10::cuda::CUDAStreamGuard guard(other);
+            on_other.push_back(lin(round ? small : big, false));
+        }
+        on_default.push_back(lin(round ? big : small, false));
+    }
+    torch::cuda::synchronize();
+    check_lin("other stream, large", on_other[0], ref_big);
+    check_lin("other stream, small", on_other[1], ref_small);
+    check_lin("default stream, small", on_default[0], ref_small);
+    check_lin("default stream, large", on_default[1], ref_big);
+
+    // A graph captured on `other`, replayed on it with eager launches on the same stream between.
+    Tensor graphed;
+    at::cuda::CUDAGraph graph;
+    {
+        torch::cuda::synchronize();
+        const c10::cuda::CUDAStreamGuard guard(other);
+        torch::NoGradGuard no_grad;
+        graph.capture_begin();
+        graphed = linear_scan(big.a, big.b, Tensor());
+        graph.capture_end();
+    }
+    for (int round = 0; round < 2; ++round) {
+        const c10::cuda::CUDAStreamGuard guard(other);
+        graphed.fill_(std::numeric_limits<float>::quiet_NaN());
+        graph.replay();
+        check_lin("eager between graph replays", lin(round ? big : small, false), round ? ref_big : ref_small);
+        INFO("graph replay " << round);
+        CHECK(rel(graphed, ref_big[0]) < 2e-5);
+    }
+}
+#endif
 
 TEST_CASE("selective scan: CUDA forward and gradients within 2x of the reference's fp64 error", "[gpu][kernels]") {
     if (!have_gpu()) return;

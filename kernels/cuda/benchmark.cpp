@@ -53,9 +53,13 @@ void check(cudaError_t e, const char* what) {
 // Median time in ms of one call of f over `reps` samples after `warmup` calls; each sample times
 // kCallsPerSample calls issued back to back between two events, so the host's work in a call
 // (allocations, the launches) runs while the GPU executes the previous one, as in a model's step,
-// and the time is the GPU's: each call's kernels, the look-back scratch fill included. Timing one
+// and the time is the GPU's: each call's kernels and the gaps between them. Timing one
 // synchronised call instead put the host's ~20 µs before the first kernel into every sample: 15 %
-// of a 0.13 ms scan (KERNEL_NOTES v14). f's argument counts calls, for rotating inputs.
+// of a 0.13 ms scan (KERNEL_NOTES v14). One call is issued before the first event for the same
+// reason: without it the GPU idled from that event until the host had launched the sample's
+// first call, ~20 µs a sample, 4 µs (2 %) of a 0.2 ms call at five calls a sample (KERNEL_NOTES
+// v35). A call that takes the host longer than the GPU still shows its gaps. f's argument counts
+// calls, for rotating inputs.
 constexpr int kCallsPerSample = 5;
 double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
     auto stream = at::cuda::getCurrentCUDAStream().stream();
@@ -67,6 +71,7 @@ double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
     std::vector<float> ts;
     int call = 0;
     for (int r = 0; r < reps; ++r) {
+        f(call++);  // keeps the GPU busy while the host launches the sample's calls
         check(cudaEventRecord(e0, stream), "record");
         for (int k = 0; k < kCallsPerSample; ++k) f(call++);
         check(cudaEventRecord(e1, stream), "record");

@@ -152,9 +152,9 @@ __device__ __forceinline__ void opaque(Pack<T, V>& p) {
 // barrier and a fence, then the data read in a second dependent round trip) left 43 % of the
 // linear scan's warp cycles waiting at that barrier (docs/KERNEL_NOTES.md v3, v5). Both tags are
 // NaNs whose payload GPU arithmetic never returns (it returns the canonical 0x7fffffff), and every
-// decay word is computed, so no value can be mistaken for a tag. Zero (rather than 0xff bytes, as
-// before) so that the same fill also zeroes the accumulators a launch keeps after the status words
-// (the fixed decay's dL/da, see lin_bwd_kernel).
+// decay word is computed, so no value can be mistaken for a tag. Empty is zero (rather than 0xff
+// bytes, as before), so that one zero fill of a new buffer starts every word of its protocol
+// (launch.h, ScanScratch: tickets, epochs, status words and accumulators).
 using StatusWord = unsigned long long;
 constexpr unsigned kStatusEmpty = 0xffffffffu;
 constexpr unsigned kStatusInclusive = 0xfffffffeu;
@@ -172,14 +172,39 @@ __device__ __forceinline__ StatusWord read_status(const StatusWord* p) {
 __device__ __forceinline__ unsigned status_tag(StatusWord w) { return ~static_cast<unsigned>(w >> 32); }
 __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_float(static_cast<unsigned>(w)); }
 
-// Block ticket from the low half of word 0 of the zero-filled scratch buffer: blocks
-// take chunk indices in the order they start, so every block a look-back waits on has already
-// started and will finish (no deadlock whatever the hardware's block order). One fill of the
-// buffer prepares the ticket and every status word after it.
-__device__ __forceinline__ int64_t take_ticket(StatusWord* scratch, int* smem_slot) {
-    if (threadIdx.x == 0) *smem_slot = atomicAdd(reinterpret_cast<int*>(scratch), 1);
+// A block's ticket and its launch's status words (launch.h, ScanScratch). Blocks take chunk indices
+// in the order they start, so every block a look-back waits on has already started and will finish
+// (no deadlock whatever the hardware's block order). The block that takes the last ticket starts the
+// next epoch (every other block of the launch has its ticket by then), so the next launch on the
+// stream uses the other half. Each block zeroes its share of what the previous launch wrote in that
+// other half, its 1/gridDim of a few MB in 16-byte stores that nothing waits on: the zero fill that
+// used to run before every launch (a kernel, and the gap after it, 1–2 % of a near-line scan at 64K)
+// is spread over the launch after. Because the epoch lives in device memory, the alternation holds
+// for any sequence of launches on the stream, whatever the host knows.
+struct ScanTicket {
+    int64_t id;
+    StatusWord* status;
+};
+__device__ __forceinline__ ScanTicket take_ticket(const ScanScratch& s, int* smem /* 2 ints */) {
+    const unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
+    if (threadIdx.x == 0) {
+        const unsigned long long w = atomicAdd(s.control, 1ull);
+        const unsigned ticket = static_cast<unsigned>(w), epoch = static_cast<unsigned>(w >> 32);
+        if (ticket == blocks - 1) atomicExch(s.control, static_cast<unsigned long long>(epoch + 1) << 32);
+        smem[0] = static_cast<int>(ticket);
+        smem[1] = static_cast<int>(epoch & 1);
+    }
     __syncthreads();
-    return *smem_slot;
+    const unsigned id = static_cast<unsigned>(smem[0]);
+    const int half = smem[1];
+    // control[1 + h]: words of half h written by the last launch that used it (below < 2^31).
+    const unsigned pairs = (static_cast<unsigned>(s.control[2 - half]) + 1) / 2;
+    const unsigned per = (pairs + blocks - 1) / blocks;
+    ulonglong2* const other = reinterpret_cast<ulonglong2*>(s.half[half ^ 1]);
+    const unsigned end = min(pairs, (id + 1) * per);
+    for (unsigned i = id * per + threadIdx.x; i < end; i += blockDim.x) other[i] = make_ulonglong2(0, 0);
+    if (id == 0 && threadIdx.x == 0) s.control[1 + half] = static_cast<unsigned long long>(s.words);
+    return {static_cast<int64_t>(id), s.half[half]};
 }
 
 // The carry into `chunk` of one channel (or state), each thread on its own: walks the n_avail

@@ -11,6 +11,22 @@ namespace harmonic::kernels::cuda {
 enum class DType : int { F32 = 0, BF16 = 1 };
 
 // ---------------------------------------------------------------------------------------------
+// A chained scan's scratch (common.cuh, take_ticket). Its control words: 0 holds the block-ticket
+// counter (low half) and the launch's epoch (high half), 1 and 2 how many words of half 0 and half 1
+// the last launch that used them wrote; accumulators some launches keep follow (8-byte words, zero
+// between launches). A launch of epoch e uses half[e & 1], which it finds all zero, and its blocks
+// zero between them the words the previous launch wrote in the other half, so that consecutive
+// launches on one stream need no fill (ops.cpp, scan_scratch). A buffer zero-filled for one launch
+// (both halves the same, nothing written in either) is the same protocol with epoch 0.
+constexpr int kScratchControlWords = 4;
+
+struct ScanScratch {
+    unsigned long long* control = nullptr;  // kScratchControlWords, then the accumulators
+    unsigned long long* half[2] = {};       // status words, 16-byte aligned, capacity even
+    int64_t words = 0;                      // status words this launch writes (≤ each half's capacity)
+};
+
+// ---------------------------------------------------------------------------------------------
 // First-order linear scan h_t = a_t ⊙ h_{t-1} + b_t over (B, T, C), and the fused Harmonic level
 // cells that compute (a_t, b_t) from the cell's pre-activations on the fly.
 enum class LinMode : int {
@@ -43,11 +59,10 @@ struct LinParams {
     const void* b = nullptr;                // b / u
     const float* h0 = nullptr;              // (B, C) fp32 or null
     void* h = nullptr;                      // forward output (B, T, C) in dtype tb
-    // Scratch of lin_scratch_words 64-bit words, zero-filled before the launch: word 0's low half is
-    // the block-ticket counter, then the chained-scan status words of each chunk and channel
-    // (common.cuh, StatusWord), then for a fixed-decay backward C fp64 accumulators of dL/da
-    // (fixed_da; the wrapper rounds them to fp32).
-    unsigned long long* scratch = nullptr;
+    // Ticket, the lin_scratch_words chained-scan status words of each chunk and channel (common.cuh,
+    // StatusWord) and, for a fixed-decay backward (fixed_da), C fp64 accumulators of dL/da after the
+    // control words (lin_fixed_da_finish rounds them to fp32 and clears them).
+    ScanScratch scratch;
     // (lin_num_chunks(T), B·C) fp32, the state at the end of every kLinSpan steps (the last: at
     // T − 1): written by the forward, read by the backward as its checkpoints.
     float* ckpt = nullptr;
@@ -64,7 +79,9 @@ int64_t lin_num_chunks(int64_t T);                   // checkpoint spans: ceil(T
 int lin_steps(const LinParams& p, bool backward);     // steps per thread (8, 16 or 32)
 int64_t lin_chunks(const LinParams& p, bool backward);  // blocks along time: ceil(T / (lin_steps · kLinWarps))
 int64_t lin_num_tiles(const LinParams& p);      // channel tiles: B · ceil(C / (32·vec))
-int64_t lin_scratch_words(const LinParams& p, bool backward);  // 1 + chunks·B·C (+ C: a fixed-decay backward)
+int64_t lin_scratch_words(const LinParams& p, bool backward);  // status words: chunks·B·C
+// A fixed-decay backward's dL/da (C fp32) from its accumulators, which are cleared for the next launch.
+void lin_fixed_da_finish(const LinParams& p, float* da, cudaStream_t stream);
 void lin_forward(const LinParams& p, cudaStream_t stream);
 void lin_backward(const LinParams& p, cudaStream_t stream);
 
@@ -90,9 +107,8 @@ struct SelParams {
     const float* D = nullptr;     // (E) or null
     const float* h0 = nullptr;    // [B][N][E] or null
     void* y = nullptr;            // (B, T, E)
-    // Scratch of sel_scratch_words 64-bit words, zero-filled before the launch: word 0's low half
-    // is the block-ticket counter, the rest the status words of each (chunk, b, n, e) (common.cuh).
-    unsigned long long* scratch = nullptr;
+    // Ticket and the sel_scratch_words status words of each (chunk, b, n, e) (common.cuh).
+    ScanScratch scratch;
     float* incl = nullptr;        // forward: (nChunks, B, N, E) out, the state at each chunk end (checkpoints)
     // Backward only.
     const float* ckpt = nullptr;
@@ -110,7 +126,7 @@ struct SelParams {
 
 int64_t sel_num_chunks(int64_t T, int warps);
 int64_t sel_num_tiles(const SelParams& p);
-int64_t sel_scratch_words(const SelParams& p);  // 1 + nChunks·B·N·E
+int64_t sel_scratch_words(const SelParams& p);  // status words: nChunks·B·N·E
 void sel_forward(const SelParams& p, cudaStream_t stream);
 void sel_backward(const SelParams& p, cudaStream_t stream);
 

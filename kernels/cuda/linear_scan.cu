@@ -255,12 +255,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     static_assert(L % kLinSpan == 0 && TT % spans == 0, "checkpoint spans start at warp boundaries");
     __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
     __shared__ float sH[TT][W];
-    __shared__ int s_ticket;
+    __shared__ int s_ticket[2];
     extern __shared__ __align__(16) unsigned char fwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.scratch, &s_ticket);
+    const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
+    const int64_t id = ticket.id;
+    StatusWord* const status = ticket.status;
     const Geometry g = geometry<V, S>(p, id, false);
-    StatusWord* const status = p.scratch + 1;
     // sel_keeps_decay: the decays of this thread's steps, V at a time, thread-contiguous.
     constexpr bool kSmemDecay = sel_keeps_decay<M, TB>();
     auto* const kept_decay = reinterpret_cast<Pack<float, V>*>(fwd_smem);
@@ -424,13 +425,14 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __shared__ double sA[TT][W];
     __shared__ float sF[TT][W];
     __shared__ float sR[TT][W];
-    __shared__ int s_ticket;
+    __shared__ int s_ticket[2];
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.scratch, &s_ticket);
+    const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
+    const int64_t id = ticket.id;
+    StatusWord* const status = ticket.status;
     const Geometry g = geometry<V, S>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    StatusWord* const status = p.scratch + 1;
 
     const TA* pa = static_cast<const TA*>(p.a);
     const TB* pb = static_cast<const TB*>(p.b);
@@ -713,13 +715,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if constexpr (kFixed) {
             if (p.fixed_da) {
                 // dL/da of the shared decay: each block adds its channels' sums over its steps to fp64
-                // accumulators after the status words (zeroed by the scratch's fill; the wrapper
-                // rounds them to fp32). It was a per-chunk (chunks, B·C) buffer that LibTorch summed
+                // accumulators after the scratch's control words (zero at the start of a launch:
+                // lin_fixed_da_finish rounds them to fp32 and clears them). It was a per-chunk (chunks, B·C) buffer that LibTorch summed
                 // afterwards (12 µs in ncu, 6 % of the fixed-decay bf16 backward at 64K); rounding in
                 // the block that finishes last instead of the wrapper needed a fence in every block,
                 // which cost more than it saved (KERNEL_NOTES v32). fp64, so the atomics' order
                 // changes nothing that survives the rounding to fp32 but in the rarest ties.
-                double* const acc = reinterpret_cast<double*>(status + nChunks * g.BC);
+                double* const acc = reinterpret_cast<double*>(p.scratch.control + kScratchControlWords);
                 // Each thread overwrites only the slots it read at the start of the forward walk.
 #pragma unroll
                 for (int v = 0; v < V; ++v) sF[w][lane * V + v] = dafix[v];
@@ -733,6 +735,16 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             }
         }
     }
+}
+
+// The fixed decay's dL/da rounded to fp32, its accumulators left zero for the next launch on the
+// stream (a launch's blocks cannot do it: the last one to finish would need a fence in every block,
+// KERNEL_NOTES v32).
+__global__ void fixed_da_finish_kernel(double* acc, float* da, int64_t C) {
+    const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    da[c] = static_cast<float>(acc[c]);
+    acc[c] = 0.0;
 }
 
 template <LinMode M, typename TA, typename TB, int V>
@@ -828,9 +840,14 @@ int64_t lin_chunks(const LinParams& p, bool backward) {
     return (p.T + L - 1) / L;
 }
 
-int64_t lin_scratch_words(const LinParams& p, bool backward) {
-    const int64_t acc = backward && p.mode == LinMode::LinearFixed ? p.C : 0;  // dL/da's fp64 sums (fixed_da)
-    return 1 + lin_chunks(p, backward) * p.B * p.C + acc;
+int64_t lin_scratch_words(const LinParams& p, bool backward) { return lin_chunks(p, backward) * p.B * p.C; }
+
+void lin_fixed_da_finish(const LinParams& p, float* da, cudaStream_t stream) {
+    if (p.C == 0) return;
+    constexpr int threads = 256;
+    fixed_da_finish_kernel<<<static_cast<unsigned>((p.C + threads - 1) / threads), threads, 0, stream>>>(
+        reinterpret_cast<double*>(p.scratch.control + kScratchControlWords), da, p.C);
+    HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
 
 int64_t lin_num_tiles(const LinParams& p) {

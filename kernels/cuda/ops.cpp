@@ -4,6 +4,7 @@
 #include "kernels/cuda/ops.h"
 
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
@@ -11,7 +12,10 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "kernels/cuda/launch.h"
 #include "kernels/level_scan.h"
@@ -158,13 +162,73 @@ LinParams params(const LinInputs& in, double tau) {
     return p;
 }
 
-// A scan's scratch of n 64-bit words: one zero fill prepares a launch, the ticket counter, every
-// status word and the accumulators after them (launch.h, common.cuh).
-Tensor status_scratch(int64_t n, const torch::TensorOptions& opts) {
-    return torch::zeros({n}, opts.dtype(torch::kInt64));
+// A scan's scratch (launch.h, ScanScratch): `words` status words and `acc` accumulators. Kept per
+// device and stream, so that consecutive launches need no zero fill between them (common.cuh,
+// take_ticket); grown (a new zero-filled buffer) when a launch needs more. A launch in a CUDA graph
+// capture gets a buffer of its own, zero-filled by the graph: a graph may be replayed on another
+// stream, concurrently with eager launches on its capture stream, which would then share one
+// epoch. So does a launch above kScratchMaxHalf words (Mamba's scan beyond ~2 × 16K tokens: two
+// halves kept for it would hold 2 × 64 MB), and every launch when HARMONIC_SCAN_SCRATCH=fill
+// (benchmark and test knob). `keep` holds the buffer until the call returns (the caching
+// allocator reuses memory freed on a stream only after the work queued on it).
+struct ScratchLease {
+    ScanScratch s;
+    Tensor keep;
+};
+
+constexpr int64_t kScratchMaxHalf = int64_t(1) << 23;
+
+bool fill_scratch_per_launch() {
+    static const bool fill = [] {
+        const char* e = std::getenv("HARMONIC_SCAN_SCRATCH");
+        return e && std::string(e) == "fill";
+    }();
+    return fill;
 }
 
-unsigned long long* words(const Tensor& t) { return reinterpret_cast<unsigned long long*>(t.data_ptr<int64_t>()); }
+// Capacity rounded up to a power of two (at least `least`), so growth happens a few times at most.
+int64_t capacity_for(int64_t n, int64_t least) {
+    int64_t c = least;
+    while (c < n) c *= 2;
+    return c;
+}
+
+ScratchLease scan_scratch(int64_t words, int64_t acc, const torch::TensorOptions& opts) {
+    const cudaStream_t s = stream();
+    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+    C10_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
+    const auto i64 = opts.dtype(torch::kInt64);
+    auto lease_of = [&](const Tensor& buf, int64_t acc_cap, int64_t half_cap) {
+        ScratchLease l;
+        l.keep = buf;
+        auto* base = reinterpret_cast<unsigned long long*>(buf.data_ptr<int64_t>());
+        l.s.control = base;
+        l.s.half[0] = base + kScratchControlWords + acc_cap;
+        l.s.half[1] = l.s.half[0] + half_cap;
+        l.s.words = words;
+        return l;
+    };
+    if (capture != cudaStreamCaptureStatusNone || words > kScratchMaxHalf || fill_scratch_per_launch()) {
+        // Both halves the same: nothing in the control words says either was written.
+        const int64_t acc_cap = (acc + 1) / 2 * 2;  // keeps the status words 16-byte aligned
+        return lease_of(torch::zeros({kScratchControlWords + acc_cap + words}, i64), acc_cap, 0);
+    }
+    struct Kept {
+        Tensor buf;
+        int64_t acc_cap = 0, half_cap = 0;
+    };
+    static std::mutex mutex;
+    // Never destroyed: CUDA memory must not be freed by static destructors after the allocator's.
+    static auto* kept = new std::map<std::pair<int, cudaStream_t>, Kept>;
+    std::lock_guard<std::mutex> lock(mutex);
+    Kept& k = (*kept)[{opts.device().index(), s}];
+    if (!k.buf.defined() || words > k.half_cap || acc > k.acc_cap) {
+        k.half_cap = std::max(k.half_cap, capacity_for(words, int64_t(1) << 16));
+        k.acc_cap = std::max(k.acc_cap, capacity_for(acc, 1024));
+        k.buf = torch::zeros({kScratchControlWords + k.acc_cap + 2 * k.half_cap}, i64);
+    }
+    return lease_of(k.buf, k.acc_cap, k.half_cap);
+}
 
 }  // namespace
 
@@ -176,8 +240,8 @@ ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, cons
     auto h = torch::empty_like(in.b);
     p.h = h.data_ptr();
     p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
-    auto scratch = status_scratch(lin_scratch_words(p, false), in.b.options());
-    p.scratch = words(scratch);
+    const auto scratch = scan_scratch(lin_scratch_words(p, false), 0, in.b.options());
+    p.scratch = scratch.s;
     auto ckpt = torch::empty({lin_num_chunks(p.T), p.B * p.C}, in.b.options().dtype(torch::kFloat32));
     p.ckpt = ckpt.data_ptr<float>();
     lin_forward(p, stream());
@@ -208,10 +272,13 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     p.fixed_da = fixed_da;
     p.db = g.db.data_ptr();
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
-    auto scratch = status_scratch(lin_scratch_words(p, true), in.b.options());
-    p.scratch = words(scratch);
+    const auto scratch = scan_scratch(lin_scratch_words(p, true), fixed_da ? p.C : 0, in.b.options());
+    p.scratch = scratch.s;
     lin_backward(p, stream());
-    if (fixed_da) g.da = scratch.narrow(0, scratch.numel() - p.C, p.C).view(torch::kFloat64).to(torch::kFloat32);
+    if (fixed_da) {
+        g.da = torch::empty({p.C}, in.b.options().dtype(torch::kFloat32));
+        lin_fixed_da_finish(p, g.da.data_ptr<float>(), stream());
+    }
     return g;
 }
 
@@ -270,8 +337,8 @@ SelForward sel_forward(const Tensor& x, const Tensor& delta, const Tensor& A, co
     p.warps = sel_warps();
     auto y = torch::empty_like(in.x);
     p.y = y.data_ptr();
-    auto scratch = status_scratch(sel_scratch_words(p), in.x.options());
-    p.scratch = words(scratch);
+    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options());
+    p.scratch = scratch.s;
     const int64_t chunks = sel_num_chunks(p.T, p.warps);
     auto incl = torch::empty({chunks, p.B, p.N, p.E}, in.x.options().dtype(torch::kFloat32));
     p.incl = incl.data_ptr<float>();
@@ -314,8 +381,8 @@ SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, 
     p.dA_part = dA_part.data_ptr<float>();
     p.dD_part = dD_part.data_ptr<float>();
     p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
-    auto scratch = status_scratch(sel_scratch_words(p), in.x.options());
-    p.scratch = words(scratch);
+    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options());
+    p.scratch = scratch.s;
     sel_backward(p, stream());
     SelBackward g;
     g.dx = dx.to(x.scalar_type());

@@ -64,7 +64,7 @@ struct FwdSmem {
     float sS[TT][32];        // Σ Δ per warp
     float sP[TT][32];        // exclusive prefix of Σ Δ over warps
     float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
-    int ticket;
+    int ticket[2];
 };
 
 // dB and dC of one state are summed over the warp's 32 channels through shared memory: each lane
@@ -93,7 +93,7 @@ struct BwdSmem {
     float CT[NM][L + 4];
     float sA[NM][32];
     float red[TT][kRedRow * 32 + 16];
-    int ticket;
+    int ticket[2];
 };
 
 struct SelGeometry {
@@ -180,9 +180,10 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     FwdSmem<TT, SF>& sm = *reinterpret_cast<FwdSmem<TT, SF>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.scratch, &sm.ticket);
+    const ScanTicket ticket = take_ticket(p.scratch, sm.ticket);
+    const int64_t id = ticket.id;
     const SelGeometry g = sel_geometry<L, SF>(p, id, false);
-    StatusWord* const status = p.scratch + 1;
+    StatusWord* const status = ticket.status;
     load_bc<TT * 32>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
@@ -309,10 +310,11 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const int64_t id = take_ticket(p.scratch, &sm.ticket);
+    const ScanTicket ticket = take_ticket(p.scratch, sm.ticket);
+    const int64_t id = ticket.id;
     const SelGeometry g = sel_geometry<L>(p, id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    StatusWord* const status = p.scratch + 1;
+    StatusWord* const status = ticket.status;
     load_bc<TT * 32, true>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
@@ -586,7 +588,7 @@ int64_t sel_num_chunks(int64_t T, int warps) {
     return (T + L - 1) / L;
 }
 int64_t sel_num_tiles(const SelParams& p) { return p.B * ((p.E + 31) / 32); }
-int64_t sel_scratch_words(const SelParams& p) { return 1 + sel_num_chunks(p.T, p.warps) * p.B * p.N * p.E; }
+int64_t sel_scratch_words(const SelParams& p) { return sel_num_chunks(p.T, p.warps) * p.B * p.N * p.E; }
 
 void sel_forward(const SelParams& p, cudaStream_t stream) { dispatch(p, false, stream); }
 void sel_backward(const SelParams& p, cudaStream_t stream) { dispatch(p, true, stream); }
