@@ -176,35 +176,44 @@ __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_f
 // in the order they start, so every block a look-back waits on has already started and will finish
 // (no deadlock whatever the hardware's block order). The block that takes the last ticket starts the
 // next epoch (every other block of the launch has its ticket by then), so the next launch on the
-// stream uses the other half. Each block zeroes its share of what the previous launch wrote in that
-// other half, its 1/gridDim of a few MB in 16-byte stores that nothing waits on: the zero fill that
-// used to run before every launch (a kernel, and the gap after it, 1–2 % of a near-line scan at 64K)
-// is spread over the launch after. Because the epoch lives in device memory, the alternation holds
-// for any sequence of launches on the stream, whatever the host knows.
+// stream uses the other half. Both halves' written-word counts are read with the ticket, in the
+// same round trip: the other half's count is stable during the launch (only the launch after next
+// rewrites it), and the block with ticket 0 records this launch's.
 struct ScanTicket {
     int64_t id;
     StatusWord* status;
+    StatusWord* stale;       // the other half
+    unsigned stale_words;    // written there by the previous launch that used it
 };
-__device__ __forceinline__ ScanTicket take_ticket(const ScanScratch& s, int* smem /* 2 ints */) {
-    const unsigned blocks = gridDim.x * gridDim.y * gridDim.z;
+__device__ __forceinline__ ScanTicket take_ticket(const ScanScratch& s, int* smem /* 3 ints */) {
     if (threadIdx.x == 0) {
+        const unsigned long long written0 = s.control[1], written1 = s.control[2];  // issued before the atomic
         const unsigned long long w = atomicAdd(s.control, 1ull);
         const unsigned ticket = static_cast<unsigned>(w), epoch = static_cast<unsigned>(w >> 32);
-        if (ticket == blocks - 1) atomicExch(s.control, static_cast<unsigned long long>(epoch + 1) << 32);
+        if (ticket == gridDim.x * gridDim.y * gridDim.z - 1)
+            atomicExch(s.control, static_cast<unsigned long long>(epoch + 1) << 32);
+        const int half = static_cast<int>(epoch & 1);
+        if (ticket == 0) s.control[1 + half] = static_cast<unsigned long long>(s.words);
         smem[0] = static_cast<int>(ticket);
-        smem[1] = static_cast<int>(epoch & 1);
+        smem[1] = half;
+        smem[2] = static_cast<int>(half ? written0 : written1);  // below 2^31 (ops.cpp, kScratchMaxHalf)
     }
     __syncthreads();
-    const unsigned id = static_cast<unsigned>(smem[0]);
     const int half = smem[1];
-    // control[1 + h]: words of half h written by the last launch that used it (below < 2^31).
-    const unsigned pairs = (static_cast<unsigned>(s.control[2 - half]) + 1) / 2;
-    const unsigned per = (pairs + blocks - 1) / blocks;
-    ulonglong2* const other = reinterpret_cast<ulonglong2*>(s.half[half ^ 1]);
+    return {static_cast<int64_t>(smem[0]), s.half[half], s.half[half ^ 1], static_cast<unsigned>(smem[2])};
+}
+
+// This block's share of zeroing what the previous launch on the stream wrote in the half this
+// launch does not use (the next launch's): 1/gridDim of a few MB in 16-byte stores that nothing
+// waits on. The zero fill that used to run before every launch (a kernel, and the gap after it) is
+// spread over the launch after. Called once the block's input loads are issued, so that its stores
+// do not hold those loads back (the compiler cannot tell the stores from the inputs apart).
+__device__ __forceinline__ void clear_stale_half(const ScanTicket& t) {
+    const unsigned blocks = gridDim.x * gridDim.y * gridDim.z, id = static_cast<unsigned>(t.id);
+    const unsigned pairs = (t.stale_words + 1) / 2, per = (pairs + blocks - 1) / blocks;
+    ulonglong2* const other = reinterpret_cast<ulonglong2*>(t.stale);
     const unsigned end = min(pairs, (id + 1) * per);
     for (unsigned i = id * per + threadIdx.x; i < end; i += blockDim.x) other[i] = make_ulonglong2(0, 0);
-    if (id == 0 && threadIdx.x == 0) s.control[1 + half] = static_cast<unsigned long long>(s.words);
-    return {static_cast<int64_t>(id), s.half[half]};
 }
 
 // The carry into `chunk` of one channel (or state), each thread on its own: walks the n_avail

@@ -255,7 +255,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     static_assert(L % kLinSpan == 0 && TT % spans == 0, "checkpoint spans start at warp boundaries");
     __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
     __shared__ float sH[TT][W];
-    __shared__ int s_ticket[2];
+    __shared__ int s_ticket[3];
     extern __shared__ __align__(16) unsigned char fwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
@@ -391,6 +391,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             store_pack<TB, V>(out + base + i * p.C, o);
         }
     }
+    // Last: after its loads, with its 32 steps of inputs in registers, it spilled 48 bytes.
+    clear_stale_half(ticket);
 }
 
 // The gated_ema cell's gradients need no state: its decay is a constant, so dL/dpre and dL/du come
@@ -425,7 +427,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __shared__ double sA[TT][W];
     __shared__ float sF[TT][W];
     __shared__ float sR[TT][W];
-    __shared__ int s_ticket[2];
+    __shared__ int s_ticket[3];
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
@@ -442,6 +444,38 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     for (int v = 0; v < V; ++v)
         afix[v] = (kFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
     const int64_t base = (g.bb * p.T + g.t0) * p.C + g.c0;
+
+    // The composition's two inputs from global memory: the forward carry into the chunk (h0, or the
+    // checkpoint at the previous chunk's end: no look-back needed) and, in the last chunk, dL/dh
+    // after the sequence. Loaded after the block's second barrier, each was a memory round trip on
+    // the block's critical path. The fixed-decay bf16 scan, whose registers are full (held in
+    // registers through pass 1 they spilled 72 bytes), copies them first by cp.async into the first
+    // 2·W floats of its g_t area, which pass 2 only writes after the composition has read them.
+    constexpr bool kEarlyCarry = states_in_shared<M, TB>() && !P;
+    float* const early_carry = reinterpret_cast<float*>(bwd_smem);
+    // Where they come from, for the channel of thread tid < W (its global index gc), or null.
+    auto carry_src = [&](bool cok, int64_t gc) -> const float* {
+        if (!cok) return nullptr;
+        if (g.chunk > 0) return p.ckpt + (g.chunk * spans - 1) * g.BC + gc;
+        return p.h0 ? p.h0 + gc : nullptr;
+    };
+    auto dh_after_src = [&](bool cok, int64_t gc) -> const float* {
+        return cok && g.chunk == nChunks - 1 && p.dh_last ? p.dh_last + gc : nullptr;
+    };
+    if constexpr (kEarlyCarry) {
+        if (tid < W) {
+            const bool cok = g.ct * W + tid < p.C;
+            const int64_t gc = g.bb * p.C + g.ct * W + tid;
+            const float* src[2] = {carry_src(cok, gc), dh_after_src(cok, gc)};
+#pragma unroll
+            for (int k = 0; k < 2; ++k) {
+                float* dst = early_carry + k * W + tid;
+                if (src[k]) async_copy_pack<float, 1>(reinterpret_cast<Pack<float, 1>*>(dst), src[k]);
+                else *dst = 0.f;
+            }
+            async_copy_commit();
+        }
+    }
 
     // This chunk's inputs: in registers, or (staged) in shared memory, a (unless fixed), b, dh.
     float* const g_shared = reinterpret_cast<float*>(bwd_smem);
@@ -467,6 +501,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             }
         }
     }
+    clear_stale_half(ticket);
     if constexpr (P) {
         // Each thread reads only its own slots: waiting for its own copies is enough.
         async_copy_commit();
@@ -551,14 +586,17 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     const int64_t gc = g.bb * p.C + cidx;
     double RA = 1.0, RH = 0.0;
     if (tid < W) {
+        float carry_in = 0.f, dh_after = 0.f;
+        if constexpr (kEarlyCarry) {
+            async_copy_wait_all();
+            carry_in = early_carry[tid];
+            dh_after = early_carry[W + tid];
+        } else {
+            if (const float* c = carry_src(cok, gc)) carry_in = *c;
+            if (const float* d = dh_after_src(cok, gc)) dh_after = *d;
+        }
         if constexpr (kStates) {
-            // Forward carries from the checkpoint at the previous chunk end (no look-back needed).
-            float hc = 0.f;
-            if (g.chunk == 0) {
-                if (cok && p.h0) hc = p.h0[gc];
-            } else if (cok) {
-                hc = p.ckpt[(g.chunk * spans - 1) * g.BC + gc];
-            }
+            float hc = carry_in;
 #pragma unroll
             for (int ww = 0; ww < TT; ++ww) {
                 const double a = sA[ww][tid];
@@ -585,8 +623,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                 publish_status(mine, __float_as_uint(static_cast<float>(RA)), static_cast<float>(RH));
                 DecayFold fold;
                 q = look_back(status + gc, g.BC, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
-            } else if (p.dh_last) {
-                q = p.dh_last[gc];
+            } else {
+                q = dh_after;
             }
             publish_status(mine, kStatusInclusive, static_cast<float>(fma(RA, double(q), RH)));
         }

@@ -64,7 +64,7 @@ struct FwdSmem {
     float sS[TT][32];        // Σ Δ per warp
     float sP[TT][32];        // exclusive prefix of Σ Δ over warps
     float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
-    int ticket[2];
+    int ticket[3];
 };
 
 // dB and dC of one state are summed over the warp's 32 channels through shared memory: each lane
@@ -93,7 +93,7 @@ struct BwdSmem {
     float CT[NM][L + 4];
     float sA[NM][32];
     float red[TT][kRedRow * 32 + 16];
-    int ticket[2];
+    int ticket[3];
 };
 
 struct SelGeometry {
@@ -201,6 +201,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
             dr[i] = ok ? pd[base + i * p.E] : TD(0.f);
             zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
         }
+        clear_stale_half(ticket);
 #pragma unroll
         for (int i = 0; i < SF; ++i) sm.sx[i][tid] = to_f(xr[i]), sm.sd[i][tid] = to_f(dr[i]), sm.sz[i][tid] = to_f(zr[i]);
     }
@@ -340,6 +341,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
         gr[i] = ok ? pg[base + i * p.E] : TX(0.f);
     }
+    clear_stale_half(ticket);
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         dv[i] = to_f(dr[i]);
