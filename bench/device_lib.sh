@@ -42,3 +42,18 @@ with_variant_files() {
   for f in $files; do cp "$save/new.$(echo "$f" | tr / _)" "$f"; done
   return $rc
 }
+
+# build_variants SAVE_DIR BUILD_FUNCTION VARIANT_DIR...: for each folder, BUILD_FUNCTION NAME (NAME
+# the folder's name) with that folder's files in place (with_variant_files); sets `names` to "new"
+# and the folders' names, in order. Exits the script when a variant fails to build.
+build_variants() {
+  local save=$1 build=$2 dir name
+  shift 2
+  names="new"
+  for dir in "$@"; do
+    name=$(basename "$dir")
+    with_variant_files "$dir" "$save" "$build" "$name" || exit 1
+    echo "$name: built at ${SECONDS}s"
+    names="$names $name"
+  done
+}

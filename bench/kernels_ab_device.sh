@@ -47,13 +47,7 @@ build_variant() {
     echo "$name: kernel tests \"$AB_TEST_VARIANTS\" exit $?"; grep -hE "FAILED|passed|failed" "$OUT/test_kernels_$name.log" | tail -4
   fi
 }
-names="new"
-for dir in "$@"; do
-  name=$(basename "$dir")
-  with_variant_files "$dir" /tmp/ab build_variant "$name" || exit 1
-  echo "$name: built at ${SECONDS}s"
-  names="$names $name"
-done
+build_variants /tmp/ab build_variant "$@"
 
 if [ -n "${AB_NEW_ENV:-}" ]; then
   printf '#!/bin/sh\nexec env %s /tmp/ab/bench_new "$@"\n' "$AB_NEW_ENV" >/tmp/ab/bench_newenv && chmod +x /tmp/ab/bench_newenv

@@ -29,13 +29,7 @@ build_variant() {
   ninja -C build harmonic >"$OUT/build_$1.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build_$1.log" | head -20; return 1; }
   cp build/app/harmonic "/tmp/model_ab/harmonic_$1"
 }
-names="new"
-for dir in "$@"; do
-  name=$(basename "$dir")
-  with_variant_files "$dir" /tmp/model_ab build_variant "$name" || exit 1
-  echo "$name: built at ${SECONDS}s"
-  names="$names $name"
-done
+build_variants /tmp/model_ab build_variant "$@"
 
 M28="--d-model 256 --vocab-size 50257 --precision bf16"
 IFS=';' read -ra benches <<<"$AB_BENCH"

@@ -754,11 +754,12 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             if (p.fixed_da) {
                 // dL/da of the shared decay: each block adds its channels' sums over its steps to fp64
                 // accumulators after the scratch's control words (zero at the start of a launch:
-                // lin_fixed_da_finish rounds them to fp32 and clears them). It was a per-chunk (chunks, B·C) buffer that LibTorch summed
-                // afterwards (12 µs in ncu, 6 % of the fixed-decay bf16 backward at 64K); rounding in
-                // the block that finishes last instead of the wrapper needed a fence in every block,
-                // which cost more than it saved (KERNEL_NOTES v32). fp64, so the atomics' order
-                // changes nothing that survives the rounding to fp32 but in the rarest ties.
+                // lin_fixed_da_finish rounds them to fp32 and clears them). It was a per-chunk
+                // (chunks, B·C) buffer that LibTorch summed afterwards (12 µs in ncu, 6 % of the
+                // fixed-decay bf16 backward at 64K); rounding in the block that finishes last
+                // instead needed a fence in every block, which cost more than it saved (KERNEL_NOTES
+                // v32). fp64, so the atomics' order changes nothing that survives the rounding to
+                // fp32 but in the rarest ties.
                 double* const acc = reinterpret_cast<double*>(p.scratch.control + kScratchControlWords);
                 // Each thread overwrites only the slots it read at the start of the forward walk.
 #pragma unroll
