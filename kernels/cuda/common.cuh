@@ -172,41 +172,68 @@ __device__ __forceinline__ StatusWord read_status(const StatusWord* p) {
 __device__ __forceinline__ unsigned status_tag(StatusWord w) { return ~static_cast<unsigned>(w >> 32); }
 __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_float(static_cast<unsigned>(w)); }
 
-// A block's ticket and its launch's status words (launch.h, ScanScratch). Blocks take chunk indices
-// in the order they start, so every block a look-back waits on has already started and will finish
-// (no deadlock whatever the hardware's block order). The block that takes the last ticket starts the
-// next epoch (every other block of the launch has its ticket by then), so the next launch on the
-// stream uses the other half. Both halves' written-word counts are read with the ticket, in the
-// same round trip: the other half's count is stable during the launch (only the launch after next
-// rewrites it), and the block with ticket 0 records this launch's.
+// A block's ticket and its launch's status words (launch.h, ScanScratch). The ticket counts the
+// launch's blocks: the block that takes the last ticket starts the next epoch (every other block of
+// the launch has its ticket by then), so the next launch on the stream uses the other half. Both
+// halves' written-word counts are read with the ticket, in the same round trip: the other half's
+// count is stable during the launch (only the launch after next rewrites it), and the block with
+// ticket 0 records this launch's.
+// A block's chunk is either its ticket (take_ticket, before anything else): blocks take chunks in
+// the order they start, so every block a look-back waits on has started and will finish, whatever
+// the hardware's block order. Or its index (blockIdx.x), as in CUB's single-pass scan, which relies
+// on the hardware starting a grid's blocks in index order: then thread 0 asks for the ticket once
+// the block's input loads are issued (request_ticket), posts it before the block's next barrier,
+// which the scan has anyway (post_ticket), and the block reads it after that barrier
+// (read_ticket), so that the round trip overlaps the loads. The fixed-decay bf16 linear backward
+// and the selective backward take their chunks by index (H100, 64K: 69.2-69.8 -> 72.4-73.7 % of
+// copy; +3-4 %); every other scan lost 1-3 points that way (KERNEL_NOTES v39).
 struct ScanTicket {
-    int64_t id;
+    int64_t id;              // the ticket: the block's place in the launch's start order
     StatusWord* status;
     StatusWord* stale;       // the other half
     unsigned stale_words;    // written there by the previous launch that used it
 };
-__device__ __forceinline__ ScanTicket take_ticket(const ScanScratch& s, int* smem /* 3 ints */) {
+// Thread 0's share: request_ticket issues the atomic and the counts' loads, post_ticket waits for
+// them and writes the ticket to shared memory.
+struct TicketRequest {
+    unsigned long long w = 0, written0 = 0, written1 = 0;
+};
+__device__ __forceinline__ TicketRequest request_ticket(const ScanScratch& s) {
+    TicketRequest r;
     if (threadIdx.x == 0) {
-        const unsigned long long written0 = s.control[1], written1 = s.control[2];  // issued before the atomic
-        const unsigned long long w = atomicAdd(s.control, 1ull);
-        const unsigned ticket = static_cast<unsigned>(w), epoch = static_cast<unsigned>(w >> 32);
+        r.written0 = s.control[1], r.written1 = s.control[2];  // issued before the atomic
+        r.w = atomicAdd(s.control, 1ull);
+    }
+    return r;
+}
+__device__ __forceinline__ void post_ticket(const ScanScratch& s, const TicketRequest& r, int* smem /* 3 ints */) {
+    if (threadIdx.x == 0) {
+        const unsigned ticket = static_cast<unsigned>(r.w), epoch = static_cast<unsigned>(r.w >> 32);
         if (ticket == gridDim.x * gridDim.y * gridDim.z - 1)
             atomicExch(s.control, static_cast<unsigned long long>(epoch + 1) << 32);
         const int half = static_cast<int>(epoch & 1);
         if (ticket == 0) s.control[1 + half] = static_cast<unsigned long long>(s.words);
         smem[0] = static_cast<int>(ticket);
         smem[1] = half;
-        smem[2] = static_cast<int>(half ? written0 : written1);  // below 2^31 (ops.cpp, kScratchMaxHalf)
+        smem[2] = static_cast<int>(half ? r.written0 : r.written1);  // below 2^31 (ops.cpp, kScratchMaxHalf)
     }
-    __syncthreads();
+}
+// After the barrier that follows post_ticket.
+__device__ __forceinline__ ScanTicket read_ticket(const ScanScratch& s, const int* smem) {
     const int half = smem[1];
     return {static_cast<int64_t>(smem[0]), s.half[half], s.half[half ^ 1], static_cast<unsigned>(smem[2])};
+}
+// The ticket before anything else, for a block whose chunk is its ticket (the start order).
+__device__ __forceinline__ ScanTicket take_ticket(const ScanScratch& s, int* smem /* 3 ints */) {
+    post_ticket(s, request_ticket(s), smem);
+    __syncthreads();
+    return read_ticket(s, smem);
 }
 
 // This block's share of zeroing what the previous launch on the stream wrote in the half this
 // launch does not use (the next launch's): 1/gridDim of a few MB in 16-byte stores that nothing
 // waits on. The zero fill that used to run before every launch (a kernel, and the gap after it) is
-// spread over the launch after. Called once the block's input loads are issued, so that its stores
+// spread over the launch after. Called after the block's input loads are issued, so that its stores
 // do not hold those loads back (the compiler cannot tell the stores from the inputs apart).
 __device__ __forceinline__ void clear_stale_half(const ScanTicket& t) {
     const unsigned blocks = gridDim.x * gridDim.y * gridDim.z, id = static_cast<unsigned>(t.id);
@@ -244,6 +271,56 @@ __device__ __forceinline__ float look_back(const StatusWord* status, int64_t str
         }
         done += n;
         if (n == 0) __nanosleep(32);
+    }
+}
+
+// look_back for K columns of one thread at once (the selective scan's (state, channel) pairs):
+// each round reads up to Batch words of every column still open, all in one round trip, instead of
+// K walks one after another (the selective backward, two pairs a thread: +3.5 % at 64K,
+// KERNEL_NOTES s14), and folds them as look_back does. Columns with open[k] false on entry are not
+// walked (carry[k] untouched). look_back keeps its own loop: written as this one with K = 1, or
+// through a shared per-round helper, every linear scan's SASS changed (and one spilled), and s13
+// showed those kernels lose points to such changes.
+template <int K, int Batch, class Fold>
+__device__ __forceinline__ void look_back_columns(const StatusWord* const (&cols)[K], bool (&open)[K], int64_t stride,
+                                                  int64_t chunk, int dir, int64_t n_avail, Fold (&fold)[K],
+                                                  float (&carry)[K]) {
+    int64_t done[K];
+#pragma unroll
+    for (int k = 0; k < K; ++k) done[k] = 0;
+    for (;;) {
+        StatusWord w[K][Batch];
+#pragma unroll
+        for (int k = 0; k < K; ++k)
+#pragma unroll
+            for (int i = 0; i < Batch; ++i)
+                w[k][i] = (open[k] && done[k] + i < n_avail) ? read_status(cols[k] + (chunk + dir * (done[k] + i + 1)) * stride)
+                                                             : kEmptyWord;
+        bool any_open = false, moved = false;
+#pragma unroll
+        for (int k = 0; k < K; ++k) {
+            if (!open[k]) continue;
+            int n = 0;
+            bool found = false;
+#pragma unroll
+            for (int i = 0; i < Batch; ++i) {
+                if (n != i || found) continue;
+                const unsigned tag = status_tag(w[k][i]);
+                if (tag == kStatusInclusive) {
+                    carry[k] = fold[k].inclusive(status_value(w[k][i]));
+                    found = true;
+                } else if (tag != kStatusEmpty) {
+                    fold[k].aggregate(__uint_as_float(tag), status_value(w[k][i]));
+                    n = i + 1;
+                }
+            }
+            done[k] += n;
+            open[k] = !found;
+            moved |= found || n > 0;
+            any_open |= !found;
+        }
+        if (!any_open) return;
+        if (!moved) __nanosleep(32);
     }
 }
 

@@ -11,7 +11,7 @@ namespace harmonic::kernels::cuda {
 enum class DType : int { F32 = 0, BF16 = 1 };
 
 // ---------------------------------------------------------------------------------------------
-// A chained scan's scratch (common.cuh, take_ticket). Its control words: 0 holds the block-ticket
+// A chained scan's scratch (common.cuh, request_ticket). Its control words: 0 holds the block-ticket
 // counter (low half) and the launch's epoch (high half), 1 and 2 how many words of half 0 and half 1
 // the last launch that used them wrote; accumulators some launches keep follow (8-byte words, zero
 // between launches). A launch of epoch e uses half[e & 1], which it finds all zero, and its blocks

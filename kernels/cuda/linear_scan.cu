@@ -430,10 +430,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     __shared__ int s_ticket[3];
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
-    const int64_t id = ticket.id;
-    StatusWord* const status = ticket.status;
-    const Geometry g = geometry<V, S>(p, id, true);
+    // The fixed-decay bf16 scan takes its chunk by index and its ticket after its loads (common.cuh,
+    // request_ticket: 69.2-69.8 -> 72.4-73.7 % of copy at 64K, KERNEL_NOTES v39); the others lost
+    // 1-3 points that way and take the ticket first.
+    constexpr bool kIndexOrder = states_in_shared<M, TB>() && !P;
+    ScanTicket ticket{};
+    if constexpr (!kIndexOrder) ticket = take_ticket(p.scratch, s_ticket);
+    const Geometry g = geometry<V, S>(p, kIndexOrder ? int64_t(blockIdx.x) : ticket.id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
 
     const TA* pa = static_cast<const TA*>(p.a);
@@ -501,7 +504,9 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             }
         }
     }
-    clear_stale_half(ticket);
+    TicketRequest ticket_request;
+    if constexpr (kIndexOrder) ticket_request = request_ticket(p.scratch);
+    else clear_stale_half(ticket);
     if constexpr (P) {
         // Each thread reads only its own slots: waiting for its own copies is enough.
         async_copy_commit();
@@ -579,7 +584,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if constexpr (kStates) sF[w][lane * V + v] = F[v];
         sR[w][lane * V + v] = static_cast<float>(R[v]);
     }
+    if constexpr (kIndexOrder) post_ticket(p.scratch, ticket_request, s_ticket);
     __syncthreads();
+    if constexpr (kIndexOrder) {
+        ticket = read_ticket(p.scratch, s_ticket);
+        clear_stale_half(ticket);  // by every thread, while threads tid < W compose the chunk
+    }
+    StatusWord* const status = ticket.status;
 
     const int64_t cidx = g.ct * W + tid;
     const bool cok = tid < W && cidx < p.C;

@@ -164,7 +164,7 @@ LinParams params(const LinInputs& in, double tau) {
 
 // A scan's scratch (launch.h, ScanScratch): `words` status words and `acc` accumulators. Kept per
 // device and stream, so that consecutive launches need no zero fill between them (common.cuh,
-// take_ticket); grown (a new zero-filled buffer) when a launch needs more. A launch in a CUDA graph
+// request_ticket); grown (a new zero-filled buffer) when a launch needs more. A launch in a CUDA graph
 // capture gets a buffer of its own, zero-filled by the graph: a graph may be replayed on another
 // stream, concurrently with eager launches on its capture stream, which would then share one
 // epoch. So does a launch above kScratchMaxHalf words (Mamba's scan beyond ~2 × 16K tokens: two

@@ -155,6 +155,10 @@ __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g
 
 __device__ __forceinline__ float silu_(float z) { return z * sigmoidf_(z); }
 
+// Status words a pair reads per round of look_back_columns: kLookbackBatch shared by a thread's NQ
+// pairs, all in flight at once.
+constexpr int sel_lookback_batch(int nq) { return nq >= kLookbackBatch ? 1 : kLookbackBatch / nq; }
+
 // Folds published chunk maps (Σ Δ, H) of one (state, channel), nearest first (look_back in
 // common.cuh): a span's decay is exp(A·Σ Δ), so the accumulated Σ Δ of the chunks folded so far
 // scales each further H.
@@ -311,11 +315,10 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    const ScanTicket ticket = take_ticket(p.scratch, sm.ticket);
-    const int64_t id = ticket.id;
-    const SelGeometry g = sel_geometry<L>(p, id, true);
+    // The chunk by index, the ticket after the loads (common.cuh, request_ticket: +3-4 % at 64K,
+    // KERNEL_NOTES v39; the forward gained nothing that way and takes the ticket first).
+    const SelGeometry g = sel_geometry<L>(p, blockIdx.x, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    StatusWord* const status = ticket.status;
     load_bc<TT * 32, true>(p, g, sm);
 
     const TX* px = static_cast<const TX*>(p.x);
@@ -341,7 +344,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
         gr[i] = ok ? pg[base + i * p.E] : TX(0.f);
     }
-    clear_stale_half(ticket);
+    const TicketRequest ticket_request = request_ticket(p.scratch);
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         dv[i] = to_f(dr[i]);
@@ -361,7 +364,11 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         const int n = idx / 32, l = idx % 32, e = g.ct * 32 + l;
         sm.sA[n][l] = (e < p.E && n < p.N) ? p.A[e * p.N + n] : 0.f;
     }
+    post_ticket(p.scratch, ticket_request, sm.ticket);
     __syncthreads();
+    const ScanTicket ticket = read_ticket(p.scratch, sm.ticket);
+    StatusWord* const status = ticket.status;
+    clear_stale_half(ticket);
 
     // Pass 1: forward map (Σ Δ, F) and reverse map (Σ Δ, R) of this thread's steps, all states.
     {
@@ -433,22 +440,32 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     }
     __syncthreads();  // sRS
 
+    // The reverse carries of this thread's pairs, their look-backs walked together: one round trip a
+    // round for all of them (+3.5 % at 64K, KERNEL_NOTES s14). The 4-warp forward's four pairs walked
+    // together (two words each a round) ran 1.5 % slower, so the forward walks them one by one.
+    float qb[NQ];
+    {
+        SelFold fold[NQ];
+        const StatusWord* cols[NQ];
+        bool open[NQ];
+        const bool last = g.chunk == nChunks - 1;
+#pragma unroll
+        for (int k = 0; k < NQ; ++k) {
+            fold[k] = SelFold{pA[k] * kLog2e};
+            cols[k] = status + sidx[k];
+            open[k] = pok[k] && !last;
+            qb[k] = (pok[k] && last && p.dh_last) ? p.dh_last[sidx[k]] : 0.f;
+        }
+        if (!last) look_back_columns<NQ, sel_lookback_batch(NQ)>(cols, open, g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, fold, qb);
+    }
 #pragma unroll
     for (int k = 0; k < NQ; ++k) {
         const int pn = w + k * TT;
-        float qb = 0.f;
-        if (pok[k]) {
-            if (g.chunk < nChunks - 1) {
-                SelFold fold{pA[k] * kLog2e};
-                qb = look_back(status + sidx[k], g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, p.window, fold);
-            } else if (p.dh_last) {
-                qb = p.dh_last[sidx[k]];
-            }
-            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(cell_exp(RS[k], pA[k] * kLog2e), qb, RH[k]));
-        }
+        if (pok[k])
+            publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(cell_exp(RS[k], pA[k] * kLog2e), qb[k], RH[k]));
 #pragma unroll
         for (int ww = 0; ww < TT; ++ww)
-            sm.sR[ww][pn][lane] = fmaf(cell_exp(sm.sRS[ww][lane], pA[k] * kLog2e), qb, sm.sR[ww][pn][lane]);
+            sm.sR[ww][pn][lane] = fmaf(cell_exp(sm.sRS[ww][lane], pA[k] * kLog2e), qb[k], sm.sR[ww][pn][lane]);
     }
     __syncthreads();
 
