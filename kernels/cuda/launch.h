@@ -94,7 +94,9 @@ constexpr int kSelMaxN = 16;     // d_state handled by the kernel; larger falls 
 struct SelParams {
     DType tx = DType::F32;        // x, z, y, dL/dy, dx, dz
     DType td = DType::F32;        // delta, d delta
-    int window = kLookbackBatch;  // look-back predecessors read per round trip (1..kLookbackBatch)
+    int window = kLookbackBatch;  // forward: look-back predecessors read per round trip (1..kLookbackBatch);
+                                  // the backward walks a thread's pairs together (selective_scan.cu,
+                                  // sel_lookback_batch words each)
     int warps = kSelWarps;        // warps along time per block, 8 or 16: chunk = kSelSteps·warps steps;
                                   // the backward must use the forward's value (its checkpoints)
     int64_t B = 0, T = 0, E = 0, N = 0;
