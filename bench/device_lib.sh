@@ -10,6 +10,21 @@ device_env() {
   export LD_LIBRARY_PATH=$torch_lib:${HARMONIC_DEPS_DIR:-$PWD/.deps}/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
 }
 
+# device_ab_start SCRIPT VARIANT_DIR...: the A/B scripts' start: at least one variant folder and
+# each one present (else a usage line naming SCRIPT, and exit 2), OUT (default /tmp/out) created,
+# ROUNDS from AB_ROUNDS (default 2), device_env, and the card's name in $OUT/gpu.txt (printed).
+device_ab_start() {
+  local script=$1 d
+  shift
+  [ $# -ge 1 ] || { echo "usage: $script VARIANT_DIR..."; exit 2; }
+  for d in "$@"; do [ -d "$d" ] || { echo "$script: $d: no such folder"; exit 2; }; done
+  ROUNDS=${AB_ROUNDS:-2}
+  OUT=${OUT:-/tmp/out}
+  mkdir -p "$OUT"
+  device_env
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+}
+
 # device_configure LOGDIR: configure build/ once for the non-GUI targets against the machine's
 # LibTorch and the carried .deps; cmake's output goes to LOGDIR/cmake.log.
 device_configure() {

@@ -15,14 +15,8 @@
 # are printed by scripts/ncu_source_top.py). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
 # working tree runs all "[kernels]" tests). Logs, reports and profiles go to $OUT/ab_logs.tgz.
 set -uo pipefail
-[ $# -ge 1 ] || { echo "usage: kernels_ab_device.sh VARIANT_DIR..."; exit 2; }
-ROUNDS=${AB_ROUNDS:-2}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-for d in "$@"; do [ -d "$d" ] || { echo "kernels_ab_device.sh: $d: no such folder"; exit 2; }; done
 . bench/device_lib.sh
-device_env
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+device_ab_start kernels_ab_device.sh "$@"
 
 device_build "$OUT" test_kernels_only bench_kernels || exit 1
 echo "new: built at ${SECONDS}s"

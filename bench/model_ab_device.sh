@@ -10,16 +10,11 @@
 # after version, AB_ROUNDS rounds, so that the card's drift falls on each. Logs go to
 # $OUT/model_ab.log.
 set -uo pipefail
-[ $# -ge 1 ] || { echo "usage: model_ab_device.sh VARIANT_DIR..."; exit 2; }
 [ -n "${AB_BENCH:-}" ] || { echo "model_ab_device.sh: set AB_BENCH to the harmonic bench arguments"; exit 2; }
-ROUNDS=${AB_ROUNDS:-2}
-OUT=${OUT:-/tmp/out}
-mkdir -p "$OUT"
-for d in "$@"; do [ -d "$d" ] || { echo "model_ab_device.sh: $d: no such folder"; exit 2; }; done
 . bench/device_lib.sh
-device_env
+device_ab_start model_ab_device.sh "$@"
 LOG=$OUT/model_ab.log
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt" >"$LOG"
+cp "$OUT/gpu.txt" "$LOG"
 
 device_build "$OUT" harmonic || exit 1
 echo "new: built at ${SECONDS}s"
