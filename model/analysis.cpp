@@ -260,39 +260,4 @@ AnalysisResult analyze(const std::vector<fs::path>& checkpoints, const std::stri
     return result;
 }
 
-CausalityReport audit_causality(const fs::path& checkpoint, const std::string& text, int64_t position,
-                                const std::string& device_name, int trials) {
-    const torch::Device device = parse_device(device_name);
-    auto loaded = load_checkpoint(checkpoint, device);
-    Encoding enc = loaded.tokenizer->encode(text);
-    const int64_t n = std::min<int64_t>(static_cast<int64_t>(enc.ids.size()), position + 65);
-    if (position < 0 || position + 1 >= n)
-        throw Error("causality audit: position " + std::to_string(position) + " needs at least one later token (the text has " +
-                    std::to_string(enc.ids.size()) + ")");
-    CausalityReport report;
-    report.checkpoint = checkpoint.string();
-    report.position = position;
-    report.tokens = n;
-    report.trials = trials;
-    torch::NoGradGuard no_grad;
-    auto tokens = torch::from_blob(enc.ids.data(), {1, n}, torch::kLong).clone().to(device);
-    auto base = loaded.model->forward(tokens).logits.slice(1, 0, position + 1).to(torch::kFloat32);
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(12345);
-    for (int trial = 0; trial < trials; ++trial) {
-        auto changed = tokens.clone();
-        auto noise = torch::randint(0, loaded.config.vocab_size, {1, n - position - 1}, gen, torch::kLong).to(device);
-        changed.slice(1, position + 1, n).copy_(noise);
-        auto logits = loaded.model->forward(changed).logits.slice(1, 0, position + 1).to(torch::kFloat32);
-        auto diff = (logits - base).abs().amax(-1)[0].to(torch::kCPU);  // per position
-        report.max_abs_change = std::max(report.max_abs_change, diff.max().item<double>());
-        auto moved = torch::nonzero(diff > 0);
-        if (moved.numel() > 0) {
-            const int64_t firstpos = moved[0][0].item<int64_t>();
-            if (report.first_leaking_position < 0 || firstpos < report.first_leaking_position) report.first_leaking_position = firstpos;
-        }
-    }
-    report.causal = report.first_leaking_position < 0;
-    return report;
-}
-
 }  // namespace harmonic

@@ -37,14 +37,17 @@ AnalysisResult analyze(const std::vector<std::filesystem::path>& checkpoints, co
                        const ProgressFn& progress = {}, const std::atomic<bool>* cancel = nullptr);
 
 // The causality audit: perturbs every token after `position` (several random draws) and reports
-// the largest change of any logit at positions <= position. A causal model gives 0.
+// the largest change of any logit at positions <= position. A causal model changes none of them
+// by more than the noise of repeating the same forward (zero on the CPU, where that is exact).
 struct CausalityReport {
     std::string checkpoint;
     int64_t position = 0;
     int64_t tokens = 0;
     int trials = 0;
-    double max_abs_change = 0.0;       // over logits at positions <= position
-    int64_t first_leaking_position = -1;  // -1 when no earlier logit moved
+    double max_abs_change = 0.0;          // over logits at positions <= position
+    double noise = 0.0;                   // largest logit change between two forwards of the same tokens
+    double threshold = 0.0;               // changes above this are leaks: 0 when forwards repeat exactly
+    int64_t first_leaking_position = -1;  // -1 when no earlier logit moved by more than threshold
     bool causal = true;
 };
 CausalityReport audit_causality(const std::filesystem::path& checkpoint, const std::string& text,

@@ -1,7 +1,6 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -213,7 +212,7 @@ TEST_CASE("BPE round trips arbitrary bytes, invalid UTF-8 included", "[tokenizer
     }
 }
 
-TEST_CASE("BPE handles very long pieces and is fast on 1 MB of English", "[tokenizer][bpe]") {
+TEST_CASE("BPE handles very long pieces and 1 MB of English (encoding speed: bench/bench_tokenizer)", "[tokenizer][bpe]") {
     auto tok = load_bpe_tokenizer(kFixtures / "tokenizer.json");
     // One regex piece of 200k letters, and one of 200k spaces: merging must not be quadratic.
     check_round_trip(*tok, std::string(200000, 'a'));
@@ -230,11 +229,7 @@ TEST_CASE("BPE handles very long pieces and is fast on 1 MB of English", "[token
         text += std::to_string(rng());  // some pieces the cache has not seen
         text += ' ';
     }
-    const auto t0 = std::chrono::steady_clock::now();
     const Encoding e = tok->encode(text);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    WARN("encoded " << text.size() << " bytes into " << e.ids.size() << " tokens in " << seconds << " s");
-    CHECK(seconds < 3.0);  // well under a second in an optimised build; generous for debug builds
     CHECK(e.ids.size() < text.size() / 2);
     CHECK(tok->decode(e.ids) == text);
     // A second run (warm cache) gives the same result.

@@ -111,7 +111,20 @@ out=$("$HARMONIC" eval --checkpoint "$tmp/ref" --data "$tmp/valid.txt" --context
       --cache-dir "$tmp/cache" --out "$tmp/eval.csv" 2>&1) && pass || fail "eval: $out"
 [ "$(wc -l <"$tmp/eval.csv")" -eq 3 ] && pass || fail "eval CSV: $(cat "$tmp/eval.csv")"
 bpt=$(awk -F, 'NR == 2 { print $6 }' "$tmp/eval.csv")
-awk -v b="$bpt" 'BEGIN { exit !(b > 0 && b < 8) }' && pass || fail "eval bpt $bpt not in (0, 8) after training"
+# Training must have taught the model the text: at least a bit per token better than the same
+# model untrained (about 8 bits, uniform over bytes).
+"$HARMONIC" init --model harmonic --d-model 16 --vocab bytes --seed 5 --out "$tmp/untrained" >/dev/null &&
+  "$HARMONIC" eval --checkpoint "$tmp/untrained" --data "$tmp/valid.txt" --context 64,256 --device cpu \
+      --cache-dir "$tmp/cache" --out "$tmp/eval-untrained.csv" >/dev/null 2>&1 && pass || fail "eval of the untrained model"
+untrained=$(awk -F, 'NR == 2 { print $6 }' "$tmp/eval-untrained.csv")
+echo "eval bpt at context 64: trained $bpt, untrained $untrained"
+awk -v b="$bpt" -v u="$untrained" 'BEGIN { exit !(b > 0 && b < u - 1) }' && pass ||
+  fail "eval bpt $bpt after training is not a bit below the untrained model's $untrained"
+# A run killed and resumed evaluates exactly like the uninterrupted one.
+"$HARMONIC" eval --checkpoint "$tmp/run1" --data "$tmp/valid.txt" --context 64,256 --device cpu \
+    --cache-dir "$tmp/cache" --out "$tmp/eval-run1.csv" >/dev/null 2>&1 && pass || fail "eval of the resumed run"
+cmp -s <(cut -d, -f1-6 "$tmp/eval.csv") <(cut -d, -f1-6 "$tmp/eval-run1.csv") && pass ||
+  fail "the resumed run evaluates differently: $(cat "$tmp/eval.csv" "$tmp/eval-run1.csv")"
 out=$("$HARMONIC" eval --checkpoint "$tmp/ref" --data "$tmp/valid.txt" --context 64 --stateful --warmup-chunks 2 \
       --device cpu --cache-dir "$tmp/cache" 2>&1) && pass || fail "eval --stateful: $out"
 [[ "$out" == *stateful* ]] && pass || fail "eval --stateful prints its mode: $out"

@@ -1,5 +1,7 @@
 #include "app/studio/causality_dialog.h"
 
+#include <filesystem>
+
 #include <QComboBox>
 #include <QDialogButtonBox>
 #include <QDir>
@@ -9,6 +11,7 @@
 #include <QSpinBox>
 #include <QVBoxLayout>
 #include <exception>
+#include <filesystem>
 
 namespace harmonic::studio {
 
@@ -65,19 +68,29 @@ CausalityDialog::~CausalityDialog() {
 }
 
 QString CausalityDialog::describe(const CausalityReport& r) {
+    const QString model = QString::fromStdString(std::filesystem::path(r.checkpoint).filename().string());
+    const QString noise = r.threshold > 0
+                              ? tr("changes up to %1 count as noise: repeating the same forward moved logits by %2")
+                                    .arg(r.threshold, 0, 'g', 3)
+                                    .arg(r.noise, 0, 'g', 3)
+                              : tr("repeated forwards are bit-identical, so any change counts");
     if (r.causal)
-        return tr("<b>Causal.</b> No prediction at positions ≤ %1 moved when the %2 tokens after it were perturbed "
-                  "(%3 draws; largest change %4).")
+        return tr("<b>%1: causal.</b> No prediction at positions ≤ %2 moved when the %3 tokens after it were perturbed "
+                  "(%4 draws; largest change %5; %6).")
+            .arg(model.toHtmlEscaped())
             .arg(r.position)
             .arg(std::max<int64_t>(0, r.tokens - r.position - 1))
             .arg(r.trials)
-            .arg(r.max_abs_change, 0, 'g', 3);
-    return tr("<b><font color='#b2182b'>Leak.</font></b> Perturbing tokens after position %1 changed earlier predictions "
-              "by up to %2 (logits); the first position that moved is %3. This model can see the future: its bpt is "
-              "not a valid compression measure.")
+            .arg(r.max_abs_change, 0, 'g', 3)
+            .arg(noise);
+    return tr("<b>%1: <font color='#b2182b'>leak.</font></b> Perturbing tokens after position %2 changed earlier "
+              "predictions by up to %3 (logits); the first position that moved is %4 (%5). This model can see the "
+              "future: its bpt is not a valid compression measure.")
+        .arg(model.toHtmlEscaped())
         .arg(r.position)
         .arg(r.max_abs_change, 0, 'g', 3)
-        .arg(r.first_leaking_position);
+        .arg(r.first_leaking_position)
+        .arg(noise);
 }
 
 QString CausalityDialog::reportText() const { return report_->text(); }
