@@ -8,7 +8,7 @@
 // the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=16 runs the selective scan
 // with its other block size, HARMONIC_LIN_STAGE=0 the linear and level scans' backward with
 // its inputs in registers, HARMONIC_SCAN_SCRATCH=fill a zero-filled scratch for every launch
-// (bench/kernels_device.sh runs both ways of each).
+// (bench/device/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
 #include <algorithm>

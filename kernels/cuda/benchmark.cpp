@@ -108,7 +108,7 @@ void row(const std::string& name, double ms, double bytes, double ref_ms) {
 }
 
 // Puts a knob's environment variable back as it was before a benchmark section set it, so that a
-// whole run under the variable (bench/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
+// whole run under the variable (bench/device/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
 class RestoreEnv {
 public:
     explicit RestoreEnv(const char* name) : name_(name) {

@@ -19,7 +19,7 @@ namespace harmonic::kernels::cuda {
 // exact split t - 1 = hi + lo (Fast2Sum: |1| >= |t|), log(1 + t) = ln 2 + log1p(f + c) with f = hi/2,
 // c = lo/2, |f| <= 1/3, and log1p(f + c) = log1p(f) + c/(1 + f) to first order in c. log1p(f) =
 // f + f^2 P(f), P of degree 8 fitted to (log1p(f) - f)/f^2 on [-1/3, 1/3] (relative error 4.5e-9;
-// fitted by scripts/fit_log1p.py). Host-checked over 2e7 arguments: at most 1.08 ulp.
+// fitted by scripts/dev/fit_log1p.py). Host-checked over 2e7 arguments: at most 1.08 ulp.
 HARMONIC_HOST_DEVICE float log1p_unit(float t) {
     const bool big = t > (1.f / 3.f);
     const float hi = t - 1.f;
