@@ -64,7 +64,7 @@ namespace {
 // e^x within 1 ulp on [−87, 88] (Cody–Waite reduction, Cephes's degree-5 polynomial), clamped
 // there (e^−87 ≈ 1.6e−38 stands for 0), NaN kept. Plain arithmetic, so that the compiler
 // vectorises the loops that call it; libm's expf is a call per element, which made it two thirds
-// of a CPU Mamba forward (BENCHMARKS § The CPU path).
+// of a CPU Mamba forward (BENCHMARKS § CPU path).
 inline float exp_vectorisable(float x) {
     x = x < -87.f ? -87.f : x;
     x = x > 88.f ? 88.f : x;

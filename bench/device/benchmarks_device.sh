@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2086  # M28 and S are lists of arguments, split on purpose
 # On the GPU machine, one call: every headline number of docs/BENCHMARKS.md, each raw output in
 # $OUT/<name>.txt (docs/results/bench/README.md says which table each backs):
 #   gpu.txt           card, driver, torch, commit, date, build
@@ -18,7 +19,6 @@
 # BENCH_COMMIT names the commit in gpu.txt where the checkout has no .git.
 # Usage: BENCH_COMMIT=$(git rev-parse --short HEAD) bash bench/device/benchmarks_device.sh
 set -uo pipefail
-# shellcheck disable=SC2086  # M28 and S are lists of arguments
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 . bench/device/device_lib.sh
@@ -62,13 +62,13 @@ run() {
   echo "$name: exit $rc at ${SECONDS}s"
 }
 
-# Scoring and forward (BENCHMARKS § Whole model).
+# Scoring and forward (BENCHMARKS § Scoring and forward).
 run scoring.txt 150 $H bench --model harmonic,transformer,mamba $M28 $S --head fused
 run scoring.txt 100 $H bench --model harmonic $M28 $S --head fused --no-cuda-graph
 run scoring.txt 100 env HARMONIC_HEAD_GEMM=0 $H bench --model harmonic $M28 $S --head fused
 run scoring.txt 150 $H bench --model harmonic,transformer,mamba $M28 $S
 
-# Training step (BENCHMARKS § Whole model).
+# Training step (BENCHMARKS § Training step).
 run training.txt 120 $H bench --model harmonic,transformer,mamba $M28 --seq-len 8192 --batch 2 --train --head fused
 run training.txt 60 $H bench --model harmonic $M28 --seq-len 8192 --batch 2 --train --head fused --no-cuda-graph
 if [ -f .corpus/train.txt ]; then
@@ -95,7 +95,7 @@ else
   run kernels.txt 120 $H bench --kernels --quick
 fi
 
-# ncu's GPU time per kernel of Harmonic's scoring forward at 2 x 32K (BENCHMARKS § Whole model).
+# ncu's GPU time per kernel of Harmonic's scoring forward at 2 x 32K (BENCHMARKS § Scoring and forward).
 if [ $((BUDGET - SECONDS)) -gt 90 ]; then
   timeout 120 ncu --clock-control none --metrics gpu__time_duration.sum --csv $H bench --model harmonic $M28 \
     --batch 2 --warmup 1 --repeats 1 --seq-len 32768 --head fused >"$LOGS/profile_score32k.csv" 2>"$LOGS/profile.err"
