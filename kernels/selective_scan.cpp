@@ -189,8 +189,8 @@ SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tens
                         N};
     // A task is one batch row and a block of channels: at each step the block reads a contiguous
     // run of x, Δ (and z), and B_t, C_t once for all its channels. Blocks of 64 channels (four
-    // independent vector chains a state) ran 1.5x faster than blocks of 16 (T = 20,000, E = 522,
-    // one core: 0.27 -> 0.17 s), but give fewer tasks: 16 where 64 would leave threads idle.
+    // independent vector chains a state) are faster than blocks of 16 (docs/KERNELS.md § CPU
+    // paths), but give fewer tasks: 16 where 64 would leave threads idle.
     auto run = [&](auto lanes) {
         constexpr int64_t W = decltype(lanes)::value;
         const int64_t blocks = (E + W - 1) / W;
