@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CPU path's numbers (docs/BENCHMARKS.md § The CPU path), on a machine without a GPU:
+# The CPU path's numbers (docs/BENCHMARKS.md § CPU path), on a machine without a GPU:
 # `harmonic score` of the demo text repeated 8 times (87,184 tokens) through each demo model, and
 # `harmonic analyze` of the demo text with all three, wall seconds each. To compare two builds run
 # it with HARMONIC=path/to/other/harmonic alternately with this one: a shared machine's speed drifts.

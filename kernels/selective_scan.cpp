@@ -64,7 +64,7 @@ namespace {
 // e^x within 1 ulp on [−87, 88] (Cody–Waite reduction, Cephes's degree-5 polynomial), clamped
 // there (e^−87 ≈ 1.6e−38 stands for 0), NaN kept. Plain arithmetic, so that the compiler
 // vectorises the loops that call it; libm's expf is a call per element, which made it two thirds
-// of a CPU Mamba forward (BENCHMARKS § The CPU path).
+// of a CPU Mamba forward (BENCHMARKS § CPU path).
 inline float exp_vectorisable(float x) {
     x = x < -87.f ? -87.f : x;
     x = x > 88.f ? 88.f : x;
@@ -189,8 +189,8 @@ SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tens
                         N};
     // A task is one batch row and a block of channels: at each step the block reads a contiguous
     // run of x, Δ (and z), and B_t, C_t once for all its channels. Blocks of 64 channels (four
-    // independent vector chains a state) ran 1.5x faster than blocks of 16 (T = 20,000, E = 522,
-    // one core: 0.27 -> 0.17 s), but give fewer tasks: 16 where 64 would leave threads idle.
+    // independent vector chains a state) are faster than blocks of 16 (docs/KERNELS.md § CPU
+    // paths), but give fewer tasks: 16 where 64 would leave threads idle.
     auto run = [&](auto lanes) {
         constexpr int64_t W = decltype(lanes)::value;
         const int64_t blocks = (E + W - 1) / W;

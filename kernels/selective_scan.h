@@ -34,8 +34,8 @@ SelectiveScanResult selective_scan_fallback(const torch::Tensor& x, const torch:
 
 // Sequential scan on the CPU without autograd: each (batch, channel) walks time with its N states,
 // O(T·E·N) work in fp32, channels as vector lanes, blocks of channels in parallel. The reference
-// builds a (B, chunk, E, N) tensor per chunk and makes log2(chunk) passes over it: 50 s for 87K
-// tokens through the demo Mamba on two cores.
+// builds a (B, chunk, E, N) tensor per chunk and makes log2(chunk) passes over it, several times
+// slower on a few cores (docs/KERNELS.md § CPU paths).
 SelectiveScanResult selective_scan_cpu(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
                                        const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                                        const torch::Tensor& z, const torch::Tensor& h0);

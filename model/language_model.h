@@ -97,8 +97,8 @@ TORCH_MODULE(RMSNorm);
 
 // layer(x) for a torch::nn::Linear. On CUDA with a bias: one GEMM on x flattened to 2-D with the
 // bias added in its epilogue (addmm). LibTorch's Linear on a 3-D input runs the GEMM, then a
-// separate mixed-dtype bias add under autocast: 145 us of a 190 us layer at 2 x 32K x 512 on
-// the H100 (docs/KERNEL_NOTES.md m1). Elsewhere it is layer->forward(x).
+// separate, unvectorised mixed-dtype bias add under autocast that takes longer than the GEMM
+// itself. Elsewhere it is layer->forward(x).
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x);
 
 // bf16 autocast on CUDA for the guard's lifetime; does nothing when `enable` is false.

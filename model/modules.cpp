@@ -19,7 +19,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps_) : eps(eps_) {
 torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
     // Statistics in fp32 whatever the activation dtype (bf16 autocast). On CUDA, LibTorch's fused
     // kernel (one pass, and one for the backward) instead of the eight elementwise and reduction
-    // kernels below: ~185 us -> one pass per full-size norm at 2 x 32K on the H100.
+    // kernels below.
     if (x.is_cuda() && x.numel() > 0) {
         const int64_t d = x.size(-1);
         return at::rms_norm(x.to(torch::kFloat32), {d}, weight.to(torch::kFloat32), eps).to(x.scalar_type());
@@ -76,8 +76,8 @@ torch::Tensor bits_per_token(const torch::Tensor& logits, const torch::Tensor& t
 namespace {
 
 // cuBLAS runs the head GEMM on its aligned tensor-core kernels only when the output's row stride is
-// a multiple of 8 elements; with the paper's V = 50,257 it fell back to an "align1" kernel at 87
-// TFLOP/s, 87 % of Harmonic's whole forward at 32K (docs/KERNEL_NOTES.md h2). So on CUDA the
+// a multiple of 8 elements; with the paper's V = 50,257 it falls back to an "align1" kernel several
+// times slower (docs/KERNELS.md § Output head; bench/experiments/head_gemm.py). So on CUDA the
 // weight gets zero rows up to a multiple of 64 (+0.1 % work) and the logits are a view of the first V
 // columns. The CPU path is left as it was (no gain there).
 constexpr int64_t kHeadAlign = 64;
@@ -91,9 +91,9 @@ torch::Tensor pad_rows(const torch::Tensor& weight, int64_t rows) {
     return torch::cat({weight, weight.new_zeros({rows - weight.size(0), weight.size(1)})});
 }
 
-// Rows per chunk: about 2^28 logits (512 MB in bf16). Measured on the H100 (scoring 2 x 32K tokens):
-// 256 / 667 / 2048 / 8192 rows took 14.8 / 11.9 / 10.4 / 8.7 ms: chunks near the L2's size did not
-// keep the logits in L2, and small chunks pay per-launch costs; memory stays flat in the length.
+// Rows per chunk: about 2^28 logits (512 MB in bf16), the fastest of the sizes tried: chunks near
+// the L2's size do not keep the logits in L2 anyway, and small chunks pay per-launch costs; memory
+// stays flat in the length (docs/KERNELS.md § Output head).
 // HARMONIC_HEAD_CHUNK_ROWS overrides it (benchmark knob).
 int64_t default_head_chunk_rows(int64_t V) {
     const double fallback = double(std::max<int64_t>(1, (int64_t(1) << 28) / V));

@@ -46,8 +46,8 @@ void clip_gradients(const std::vector<torch::Tensor>& params, double max_norm);
 // few launches per parameter group instead of about nine per parameter: on CUDA (fp32 parameters
 // on one device) LibTorch's fused AdamW kernel, one pass over parameters, gradients and moments;
 // elsewhere the same arithmetic in the same order through the multi-tensor _foreach_ ops. The C++
-// AdamW has neither path, and its ~600 small launches were the CPU-side limit of a 2 x 8K training
-// step on the H100 (docs/KERNEL_NOTES.md m3). Same state objects, so checkpoints are unchanged
+// AdamW has neither path, and its ~600 small launches a step make the host the limit of a GPU
+// training step. Same state objects, so checkpoints are unchanged
 // (tested equal to AdamW on CPU and CUDA).
 class ForeachAdamW : public torch::optim::AdamW {
 public:
@@ -94,8 +94,8 @@ struct TrainConfig {
     int64_t eval_windows = 32;    // fixed validation windows of seq_len tokens
     int64_t log_every = 10;       // log.csv row every K steps (and at every eval and checkpoint)
     bool stateful = false;        // sequential batches with the state carried between chunks
-    // Loss through head_bits_sum: no (batch, seq_len, V) logits in memory (12x less memory at 8K
-    // with V = 50,257, 1M-token contexts, and 2x faster on the H100 since its softmax kernels;
+    // Loss through head_bits_sum: no (batch, seq_len, V) logits in memory (a fraction of the memory
+    // with V = 50,257, 1M-token contexts, and faster than the logits path on CUDA;
     // docs/BENCHMARKS.md). false: the logits and LibTorch's cross-entropy.
     bool fused_head = true;
     // CUDA, one process, windowed batches: replay the step as a CUDA graph (GraphedTrainStep).
@@ -119,8 +119,8 @@ struct TrainConfig {
 std::unique_ptr<ForeachAdamW> make_foreach_adamw(LanguageModel& model, const TrainConfig& c);
 
 // One training step (forward, backward, gradient clipping, AdamW) captured once as a CUDA graph and
-// replayed for every later step with new data: the host no longer issues ~360 kernels a step (at
-// 2 x 8K tokens on the H100 it spent 1.8 of 8.6 ms doing so; docs/KERNEL_NOTES.md m4). The first
+// replayed for every later step with new data: the host no longer issues ~360 kernels a step, whose
+// launch time the GPU cannot hide in a short step (docs/KERNELS.md § Output head). The first
 // `eager_steps` calls run normally (they warm up cuBLAS and the allocator); the next captures the
 // step, then every call replays it. Needs CUDA, fixed shapes, and no host synchronisation inside
 // the step; if capture fails the step says why in note() and runs eagerly from then on.

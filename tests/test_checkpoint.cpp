@@ -184,7 +184,7 @@ TEST_CASE("NaN weights load with a warning naming the tensor", "[checkpoint]") {
 }
 
 TEST_CASE("a safetensors file written by the reference Python package loads as a model", "[checkpoint][interop]") {
-    // tests/fixtures/checkpoint_py/ is written by scripts/make_checkpoint_fixture.py with the PyPI
+    // tests/fixtures/checkpoint_py/ is written by tests/scripts/make_checkpoint_fixture.py with the PyPI
     // `safetensors` package, from the names in docs/CHECKPOINTS.md.
     const fs::path dir = fs::path(HARMONIC_FIXTURES) / "checkpoint_py";
     REQUIRE(fs::exists(dir / "model.safetensors"));

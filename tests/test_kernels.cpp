@@ -8,7 +8,7 @@
 // the [kernels] cases without [gpu] run everywhere. HARMONIC_SEL_WARPS=16 runs the selective scan
 // with its other block size, HARMONIC_LIN_STAGE=0 the linear and level scans' backward with
 // its inputs in registers, HARMONIC_SCAN_SCRATCH=fill a zero-filled scratch for every launch
-// (bench/kernels_device.sh runs both ways of each).
+// (bench/device/kernels_device.sh runs both ways of each).
 #include "torch_catch.h"
 
 #include <algorithm>
@@ -240,8 +240,8 @@ TEST_CASE("linear scan: CUDA without autograd, chained chunks equal one call", "
 
 // HARMONIC_LOOKBACK_WINDOW (a benchmark knob) reads fewer status words per look-back round trip; a
 // window under 8 leaves padding entries in each round, which must read as "nothing published".
-// Long sequences, so that look-backs cross chunks still in flight. The seventh-to-ninth sessions'
-// tests ran only the default window, and a padding word in the wrong encoding hung the benchmark.
+// Long sequences, so that look-backs cross chunks still in flight. With only the default window
+// tested, a padding word in the wrong encoding could hang the benchmark unnoticed.
 TEST_CASE("scans: every look-back window gives the default window's result", "[gpu][kernels]") {
     if (!have_gpu()) return;
     torch::manual_seed(21);

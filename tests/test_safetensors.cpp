@@ -360,7 +360,7 @@ TEST_CASE("safetensors: a file from our writer loads in the reference package", 
         WARN("skipping the reference-package check: " << why);
         return;
     }
-    const fs::path script = fs::path(HARMONIC_FIXTURES) / ".." / ".." / "scripts" / "make_safetensors_fixtures.py";
+    const fs::path script = fs::path(HARMONIC_FIXTURES) / ".." / "scripts" / "make_safetensors_fixtures.py";
     REQUIRE(fs::exists(script));
 
     TempDir dir;

@@ -3,7 +3,7 @@
 # (SIGKILL) at random moments, also while it writes a checkpoint. After each kill the run folder
 # must load (`harmonic info DIR`) and `--resume DIR` must carry it to the end, and the finished
 # log's step/tokens/lr/loss/val columns must equal those of an uninterrupted run, bit for bit.
-# Run by CTest with HARMONIC=<binary>; takes under a minute on two busy cores (46-51 s measured).
+# Run by CTest with HARMONIC=<binary>; takes under a minute on two busy cores.
 set -u
 source "$(dirname "$0")/testlib.sh"
 

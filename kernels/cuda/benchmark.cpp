@@ -54,11 +54,11 @@ void check(cudaError_t e, const char* what) {
 // kCallsPerSample calls issued back to back between two events, so the host's work in a call
 // (allocations, the launches) runs while the GPU executes the previous one, as in a model's step,
 // and the time is the GPU's: each call's kernels and the gaps between them. Timing one
-// synchronised call instead put the host's ~20 µs before the first kernel into every sample: 15 %
-// of a 0.13 ms scan (KERNEL_NOTES v14). One call is issued before the first event for the same
-// reason: without it the GPU idled from that event until the host had launched the sample's
-// first call, ~20 µs a sample, 4 µs (2 %) of a 0.2 ms call at five calls a sample (KERNEL_NOTES
-// v35). A call that takes the host longer than the GPU still shows its gaps. f's argument counts
+// synchronised call instead puts the host's preparation before the first kernel into every
+// sample, a large share of a scan that takes a fraction of a millisecond. One call is issued
+// before the first event for the same reason: without it the GPU idles from that event until the
+// host has launched the sample's first call (docs/KERNELS.md § Measuring a change).
+// A call that takes the host longer than the GPU still shows its gaps. f's argument counts
 // calls, for rotating inputs.
 constexpr int kCallsPerSample = 5;
 double time_ms(const std::function<void(int)>& f, int warmup, int reps) {
@@ -108,7 +108,7 @@ void row(const std::string& name, double ms, double bytes, double ref_ms) {
 }
 
 // Puts a knob's environment variable back as it was before a benchmark section set it, so that a
-// whole run under the variable (bench/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
+// whole run under the variable (bench/device/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
 class RestoreEnv {
 public:
     explicit RestoreEnv(const char* name) : name_(name) {
@@ -269,7 +269,7 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
         knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
         // Variant: the backward's inputs staged in shared memory, 16 steps a thread (default), or
-        // held in registers (KERNEL_NOTES v12).
+        // held in registers (HARMONIC_LIN_STAGE=0).
         auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
         auto dh32 = torch::randn({B, T, C}, dev);
         auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());

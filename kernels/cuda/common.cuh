@@ -55,8 +55,8 @@ __device__ __forceinline__ bf16 from_f<bf16>(float v) { return __float2bfloat16_
 
 // V consecutive elements moved as one aligned access (16 bytes for 4 fp32, 8 for 4 bf16). Loads go
 // through an integer vector type (LDG.128 / LDG.64 in the SASS); stores are written as explicit
-// vector PTX, because nvcc split every struct or memcpy'd vector store into scalar STG.E (the first
-// two device runs showed no STG.128 / STG.64 at all).
+// vector PTX, because nvcc splits every struct or memcpy'd vector store into scalar STG.E (no
+// STG.128 / STG.64 in the SASS otherwise).
 template <typename T, int V>
 struct alignas(sizeof(T) * V) Pack {
     T v[V];
@@ -119,8 +119,8 @@ __device__ __forceinline__ void async_copy_wait_all() { asm volatile("cp.async.w
 
 // Hides a register's value from the compiler (an empty asm that "may change" it). Applied to packed
 // bf16 inputs between two passes over them, so the compiler cannot keep pass 1's float conversions
-// alive through the look-back: without it ptxas held twice the registers and spilled ~120 bytes
-// a thread at 16 bf16 steps.
+// alive through the look-back: without it ptxas holds twice the registers and spills at 16 bf16
+// steps a thread.
 template <typename T, int V>
 __device__ __forceinline__ void opaque(Pack<T, V>& p) {
     static_assert(sizeof(Pack<T, V>) % 4 == 0 || sizeof(Pack<T, V>) == 2, "opaque: whole 32-bit words");
@@ -148,12 +148,12 @@ __device__ __forceinline__ void opaque(Pack<T, V>& p) {
 //                     chunk maps h to decay·h + H).
 // Data and flag share one single-copy-atomic word, so a reader that sees the tag sees the value:
 // publishing is one relaxed store (no block barrier, no fence) and a look-back step is one L2
-// round trip. The flag-then-data protocol used before (one flag per chunk and tile, set after a
-// barrier and a fence, then the data read in a second dependent round trip) left 43 % of the
-// linear scan's warp cycles waiting at that barrier (docs/KERNEL_NOTES.md v3, v5). Both tags are
+// round trip. A flag-then-data protocol (one flag per chunk and tile, set after a barrier and a
+// fence, then the data read in a second dependent round trip) keeps the warps waiting at that
+// barrier instead (docs/KERNELS.md § The chained scan). Both tags are
 // NaNs whose payload GPU arithmetic never returns (it returns the canonical 0x7fffffff), and every
 // decay word is computed, so no value can be mistaken for a tag. Empty is zero (rather than 0xff
-// bytes, as before), so that one zero fill of a new buffer starts every word of its protocol
+// bytes), so that one zero fill of a new buffer starts every word of its protocol
 // (launch.h, ScanScratch: tickets, epochs, status words and accumulators).
 using StatusWord = unsigned long long;
 constexpr unsigned kStatusEmpty = 0xffffffffu;
@@ -185,8 +185,8 @@ __device__ __forceinline__ float status_value(StatusWord w) { return __uint_as_f
 // the block's input loads are issued (request_ticket), posts it before the block's next barrier,
 // which the scan has anyway (post_ticket), and the block reads it after that barrier
 // (read_ticket), so that the round trip overlaps the loads. The fixed-decay bf16 linear backward
-// and the selective backward take their chunks by index (H100, 64K: 69.2-69.8 -> 72.4-73.7 % of
-// copy; +3-4 %); every other scan lost 1-3 points that way (KERNEL_NOTES v39).
+// and the selective backward take their chunks by index, which is faster for them; every other
+// scan is slower that way (docs/KERNELS.md § The chained scan).
 struct ScanTicket {
     int64_t id;              // the ticket: the block's place in the launch's start order
     StatusWord* status;
@@ -276,11 +276,11 @@ __device__ __forceinline__ float look_back(const StatusWord* status, int64_t str
 
 // look_back for K columns of one thread at once (the selective scan's (state, channel) pairs):
 // each round reads up to Batch words of every column still open, all in one round trip, instead of
-// K walks one after another (the selective backward, two pairs a thread: +3.5 % at 64K,
-// KERNEL_NOTES s14), and folds them as look_back does. Columns with open[k] false on entry are not
+// K walks one after another (the selective backward, two pairs a thread),
+// and folds them as look_back does. Columns with open[k] false on entry are not
 // walked (carry[k] untouched). look_back keeps its own loop: written as this one with K = 1, or
-// through a shared per-round helper, every linear scan's SASS changed (and one spilled), and s13
-// showed those kernels lose points to such changes.
+// through a shared per-round helper, every linear scan's SASS changes (and one spills), and the
+// linear kernels lose speed to such changes (docs/KERNELS.md § Constraints learned).
 template <int K, int Batch, class Fold>
 __device__ __forceinline__ void look_back_columns(const StatusWord* const (&cols)[K], bool (&open)[K], int64_t stride,
                                                   int64_t chunk, int dir, int64_t n_avail, Fold (&fold)[K],

@@ -1,8 +1,8 @@
 // The output head's log-sum-exp without logits: lse[r] = log Σ_{j<V} exp(features[r] · weight[j]),
 // the GEMM and the online softmax in one kernel, so the (rows, V) logits never reach memory. At the
 // paper's configuration (2 × 32K tokens, d = 256, V = 50,257) writing bf16 logits is 6.6 GB, as long
-// as the GEMM itself at the copy ceiling; the head GEMM that wrote them was 3.07 of the forward's
-// 4.43 ms (docs/KERNEL_NOTES.md h5).
+// as the GEMM itself at the copy ceiling, and the head GEMM that wrote them was most of the model's
+// forward (docs/KERNELS.md § Output head).
 //
 // Shape of the kernel (Hopper: wgmma and the tensor-memory-access engine, sm_90a):
 // - A block owns 256 rows of features, all of K (≤ 256) resident in shared memory (128 KB), and
@@ -256,8 +256,8 @@ __global__ void __launch_bounds__(kThreads, 1)
         // i ∈ {0, 1}, row 64h + 16·warp + lane/4 + 8i at columns 8c + 2(lane % 4) + {0, 1}, c < 16,
         // in acc[h][4c + 2i + {0, 1}].
         // The four rows run side by side and each row's max and sum are trees / split chains: done
-        // one row at a time, each a serial chain of 32 dependent max or add steps, the softmax took
-        // longer than the other consumer's GEMM and left the tensor cores idle 30 % of the time.
+        // one row at a time, each a serial chain of 32 dependent max or add steps, the softmax takes
+        // longer than the other consumer's GEMM and leaves the tensor cores idle.
         const int col0 = j * kCols;
         if (col0 + kCols > V) {  // the last tile: columns past V do not count
 #pragma unroll

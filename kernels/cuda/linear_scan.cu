@@ -21,9 +21,9 @@
 //
 // Products in fp64. The decay of a span (Π a over a thread's 8 steps, a block's 64, several
 // chunks in a look-back) multiplies whatever carry crosses it. Formed in fp32 it collects one
-// rounding per factor (about sqrt(64)·u/√3 ≈ 3e-7 relative per chunk, random-walk), which showed
-// up on the GPU as dL/dh0 of a fixed-decay scan at T = 65536 with 3.3x the reference's error (the
-// reference takes a^t from pow). The products and the compositions that apply them are therefore
+// rounding per factor (about sqrt(64)·u/√3 ≈ 3e-7 relative per chunk, random-walk), enough to put
+// dL/dh0 of a long fixed-decay scan outside the tests' 2x rule (the reference takes a^t from pow;
+// docs/KERNELS.md § Numerics). The products and the compositions that apply them are therefore
 // kept in double (a few DMUL/DFMA per channel and chunk: free in a memory-bound kernel) and rounded
 // once where they are stored; the per-step recurrence h = a h + b stays fp32 (one rounding per step,
 // damped by later decays).
@@ -58,8 +58,8 @@ static_assert(kLinSteps * kLinWarps == kLinSpan, "8 steps a thread make one chec
 // each input once and never writes a or b: forward 3 tensor passes instead of about 9, and the
 // backward likewise returns dL/dpre, dL/du directly.
 // σ of the gated_ema cell: two MUFU operations for bf16 inputs, where the cell is instruction-bound
-// (KERNEL_NOTES v10: 49 → 59 % of copy); libm's for fp32, whose backward ran 10 % slower with the
-// fast form (0.607 → 0.663–0.681 ms at 64K on two machines) and which keeps fp32's accuracy.
+// and the fast form is faster; libm's for fp32, whose backward was slower with the fast form and
+// which keeps fp32's accuracy (docs/KERNELS.md § Level scan).
 template <typename TB>
 __device__ __forceinline__ float gate_sigmoid(float x) {
     if constexpr (sizeof(TB) == 2) return sigmoid_fast(x);
@@ -68,15 +68,15 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
 
 // The selective cell's decay a = exp(−softplus(pre)/τ) in the forward (c0 = 1/τ). bf16 inputs: three
 // MUFU operations (softplus_fast, then 2^(−softplus·log2 e/τ)) and a few FP32 ones, so that each
-// element is a short chain: with libm's expf, log1pf and expf it was a long chain of dependent steps,
-// and the bf16 forward was bound by that latency, not by bytes (KERNEL_NOTES v22-v28: 47 -> 68-72 % of
-// copy at 64K). fp32: libm, whose forward is memory-bound (75 % of copy) and is the reference's to
+// element is a short chain: with libm's expf, log1pf and expf it is a long chain of dependent steps,
+// which bounds the bf16 forward by latency rather than bytes (docs/KERNELS.md § Level scan).
+// fp32: libm, whose forward is memory-bound anyway and equals the reference's to
 // the ulp.
 template <typename TB>
 __device__ __forceinline__ float cell_decay(float pre, float c0) {
     // 2^y as 2^(y + 1) / 2: ex2.approx's error is about 2^-23 absolute, which is 2 ulp of a result in
     // [0.5, 1) but 1 ulp in [1, 2) (libm's expf shifts its argument the same way). Straight
-    // 2^y failed the fp32 final state's bound at τ = 128 (4.3e-6 against 2 × 1.85e-6, v27), where
+    // 2^y fails the tests' bound on the fp32 final state at τ = 128, where
     // an ulp of a near 1 is 1 % of 1 − a.
     if constexpr (sizeof(TB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
     else return expf(-softplus_reference(pre) * c0);
@@ -92,14 +92,14 @@ __device__ __forceinline__ float sel_slope(float pre, float a, float c0) {
 // The selective cell's coefficients for its backward: the decay a = exp(−softplus(pre)/τ) and
 // k = a·σ(pre)/τ = −da/dpre, with σ(pre) from the exponential that softplus needed. Computed once an
 // element (pass 1 keeps them for pass 2). Fast (bf16 inputs): a exactly as the bf16 forward forms it
-// (cell_decay, four MUFU operations with σ's reciprocal; KERNEL_NOTES v29). fp32: libm's expf and the
+// (cell_decay, four MUFU operations with σ's reciprocal; docs/KERNELS.md § Level scan). fp32: libm's expf and the
 // branch-free softplus of softplus.h (within 1.5 ulp of long double, as libm's log1pf(expf) is; the
 // recomputed states may then differ from the forward's by an ulp of a a step, well inside the
 // gradients' bounds).
 template <bool Fast>
 __device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k) {
     // Without a branch (selects only), so that ptxas can interleave the chains of a thread's
-    // elements (see softplus.h, KERNEL_NOTES v22, v23).
+    // elements (see softplus.h).
     if constexpr (Fast) {
         // a as the bf16 forward forms it (bitwise).
         a = cell_decay<bf16>(pre, c0);
@@ -148,10 +148,10 @@ constexpr bool bf16_inputs() {
 // bytes) the plain bf16 scans ran at half the fp32 scans' fraction of copy bandwidth; 16 or 32
 // steps give them as many bytes per block. The backward also keeps the recomputed fp32 states of
 // its steps, so it stops at 16. The fused cells stay at 8 (but see steps_for: their bf16 forwards):
-// their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and at 16 steps
-// libm's transcendental chains ran slower (H100: selective bf16 forward 0.46 -> 0.72 ms at 64K;
-// 0.29 -> 0.33-0.38 ms with its decays kept in shared memory instead: KERNEL_NOTES v19, v20), until
-// the bf16 cells' chains were moved to the MUFU pipe (v10, v11; v23-v25).
+// their forward keeps fp32 coefficients (8 bytes a step whatever the input dtype), and with libm's
+// transcendental chains 16 steps are slower, the serial work of a chunk growing faster than its
+// bytes; the bf16 cells, whose chains are on the MUFU pipe, run 16 (docs/KERNELS.md § Level scan).
+//
 constexpr bool fused_cell(LinMode m) { return m == LinMode::Gated || m == LinMode::SelLevel; }
 // Bytes per (channel, step) of the inputs a thread holds: a (unless fixed) and b, the backward adds
 // dh; the fused cells count as 12 (their coefficients, see above).
@@ -163,11 +163,11 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
 // memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
 // thread) is not staged.
 // The selective cell is staged in bf16 only, where its coefficients come from the MUFU pipe and the
-// staged form keeps its decays in registers (see lin_bwd_kernel, kSelStaged: 56-58 -> 72 % of copy
-// at 64K, KERNEL_NOTES v31). In fp32, bound by libm's exp / log1p chains, it ran slower at 16 steps
-// (H100, 64K: 0.92 -> 1.27 ms; KERNEL_NOTES v12). Nor is the fixed-decay bf16 scan, which already ran 16
-// steps with its states in shared memory (states_in_shared) and was 3-4 % faster that way in each
-// of three runs (0.203-0.218 against 0.211-0.224 ms).
+// staged form keeps its decays in registers (see lin_bwd_kernel, kSelStaged). In fp32, bound by
+// libm's exp / log1p chains, it is slower staged at 16 steps. Nor is the fixed-decay bf16 scan,
+// which runs 16 steps with its states in shared memory (states_in_shared) and is faster that way
+// than staged (docs/KERNELS.md § Linear scan).
+//
 constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool stage_inputs) {
     const bool fixed_bf16 = m == LinMode::LinearFixed && b_bytes == 2;
     const bool sel_fp32 = m == LinMode::SelLevel && b_bytes == 4;
@@ -177,13 +177,13 @@ constexpr bool bwd_staged(LinMode m, int a_bytes, int b_bytes, int vec, bool sta
 // Steps per thread of a launch with `vec` channels a thread. With 4 channels (bf16 backward only) 16
 // steps fit when the thread holds 4 bytes a step (fixed decay: b and dh, its recomputed states in
 // shared memory), 8 otherwise. A staged backward holds only g_t (the selective cell: a_t) in
-// registers and runs 16 steps (at most 96 KB of inputs a block in shared memory, two blocks an SM). 32 steps of 2 bf16
-// channels, the same bytes a block as 16 of 4, ran slower (fixed decay 61 -> 56 % of copy).
+// registers and runs 16 steps (at most 96 KB of inputs a block in shared memory, two blocks an SM).
+// 32 steps of 2 bf16 channels, the same bytes a block as 16 of 4, are slower.
 constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backward, bool staged = false) {
     if (backward && staged) return 16;
     // The gated_ema cell's decay is a constant: its forward keeps only b, and in bf16, with σ from
-    // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: 59 -> 70 % of
-    // copy at 64K (KERNEL_NOTES v11).
+    // two MUFU operations (gate_sigmoid), 16 steps fit in registers without spilling: twice the
+    // bytes a block for the same look-back.
     if (m == LinMode::Gated && !backward && b_bytes == 2) return 16;
     // The selective cell's bf16 forward, its decay on the MUFU pipe (cell_decay), likewise runs
     // 16 steps, its decays kept in shared memory for pass 2 (sel_keeps_decay).
@@ -391,7 +391,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
             store_pack<TB, V>(out + base + i * p.C, o);
         }
     }
-    // Last: after its loads, with its 32 steps of inputs in registers, it spilled 48 bytes.
+    // Last: after its loads, with its 32 steps of inputs in registers, it would spill.
     clear_stale_half(ticket);
 }
 
@@ -416,8 +416,8 @@ constexpr int bwd_stage_bytes() {
 
 // P: staged. The block's inputs go to shared memory by cp.async instead of into registers, which
 // then hold only g_t: 16 steps of 4 bf16 channels fit (in registers, the inputs and the states of
-// 16 steps needed ~160 registers, so the bf16 backward ran 8 steps, half the bytes per block of the
-// fp32 one for the same look-back; KERNEL_NOTES v12).
+// 16 steps need ~160 registers, so the bf16 backward would run 8 steps, half the bytes per block of
+// the fp32 one for the same look-back; docs/KERNELS.md § Linear scan).
 template <LinMode M, typename TA, typename TB, int V, int S, bool P>
 __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     constexpr int W = 32 * V, L = S * TT, spans = L / kLinSpan;
@@ -431,8 +431,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     // The fixed-decay bf16 scan takes its chunk by index and its ticket after its loads (common.cuh,
-    // request_ticket: 69.2-69.8 -> 72.4-73.7 % of copy at 64K, KERNEL_NOTES v39); the others lost
-    // 1-3 points that way and take the ticket first.
+    // request_ticket), which takes a round trip off its blocks' critical path; the others are slower
+    // that way and take the ticket first (docs/KERNELS.md § The chained scan).
     constexpr bool kIndexOrder = states_in_shared<M, TB>() && !P;
     ScanTicket ticket{};
     if constexpr (!kIndexOrder) ticket = take_ticket(p.scratch, s_ticket);
@@ -452,7 +452,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // checkpoint at the previous chunk's end: no look-back needed) and, in the last chunk, dL/dh
     // after the sequence. Loaded after the block's second barrier, each was a memory round trip on
     // the block's critical path. The fixed-decay bf16 scan, whose registers are full (held in
-    // registers through pass 1 they spilled 72 bytes), copies them first by cp.async into the first
+    // registers through pass 1 they would spill), copies them first by cp.async into the first
     // 2·W floats of its g_t area, which pass 2 only writes after the composition has read them.
     constexpr bool kEarlyCarry = states_in_shared<M, TB>() && !P;
     float* const early_carry = reinterpret_cast<float*>(bwd_smem);
@@ -528,13 +528,13 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 
     // The selective cell computes its coefficients once, in pass 1, and keeps them for both walks of
     // pass 2: its transcendental chains (expf, log1pf, expf and σ), evaluated again in each walk,
-    // made its backward compute-bound (KERNEL_NOTES v17, v18: H100, 64K, fp32 56 -> 75-77 % of copy,
-    // bf16 38 -> 48 %). Unstaged (fp32), a and k go to shared memory. Staged (bf16, kSelStaged), the
+    // would make its backward compute-bound (docs/KERNELS.md § Level scan).
+    // Unstaged (fp32), a and k go to shared memory. Staged (bf16, kSelStaged), the
     // inputs fill shared memory, so a stays in registers (a_keep: 16 steps of 4 channels, in place of
     // the g_t that the other staged scans keep there), and the reverse walk writes dL/du = g (1 - a)
     // itself and keeps g·k (sel_slope: σ from two MUFU operations) in its spent pre and dh slots, so
-    // that the forward walk needs neither g nor pre (KERNEL_NOTES v30, v31: recomputing a and k in
-    // each walk instead made the MUFU queue the limit).
+    // that the forward walk needs neither g nor pre (recomputing a and k in each walk instead makes
+    // the MUFU queue the limit).
     constexpr bool kSel = M == LinMode::SelLevel;
     float* const sel_keep = reinterpret_cast<float*>(bwd_smem);
     auto kept_a = [&](int i, int v) -> float& { return sel_keep[(i * V + v) * (TT * 32) + tid]; };
@@ -665,7 +665,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     for (int v = 0; v < V; ++v) q[v] = sR[w][lane * V + v];
     // The fixed-decay bf16 scan keeps g in shared memory (thread-contiguous, so conflict-free),
     // which leaves the registers to 4 channels of 16 steps: twice the bytes per block for the
-    // same look-back (KERNEL_NOTES v9, then for the recomputed states).
+    // same look-back (as for the recomputed states).
     constexpr bool kGShared = states_in_shared<M, TB>() && !P;
     float g_reg[kStates && !kGShared && !kSelStaged ? S : 1][V];
     auto gkept = [&](int i, int v) -> float& {
@@ -765,11 +765,11 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             if (p.fixed_da) {
                 // dL/da of the shared decay: each block adds its channels' sums over its steps to fp64
                 // accumulators after the scratch's control words (zero at the start of a launch:
-                // lin_fixed_da_finish rounds them to fp32 and clears them). It was a per-chunk
-                // (chunks, B·C) buffer that LibTorch summed afterwards (12 µs in ncu, 6 % of the
-                // fixed-decay bf16 backward at 64K); rounding in the block that finishes last
-                // instead needed a fence in every block, which cost more than it saved (KERNEL_NOTES
-                // v32). fp64, so the atomics' order changes nothing that survives the rounding to
+                // lin_fixed_da_finish rounds them to fp32 and clears them), not a per-chunk
+                // (chunks, B·C) buffer summed by LibTorch afterwards, a separate pass over it;
+                // rounding in the block that finishes last would need a fence in every block,
+                // which costs more than it saves (docs/KERNELS.md § Linear scan).
+                // fp64, so the atomics' order changes nothing that survives the rounding to
                 // fp32 but in the rarest ties.
                 double* const acc = reinterpret_cast<double*>(p.scratch.control + kScratchControlWords);
                 // Each thread overwrites only the slots it read at the start of the forward walk.
@@ -788,8 +788,8 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 }
 
 // The fixed decay's dL/da rounded to fp32, its accumulators left zero for the next launch on the
-// stream (a launch's blocks cannot do it: the last one to finish would need a fence in every block,
-// KERNEL_NOTES v32).
+// stream (a launch's blocks cannot do it cheaply: the last one to finish would need a fence in every
+// block).
 __global__ void fixed_da_finish_kernel(double* acc, float* da, int64_t C) {
     const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (c >= C) return;

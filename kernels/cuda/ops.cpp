@@ -53,7 +53,7 @@ int pick_vec(int64_t C, int max_vec, const std::vector<const Tensor*>& ts) {
 cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 
 // Look-back window: status words read per round trip, kLookbackBatch (all in flight at once; with
-// one round trip per step, 1 / 4 / 8 were within 1 % on the H100, docs/KERNEL_NOTES.md v5);
+// one round trip per step the window hardly matters, docs/KERNELS.md § Settings);
 // HARMONIC_LOOKBACK_WINDOW=1..kLookbackBatch overrides it (benchmark knob).
 int lookback_window() {
     const char* e = std::getenv("HARMONIC_LOOKBACK_WINDOW");
@@ -61,7 +61,7 @@ int lookback_window() {
 }
 
 // Channels per thread in the linear forward: 4 (default), or HARMONIC_LIN_VEC=2 / 1 (benchmark knob:
-// fewer registers, more resident blocks; see docs/KERNEL_NOTES.md).
+// fewer registers, more resident blocks; see docs/KERNELS.md § Linear scan).
 int lin_fwd_vec() {
     const char* e = std::getenv("HARMONIC_LIN_VEC");
     const int v = e ? std::atoi(e) : 4;
@@ -70,9 +70,9 @@ int lin_fwd_vec() {
 
 // Channels per thread in the linear backward: 4 with bf16 inputs (8 steps a thread; 16 for the fixed
 // decay, whose recomputed states then live in shared memory), 2 otherwise (fp32 inputs at 4 channels
-// would not fit the registers); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). H100,
-// T = 65536, 4 channels against 2 (16 steps): per-token bf16 0.474 -> 0.365 ms, gated_ema bf16
-// 0.627 -> 0.463 ms, fixed bf16 0.255 -> 0.212 ms (docs/KERNEL_NOTES.md v8, v9).
+// would not fit the registers); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). With bf16
+// inputs 4 channels give 8- or 16-byte accesses and twice the channels a block, which is faster
+// than 2 (docs/KERNELS.md § Linear scan).
 int lin_bwd_vec(bool bf16) {
     const char* e = std::getenv("HARMONIC_LIN_BWD_VEC");
     const int v = e ? std::atoi(e) : (bf16 ? 4 : 2);
@@ -80,7 +80,7 @@ int lin_bwd_vec(bool bf16) {
 }
 
 // The linear backward's inputs staged in shared memory, 16 steps a thread (default), or
-// HARMONIC_LIN_STAGE=0 for inputs in registers (benchmark knob; docs/KERNEL_NOTES.md v12).
+// HARMONIC_LIN_STAGE=0 for inputs in registers (benchmark knob; docs/KERNELS.md § Linear scan).
 bool lin_bwd_stage_inputs() {
     const char* e = std::getenv("HARMONIC_LIN_STAGE");
     return !(e && std::atoi(e) == 0);

@@ -1,7 +1,7 @@
 // The output head's softmax passes over a chunk of logits (launch.h, HeadParams). Both are one
 // read of the chunk (bf16 logits: 2 bytes per class), where the LibTorch reference converts the
 // chunk to fp32 and makes four passes over it (copy, max, exp-sum, gather / exp, scatter, scale,
-// copy back): at a 50,257-way head that was most of the fused head's time (docs/KERNEL_NOTES.md h1).
+// copy back): at a 50,257-way head those passes dominate the chunked head (docs/KERNELS.md § Output head).
 #include <cmath>
 #include <stdexcept>
 
@@ -46,8 +46,8 @@ bool rows_vectorisable(const HeadParams& p) {
 }
 
 // Visits a row's first nv 16-byte vectors, f(vector, index), with kUnroll independent loads in
-// flight per thread before any arithmetic: one at a time left the read at 2 TB/s
-// (docs/KERNEL_NOTES.md h3).
+// flight per thread before any arithmetic: with one at a time the read stays well under the copy
+// ceiling.
 template <typename T, class F>
 __device__ __forceinline__ void for_each_vector(const T* row, int64_t nv, F&& f) {
     constexpr int W = kVec<T>;

@@ -16,7 +16,7 @@
 // are the backward's checkpoints).
 //
 // The price of one pass over memory is two exponentials per (t, e, n): pass 1 cannot keep
-// exp(Δ A) for its steps × 16 states in registers, so pass 2 recomputes them (KERNEL_NOTES.md).
+// exp(Δ A) for its steps × 16 states in registers, so pass 2 recomputes them (docs/KERNELS.md).
 // Each exponential is cell_exp below: ex2.approx of Δ·(A·log2 e) + 1, halved (or not halved:
 // cell_exp_doubled).
 //
@@ -42,7 +42,7 @@ constexpr int NM = kSelMaxN;
 // exp(Δ·A) per (t, e, n) cell as 2^(Δ·A' + 1) / 2 with A' = A·log2 e: one FFMA, one MUFU and one
 // FMUL instead of libm's expf (~8 instructions). ex2.approx's error is about 2^-23 absolute, one ulp
 // of a result in [1, 2): the shift puts the result there (as libm does), and the one extra rounding
-// (A') is the size of the reference's own rounding of Δ·A (KERNEL_NOTES v28, s5).
+// (A') is the size of the reference's own rounding of Δ·A (docs/KERNELS.md § Selective scan).
 __device__ __forceinline__ float cell_exp(float d, float a2) { return 0.5f * ex2_approx(fmaf(d, a2, 1.f)); }
 // 2·exp(Δ·A), cell_exp without its halving. A scan that takes the decay of step i doubled carries
 // its state doubled once more per step, h̃_i = 2^(i+1) h_i (the input term scaled by 2^(i+1)
@@ -72,7 +72,7 @@ struct FwdSmem {
 // 16..31 start 16 floats further, so that the column reads of the two half-warps fall in disjoint
 // banks), then lane l sums column l mod 16 over its half-warp's 16 rows and one shuffle joins the
 // halves: 4 stores, 16 loads, 17 adds and a shuffle a state, against 16 shuffles, 30 selects and
-// 16 adds for a register reduce-scatter (KERNEL_NOTES s11).
+// 16 adds for a register reduce-scatter.
 constexpr int kRedRow = 20;
 static_assert(2 * S == 16, "a lane's reduction row holds dB and dC of its steps: 16 values");
 
@@ -175,8 +175,8 @@ struct SelFold {
 // TT warps × SF steps a thread. A chunk runs with half the backward's warps at twice its steps
 // (the default 64 steps as 4 warps × 16, four blocks an SM; 128 as 8 × 16, two): a block's fixed
 // part (ticket, loads, composition, look-back) is long against its two passes, so each block gets
-// more steps for it, and other blocks resident on the SM run their passes meanwhile (KERNEL_NOTES
-// s6).
+// more steps for it, and other blocks resident on the SM run their passes meanwhile
+// (docs/KERNELS.md § Selective scan).
 template <typename TX, typename TD, int TT, int SF>
 __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) {
     constexpr int L = SF * TT;
@@ -315,8 +315,8 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     extern __shared__ __align__(16) unsigned char smem_raw[];
     BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
-    // The chunk by index, the ticket after the loads (common.cuh, request_ticket: +3-4 % at 64K,
-    // KERNEL_NOTES v39; the forward gained nothing that way and takes the ticket first).
+    // The chunk by index, the ticket after the loads (common.cuh, request_ticket: its round trip
+    // overlaps the loads; the forward gains nothing that way and takes the ticket first).
     const SelGeometry g = sel_geometry<L>(p, blockIdx.x, true);
     const int64_t nChunks = (p.T + L - 1) / L;
     load_bc<TT * 32, true>(p, g, sm);
@@ -441,8 +441,8 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     __syncthreads();  // sRS
 
     // The reverse carries of this thread's pairs, their look-backs walked together: one round trip a
-    // round for all of them (+3.5 % at 64K, KERNEL_NOTES s14). The 4-warp forward's four pairs walked
-    // together (two words each a round) ran 1.5 % slower, so the forward walks them one by one.
+    // round for all of them. The 4-warp forward's four pairs walked together (two words each a
+    // round) are slower, so the forward walks them one by one.
     float qb[NQ];
     {
         SelFold fold[NQ];

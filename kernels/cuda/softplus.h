@@ -15,11 +15,11 @@ namespace harmonic::kernels::cuda {
 // log(1 + t) for t in [0, 1], without a branch, for the selective cell's fp32 backward (sel_coef in
 // linear_scan.cu). libm's log1pf (and a softplus that branches at its threshold) put each element
 // of a scan in its own branch region, and ptxas does not interleave instructions across those: the
-// elements of a thread then ran as one chain of dependent libm steps (KERNEL_NOTES v22, v23). Here: log1p(t) directly for t <= 1/3; above it, with the
+// elements of a thread run as one chain of dependent libm steps. Here: log1p(t) for t <= 1/3; above it, with the
 // exact split t - 1 = hi + lo (Fast2Sum: |1| >= |t|), log(1 + t) = ln 2 + log1p(f + c) with f = hi/2,
 // c = lo/2, |f| <= 1/3, and log1p(f + c) = log1p(f) + c/(1 + f) to first order in c. log1p(f) =
 // f + f^2 P(f), P of degree 8 fitted to (log1p(f) - f)/f^2 on [-1/3, 1/3] (relative error 4.5e-9;
-// fitted by scripts/fit_log1p.py). Host-checked over 2e7 arguments: at most 1.08 ulp.
+// fitted by scripts/dev/fit_log1p.py). Host-checked over 2e7 arguments: at most 1.08 ulp.
 HARMONIC_HOST_DEVICE float log1p_unit(float t) {
     const bool big = t > (1.f / 3.f);
     const float hi = t - 1.f;

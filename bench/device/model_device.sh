@@ -2,7 +2,7 @@
 # On the GPU machine: the whole-model numbers of docs/BENCHMARKS.md (issue 4) with the CUDA
 # kernels in place, from a built ./build/app/harmonic. Each step has its own time limit and logs
 # straight into $OUT/model_bench.log, so that a limit still brings the rest back.
-# Usage: bash bench/model_device.sh
+# Usage: bash bench/device/model_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 H=./build/app/harmonic

@@ -5,11 +5,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-export PATH=/usr/local/cuda/bin:$PATH
-DEPS=${HARMONIC_DEPS_DIR:-$PWD/.deps}
-export LD_LIBRARY_PATH=$DEPS/lib:${LD_LIBRARY_PATH:-}
-cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release -DHARMONIC_DEPS_DIR=$DEPS >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
-ninja -k 0 -C build harmonic test_model >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head -30; exit 1; }
+. bench/device/device_lib.sh
+device_env
+device_build "$OUT" harmonic test_model || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
 ./build/tests/test_model "[gpu]" 2>&1 | tee "$OUT/test_gpu.log" | tail -5
 ./build/tests/test_model "[model]" 2>&1 | tail -3

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # On the GPU machine: where the time of Harmonic's forward (32K) and training step (8K) goes, kernel
 # by kernel (ncu, one metric: GPU time per launch, clocks left alone), from a built
-# ./build/app/harmonic. Raw CSVs under $OUT/profile_*.csv; summarise with scripts/ncu_summary.py.
-# Usage: bash bench/profile_device.sh
+# ./build/app/harmonic. Raw CSVs under $OUT/profile_*.csv; summarise with scripts/dev/ncu_summary.py.
+# Usage: bash bench/device/profile_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 H=./build/app/harmonic

@@ -3,9 +3,10 @@
 # logging straight into $OUT so that a timeout still brings the logs back.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
-DEPS=${HARMONIC_DEPS_DIR:-$PWD/.deps}
-export LD_LIBRARY_PATH=$DEPS/lib:${LD_LIBRARY_PATH:-}
-cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release -DHARMONIC_DEPS_DIR=$DEPS >"$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+mkdir -p "$OUT"
+. bench/device/device_lib.sh
+device_env
+device_configure "$OUT" || exit 1
 timeout 170 ninja -k 0 -C build harmonic test_model test_core >"$OUT/build.log" 2>&1
 grep -E "error|FAILED" "$OUT/build.log" | head -20
 timeout 30 ./build/tests/test_core >"$OUT/test_core.log" 2>&1; tail -2 "$OUT/test_core.log"

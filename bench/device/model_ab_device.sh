@@ -2,7 +2,7 @@
 # On the GPU machine, in one call: whole-model `harmonic bench` rows for the working tree and for
 # other versions of some files, so a kernel change is seen in the model's step time.
 #   AB_BENCH="--model mamba --seq-len 8192 --batch 2 --train" [AB_ROUNDS=2] \
-#     bash bench/model_ab_device.sh VARIANT_DIR...
+#     bash bench/device/model_ab_device.sh VARIANT_DIR...
 # Each VARIANT_DIR holds one version's files at their repository paths (as for
 # kernels_ab_device.sh); carry them and ".deps". AB_BENCH is one set of `harmonic bench` arguments,
 # or several separated by ';'; the 28M configuration (--d-model 256 --vocab-size 50257 --precision
@@ -11,7 +11,7 @@
 # $OUT/model_ab.log.
 set -uo pipefail
 [ -n "${AB_BENCH:-}" ] || { echo "model_ab_device.sh: set AB_BENCH to the harmonic bench arguments"; exit 2; }
-. bench/device_lib.sh
+. bench/device/device_lib.sh
 device_ab_start model_ab_device.sh "$@"
 LOG=$OUT/model_ab.log
 cp "$OUT/gpu.txt" "$LOG"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one call: the kernel tests and the kernel benchmark, then the project's
 # non-GUI build and test_model's GPU tags. Logs go to $OUT (the device tool brings them back).
-# Carry ".deps" (scripts/device_deps). Usage: bash bench/kernels_device.sh
+# Carry ".deps" (scripts/device_deps). Usage: bash bench/device/kernels_device.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
-. bench/device_lib.sh
+. bench/device/device_lib.sh
 device_env
 BUDGET=${KERNELS_BUDGET_S:-570}
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$OUT/gpu.txt"

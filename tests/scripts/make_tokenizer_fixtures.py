@@ -2,7 +2,7 @@
 """Generates the BPE tokenizer fixtures in tests/fixtures/tokenizer/ with the reference
 Hugging Face `tokenizers` package, so the C++ tokenizer is checked against the real thing.
 
-    ~/.cache/harmonic/venv/bin/python scripts/make_tokenizer_fixtures.py
+    ~/.cache/harmonic/venv/bin/python tests/scripts/make_tokenizer_fixtures.py
 
 Writes:
   tokenizer.json           GPT-2 style ByteLevel BPE, merges as strings "a b"
@@ -25,7 +25,7 @@ import sys
 import tokenizers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "tokenizer"
+OUT = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "tokenizer"
 
 # Training text: enough variety that merges cover English words, contractions, digits,
 # whitespace runs and multi-byte characters (so merges join bytes inside one character).

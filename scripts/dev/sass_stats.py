@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instruction mix of the CUDA kernels in one .cu file, read here without a GPU.
 
-    python3 scripts/sass_stats.py kernels/cuda/linear_scan.cu [KERNEL_REGEX] [--top N]
+    python3 scripts/dev/sass_stats.py kernels/cuda/linear_scan.cu [KERNEL_REGEX] [--top N]
 
 Compiles the file for sm_90a with nvcc (as the build does: -O3, -DHARMONIC_HAVE_SM90A), disassembles
 it with cuobjdump + nvdisasm, and prints for each kernel whose demangled name matches KERNEL_REGEX
@@ -22,7 +22,7 @@ import sys
 import tempfile
 import zipfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 TOOLS = pathlib.Path(os.environ.get("HARMONIC_CUDA_TOOLS", pathlib.Path.home() / ".cache/harmonic/cuda-tools"))
 WHEELS = {"cuobjdump": "nvidia-cuda-cuobjdump==13.2.86", "nvdisasm": "nvidia-cuda-nvdisasm==13.2.78"}
 

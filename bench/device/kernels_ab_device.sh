@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the GPU machine, in one call: a kernel change tested and timed against other versions.
-#   [AB_ROUNDS=2] bash bench/kernels_ab_device.sh VARIANT_DIR...
+#   [AB_ROUNDS=2] bash bench/device/kernels_ab_device.sh VARIANT_DIR...
 # Each VARIANT_DIR holds one version's files at their repository paths (for example
 # .ab/base/kernels/cuda/linear_scan.cu, from `git show main:kernels/cuda/linear_scan.cu`); carry
 # them and ".deps". The script builds the kernel benchmark and tests of the working tree ("new"),
@@ -12,10 +12,10 @@
 # demangled names match REGEX, e.g. 'LinMode.3, __nv_bfloat16' (the selective cell in bf16), while
 # AB_NCU_BUDGET_S (default 540) seconds of the call are not yet spent (AB_NCU_COUNT kernels,
 # default 4; AB_NCU_VERSIONS="new ..." limits it to those versions; each kernel's SASS hot spots
-# are printed by scripts/ncu_source_top.py). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
+# are printed by scripts/dev/ncu_source_top.py). AB_TEST_VARIANTS="CATCH_FILTER" also runs those kernel tests on each variant (the
 # working tree runs all "[kernels]" tests). Logs, reports and profiles go to $OUT/ab_logs.tgz.
 set -uo pipefail
-. bench/device_lib.sh
+. bench/device/device_lib.sh
 device_ab_start kernels_ab_device.sh "$@"
 
 device_build "$OUT" test_kernels_only bench_kernels || exit 1
@@ -77,7 +77,7 @@ if [ -n "${AB_NCU:-}" ]; then
     ncu --import "$OUT/ncu_$v.ncu-rep" >"$OUT/ncu_$v.txt" 2>&1
     # Per SASS instruction: where the warps were sampled stalled (the hot spots of each kernel).
     ncu --import "$OUT/ncu_$v.ncu-rep" --page source --csv --print-source sass >"$OUT/ncu_src_$v.csv" 2>&1
-    "$PY" scripts/ncu_source_top.py "$OUT/ncu_src_$v.csv" --top "${AB_NCU_TOP:-30}" 2>&1 | head -400
+    "$PY" scripts/dev/ncu_source_top.py "$OUT/ncu_src_$v.csv" --top "${AB_NCU_TOP:-30}" 2>&1 | head -400
     # Per kernel: its name, time, issue and the largest stall reasons (ncu's per-instruction cycles).
     awk '/^  [a-z_ ]*.*(lin_|sel_).*\(/ { gsub(/harmonic::kernels::cuda::|\(anonymous namespace\)::/, ""); print substr($0, 1, 110) }
          /Duration|Issue Slots Busy|Warp Cycles Per Issued|Achieved Occupancy|Executed Instructions  / { $1 = $1; print "    " $0 }

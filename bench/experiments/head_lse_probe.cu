@@ -1,5 +1,5 @@
 // Development probe of kernels/cuda/head_gemm.cu without LibTorch: one nvcc call builds it
-// (bench/head_lse_probe.sh). Checks the log-sum-exp and the picked logit against a plain fp32
+// (bench/experiments/head_lse_probe.sh). Checks the log-sum-exp and the picked logit against a plain fp32
 // kernel on sampled rows, then times the kernel next to cuBLAS's bf16 GEMM that writes the logits.
 #include <cublas_v2.h>
 

@@ -1,4 +1,4 @@
-# Shared by the GPU-machine scripts (bench/*_device.sh); source it from the repository root.
+# Shared by the GPU-machine scripts (bench/device/*.sh); source it from the repository root.
 
 # device_env: CUDA's tools on PATH, PY the machine's Python (the one that holds PyTorch), and
 # LD_LIBRARY_PATH for LibTorch, the carried .deps and CUDA.

@@ -5,7 +5,7 @@
 # --quick`), and a kernel-by-kernel profile of Harmonic's forward and training step (ncu, GPU time
 # only, clocks left alone). Carry ".deps". Everything is
 # logged under $OUT/perf/ and packed into $OUT/perf.tgz.
-# Usage: bash bench/perf_device.sh [quick]
+# Usage: bash bench/device/perf_device.sh [quick]
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 L=$OUT/perf
@@ -15,7 +15,7 @@ pack() { tar -C "$OUT" -czf "$OUT/perf.tgz" perf; }
 trap pack EXIT
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >"$L/gpu.txt"
 date -u >>"$L/gpu.txt"
-. bench/device_lib.sh
+. bench/device/device_lib.sh
 device_build "$L" harmonic test_model || exit 1
 echo "built at ${SECONDS}s"
 timeout 240 ./build/tests/test_model "[head],[gpu],[kernels]" >"$L/test_gpu.log" 2>&1

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Summarise an `ncu --csv --metrics gpu__time_duration.sum` log: total GPU time per kernel name,
-largest first. Usage: scripts/ncu_summary.py profile.csv [--skip N] (skip the first N launches,
+largest first. Usage: scripts/dev/ncu_summary.py profile.csv [--skip N] (skip the first N launches,
 e.g. the warm-up step's)."""
 import csv
 import sys

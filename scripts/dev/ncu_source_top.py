@@ -3,7 +3,7 @@
 output: per kernel, the instructions where warps were sampled most often (stalled or issuing), with
 their share of the kernel's samples, and the samples summed by opcode.
 
-    python3 scripts/ncu_source_top.py source.csv [--top N]
+    python3 scripts/dev/ncu_source_top.py source.csv [--top N]
 
 The report must hold warp-state sampling (ncu's WarpStateStats and SourceCounters sections).
 Columns are found by name, so a header this script does not know is printed instead of guessed at.

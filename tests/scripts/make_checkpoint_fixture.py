@@ -3,7 +3,7 @@
 `safetensors` package from PyPI, using only the tensor names and shapes that docs/CHECKPOINTS.md
 documents. The C++ test loads it, so a Python user following the docs produces loadable files.
 
-Run: ~/.cache/harmonic/venv/bin/python scripts/make_checkpoint_fixture.py
+Run: ~/.cache/harmonic/venv/bin/python tests/scripts/make_checkpoint_fixture.py
 """
 import json
 import pathlib
@@ -30,7 +30,7 @@ def harmonic_shapes():
 
 
 def main():
-    out = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "checkpoint_py"
+    out = pathlib.Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "checkpoint_py"
     out.mkdir(parents=True, exist_ok=True)
     tensors = {name: np.sin(np.arange(int(np.prod(shape)), dtype=np.float64)).astype(np.float32).reshape(shape)
                for name, shape in harmonic_shapes().items()}

@@ -1,6 +1,6 @@
 """On the GPU machine: the head GEMM alone, (tokens, 256) x (V, 256)^T in bf16, for the paper's
 V = 50,257 and the same padded to a multiple of 64 (an odd row stride keeps cuBLAS off its fast,
-aligned kernels). Median of 20 CUDA-event timings. Usage: python3 bench/head_gemm.py"""
+aligned kernels). Median of 20 CUDA-event timings. Usage: python3 bench/experiments/head_gemm.py"""
 import torch
 
 def t(f, n=20):

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fits P in log1p(f) = f + f^2 P(f) on [-1/3, 1/3], the polynomial of kernels/cuda/softplus.h.
 
-    python3 scripts/fit_log1p.py [DEGREE]     (needs numpy and mpmath, e.g. the torch venv's)
+    python3 scripts/dev/fit_log1p.py [DEGREE]     (needs numpy and mpmath, e.g. the torch venv's)
 
 Weighted least squares on Chebyshev nodes, reweighted (Lawson) towards the minimax fit of the
 relative error of log1p itself; the targets (log1p(f) - f)/f^2 in 40-digit arithmetic. Prints the

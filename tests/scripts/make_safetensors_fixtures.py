@@ -20,7 +20,7 @@ import pathlib
 import struct
 import sys
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "safetensors"
 SEEDS = ROOT / "tests" / "fuzz" / "corpus_safetensors"
 MISSING_PACKAGE = 3
@@ -80,7 +80,7 @@ def make_fixtures():
     os.chmod(path, 0o644)  # the reference creates 0600 files; fixtures are for everyone to read
     listing = {
         "file": path.name,
-        "made_by": "scripts/make_safetensors_fixtures.py with safetensors " + safetensors.__version__,
+        "made_by": "tests/scripts/make_safetensors_fixtures.py with safetensors " + safetensors.__version__,
         "metadata": metadata,
         "tensors": [
             {"name": name, "dtype": dtype_name(t.dtype), "shape": list(t.shape), "values": as_floats(t)}

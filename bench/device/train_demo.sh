@@ -3,7 +3,7 @@
 # parameters each) on the linux-doc corpus, in parallel on one GPU, then scores the test split.
 # Stateful training (sequential chunks, state carried): the desktop tool reads long texts in
 # carried-state chunks, and models trained on independent windows degrade when their state is
-# carried past the training length (measured: Harmonic 1.92 -> 2.34 bits/byte at 512-byte chunks).
+# carried past the training length (bits per byte rise when the state outlives the training window).
 # Expects the corpus splits in $CORPUS (default .corpus/, carried from scripts/corpus) and a built
 # ./build/app/harmonic. Each run gets a step count sized from a quick throughput probe so that it
 # finishes in about $BUDGET_S seconds while the three share the GPU.
@@ -18,7 +18,7 @@ mkdir -p "$OUT" demo
 for m in harmonic transformer mamba; do
   tps=$($H bench --model $m --d-model 256 --vocab-size 256 --seq-len $SEQ --batch $BATCH --train --repeats 5 --warmup 2 \
         | awk -v m=$m '$1==m {print $7}')
-  # three runs share the GPU; measured: each keeps about half its solo rate
+  # three runs share the GPU: each keeps about half its solo rate
   steps=$(awk -v t="${tps:-10000}" -v b=$BUDGET_S -v n=$((SEQ * BATCH)) 'BEGIN {s = int(t / 2 * b / n); if (s < 200) s = 200; print s}')
   echo "$m: solo ${tps} tok/s -> $steps steps"
   (timeout $((BUDGET_S + 90)) $H train --model $m --d-model 256 --data $CORPUS/train.txt --valid $CORPUS/valid.txt \

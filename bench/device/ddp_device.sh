@@ -5,14 +5,15 @@
 # Carry .deps (scripts/device_deps) and .corpus (the corpus splits). Logs go to $OUT.
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
-export LD_LIBRARY_PATH=$PWD/.deps/lib:${LD_LIBRARY_PATH:-}
+mkdir -p "$OUT"
+. bench/device/device_lib.sh
+device_env
 # NVLink multicast stays off (the device notes: it can take a shared host's GPUs out of service).
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 { nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv; nvidia-smi topo -m; } >"$OUT/gpu.txt" 2>&1
 GPUS=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
-cmake -S . -B build -G Ninja -DHARMONIC_GUI=OFF -DCMAKE_BUILD_TYPE=Release -DHARMONIC_DEPS_DIR=$PWD/.deps >"$OUT/cmake.log" 2>&1
-timeout 300 ninja -C build harmonic >"$OUT/build.log" 2>&1 || { grep -E "error|FAILED" "$OUT/build.log" | head; exit 1; }
-grep NCCL "$OUT/cmake.log"
+device_build "$OUT" harmonic || exit 1
+grep NCCL "$OUT/cmake.log" 2>/dev/null
 H=./build/app/harmonic
 LOG=$OUT/ddp.log
 for p in "fp32 1e-3" "bf16 2e-2"; do
