@@ -72,7 +72,7 @@ ModelConfig small_config(Family family) {
     ModelConfig c;
     c.family = family;
     c.d_model = 32;
-    c.vocab_size = 64;
+    c.vocab_size = 256;
     c.transformer.layers = 2;
     c.mamba.layers = 2;
     return c;
@@ -100,7 +100,7 @@ TEST_CASE("causality audit: no leak on every family and Harmonic variant", "[cau
         c.harmonic.pool = 2;
         c.harmonic.timescales = {2.0, 8.0, 32.0, 64.0};
     });
-    const auto ids = text_ids(120, 64);
+    const auto ids = text_ids(120, 256);
     for (const auto& [name, config] : models) {
         INFO(name);
         torch::manual_seed(3);
@@ -121,7 +121,7 @@ TEST_CASE("causality audit: a model that reads the next token leaks at the audit
     OneThread one_thread;
     torch::manual_seed(4);
     PeekAheadModel model(small_config(Family::Harmonic));
-    const auto ids = text_ids(100, 64);
+    const auto ids = text_ids(100, 256);
     for (int64_t position : {0, 17, 40}) {
         INFO("position " << position);
         const auto r = audit_model_causality(model, ids, position, torch::kCPU, 3);
@@ -135,7 +135,7 @@ TEST_CASE("causality audit: reading the pooled block that contains t leaks from 
     OneThread one_thread;
     torch::manual_seed(5);
     PooledBlockLeakModel model(small_config(Family::Harmonic), 4);
-    const auto ids = text_ids(100, 64);
+    const auto ids = text_ids(100, 256);
     // Inside a block, every earlier position of the block sees the perturbed tokens.
     for (int64_t position : {0, 9, 22, 41}) {
         INFO("position " << position);
@@ -154,7 +154,7 @@ TEST_CASE("causality audit: reading the pooled block that contains t leaks from 
 TEST_CASE("causality audit: refuses a position without later tokens", "[causality][audit]") {
     torch::manual_seed(6);
     auto model = make_model(small_config(Family::Mamba));
-    const auto ids = text_ids(10, 64);
+    const auto ids = text_ids(10, 256);
     CHECK_THROWS_WITH(audit_model_causality(*model, ids, 9, torch::kCPU), Catch::Contains("later token"));
     CHECK_THROWS_WITH(audit_model_causality(*model, ids, -1, torch::kCPU), Catch::Contains("position -1"));
 }
