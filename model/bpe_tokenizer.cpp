@@ -803,11 +803,16 @@ std::string after_bracket(const std::string& what) {
 
 std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     const std::string data = read_capped(file);
+    // nlohmann skips a byte order mark; tokenizers (serde_json) refuses the file.
+    if (data.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+        fail_file(file, "starts with a UTF-8 byte order mark (EF BB BF), which tokenizers refuses");
+    }
     json root;
     try {
         root = json::parse(data);
     } catch (const json::exception& e) {
-        fail_file(file, "invalid JSON: " + clip(after_bracket(e.what()), 400));
+        // The parser quotes what it read, invalid bytes included: escaped (\xNN) here.
+        fail_file(file, "invalid JSON: " + utf8::escaped(clip(after_bracket(e.what()), 400)));
     }
     if (!root.is_object()) fail_file(file, "expected a JSON object at the top level");
     auto t = std::make_unique<BpeTokenizer>();
@@ -1030,7 +1035,7 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& token
         return load(tokenizer_json);
     } catch (const json::exception& e) {
         // Type checks above should catch everything; this keeps any miss a clean Error.
-        fail_file(tokenizer_json, "unexpected structure: " + clip(after_bracket(e.what()), 400));
+        fail_file(tokenizer_json, "unexpected structure: " + utf8::escaped(clip(after_bracket(e.what()), 400)));
     }
 }
 

@@ -456,7 +456,12 @@ TEST_CASE("malformed tokenizer.json files give errors naming the file and the pr
     CHECK_THAT(broken, Catch::StartsWith((dir.path / "broken.json").string() + ": invalid JSON: "));
     CHECK_THAT(broken, Catch::Contains("parse error"));
     CHECK_THAT(error_of_json(dir, "empty.json", ""), Catch::Contains("empty.json: invalid JSON"));
-    CHECK_THAT(error_of_json(dir, "latin1.json", "{\"a\": \"caf\xE9\"}"), Catch::Contains("latin1.json: invalid JSON"));
+    const std::string latin1 = error_of_json(dir, "latin1.json", "{\"a\": \"caf\xE9\"}");
+    CHECK_THAT(latin1, Catch::Contains("latin1.json: invalid JSON") && Catch::Contains("\\xE9"));
+    CHECK(latin1.find('\xE9') == std::string::npos);  // escaped, never raw
+    // tokenizers (serde_json) refuses a byte order mark that nlohmann would skip.
+    CHECK_THAT(error_of_json(dir, "bom.json", "\xEF\xBB\xBF" + base.dump()),
+               Catch::Contains("bom.json: starts with a UTF-8 byte order mark"));
     CHECK_THROWS_WITH(load_bpe_tokenizer(dir.path / "none.json"), (dir.path / "none.json").string() + ": no such file");
     CHECK_THROWS_WITH(load_bpe_tokenizer(dir.path), dir.path.string() + ": is a directory");
 
