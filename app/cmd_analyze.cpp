@@ -5,6 +5,7 @@
 #include <QCoreApplication>
 #include <QString>
 #include <filesystem>
+#include <limits>
 
 #include "app/commands.h"
 #include "model/analysis.h"
@@ -74,8 +75,9 @@ void register_analyze(CLI::App& app, std::vector<Command>& commands) {
     cmd->add_option("--preset", args->preset, "figure preset: single (3.5 in) | double (7 in)");
     cmd->add_option("--device", args->device, "auto | cpu | cuda | cuda:N");
     cmd->add_option("--precision", args->precision, "fp32 | bf16 (CUDA)")->check(CLI::IsMember({"fp32", "bf16"}));
-    cmd->add_option("--chunk", args->chunk, "tokens per stateful chunk")->check(CLI::Range(int64_t(1), int64_t(1) << 24));
-    cmd->add_option("--max-tokens", args->max_tokens, "analyse only the first N tokens (0 = all)")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--chunk", args->chunk, "tokens per stateful chunk")->transform(integer_in(1, int64_t(1) << 24));
+    cmd->add_option("--max-tokens", args->max_tokens, "analyse only the first N tokens (0 = all)")
+        ->transform(integer_in(0, std::numeric_limits<int64_t>::max()));
     commands.push_back({cmd, [args] { return run_analyze(*args); }});
 }
 

@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
     auto* cmd_score = app.add_subcommand("score", "per-token bits of a text under a checkpoint");
     cmd_score->add_option("--checkpoint", score.checkpoint, "checkpoint folder")->required();
     cmd_score->add_option("--text", score.text, "UTF-8 text file")->required();
-    cmd_score->add_option("--chunk", score.chunk, "tokens per stateful chunk");
+    cmd_score->add_option("--chunk", score.chunk, "tokens per stateful chunk")->transform(cli::integer_in(1, int64_t(1) << 24));
     cmd_score->add_option("--device", score.device, "cpu | cuda | cuda:N | auto");
     cmd_score->add_option("--precision", score.precision, "fp32 | bf16 (CUDA)")->check(CLI::IsMember({"fp32", "bf16"}));
     cmd_score->add_option("--out", score.out, "CSV file: index,byte_offset,token_id,bpt");

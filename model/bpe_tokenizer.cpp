@@ -16,6 +16,7 @@
 
 #include "model/error.h"
 #include "model/tokenizer.h"
+#include "model/utf8.h"
 
 namespace harmonic {
 
@@ -52,63 +53,6 @@ struct ByteMap {
 const ByteMap& byte_map() {
     static const ByteMap map;
     return map;
-}
-
-void append_utf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out.push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-        out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-        out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-        out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-        out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-}
-
-// Length of the strictly valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, surrogates or
-// code points > U+10FFFF), 0 when invalid. Kept here rather than shared with text.cpp because
-// this runs per character on the encode path and must not compute line numbers.
-size_t utf8_length(std::string_view s, size_t i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2;
-        if (b0 == 0xE0) lo = 0xA0;
-        if (b0 == 0xED) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3;
-        if (b0 == 0xF0) lo = 0x90;
-        if (b0 == 0xF4) hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (i + need >= s.size()) return 0;
-    for (size_t k = 1; k <= need; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if (b < (k == 1 ? lo : 0x80) || b > (k == 1 ? hi : 0xBF)) return 0;
-    }
-    return need + 1;
-}
-
-// Decodes one code point of a string nlohmann already validated as UTF-8.
-char32_t next_code_point(std::string_view s, size_t& i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    const size_t len = b0 < 0x80 ? 1 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : 4;
-    char32_t cp = len == 1 ? b0 : len == 2 ? (b0 & 0x1F) : len == 3 ? (b0 & 0x0F) : (b0 & 0x07);
-    for (size_t k = 1; k < len && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-    i += len;
-    return cp;
 }
 
 struct CodeDeleter {
@@ -190,40 +134,102 @@ Code compile(const std::string& pattern, bool literal, const std::filesystem::pa
     return code;
 }
 
-// Calls emit(begin, end) for consecutive pieces covering s: regex matches and the gaps between
-// them are both pieces (the "Isolated" split of tokenizers). Invalid UTF-8 cannot go through a
-// UTF regex, so each invalid byte becomes a piece of its own and the valid runs between them
-// are split by the regex; nothing throws and no byte is lost.
+// How a Split pre-tokenizer treats the pieces its pattern matches (tokenizers'
+// SplitDelimiterBehavior).
+enum class Behavior { Isolated, Removed, MergedWithPrevious, MergedWithNext, Contiguous };
+
+struct Span {
+    size_t begin;
+    size_t end;
+    bool match;
+};
+
+// Calls on_match(begin, end) for each match in a valid UTF-8 run the way tokenizers' Oniguruma
+// find_iter yields them: leftmost first, and an empty match right where the previous match ended
+// is skipped by moving on one character, so `x*` matches once between every two characters.
+template <class OnMatch>
+void find_matches(const pcre2_code* re, pcre2_match_data* md, std::string_view run, OnMatch&& on_match) {
+    size_t pos = 0;
+    size_t last_end = std::string_view::npos;
+    while (pos <= run.size()) {
+        const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(run.data()), run.size(), pos, PCRE2_NO_UTF_CHECK,
+                                   md, nullptr);
+        if (rc < 0) return;  // no match, or a resource limit: the rest is unmatched
+        const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+        const size_t mb = ov[0], me = ov[1];
+        if (me < mb || mb < pos) return;  // \K can report such spans; nothing sensible to split on
+        if (me == mb && me == last_end) {
+            if (pos >= run.size()) return;
+            pos += std::max<size_t>(1, utf8::sequence_length(run, pos));
+            continue;
+        }
+        on_match(mb, me);
+        last_end = pos = me;
+    }
+}
+
+// Calls emit(begin, end) for the pieces of s that a Split with this behaviour keeps, in order.
+// Invalid UTF-8 cannot go through a UTF regex, so each invalid byte becomes a piece of its own
+// (never removed) and the valid runs between them are split; nothing throws.
 template <class Emit>
-void split_isolated(const pcre2_code* re, pcre2_match_data* md, std::string_view s, Emit&& emit) {
+void split_pieces(const pcre2_code* re, pcre2_match_data* md, Behavior behavior, bool invert, std::string_view s,
+                  Emit&& emit) {
+    std::vector<Span> spans;
     size_t i = 0;
     while (i < s.size()) {
         size_t run_end = i;
         while (run_end < s.size()) {
-            const size_t len = utf8_length(s, run_end);
+            const size_t len = utf8::sequence_length(s, run_end);
             if (len == 0) break;
             run_end += len;
         }
         if (run_end > i) {
             const std::string_view run = s.substr(i, run_end - i);
-            // `gap` is where the next unmatched stretch starts; an empty match splits nothing.
-            size_t gap = 0, search = 0;
-            while (search < run.size()) {
-                const int rc = pcre2_match(re, reinterpret_cast<PCRE2_SPTR>(run.data()), run.size(), search,
-                                           PCRE2_NO_UTF_CHECK, md, nullptr);
-                if (rc < 0) break;  // no match, or a resource limit: the rest is one piece
-                const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-                const size_t mb = ov[0], me = ov[1];
-                if (me <= mb) {
-                    if (mb >= run.size()) break;
-                    search = mb + utf8_length(run, mb);
-                    continue;
+            if (behavior == Behavior::Isolated) {
+                // Matches and the gaps between them are pieces; an empty match still ends a gap.
+                size_t gap = 0;
+                find_matches(re, md, run, [&](size_t mb, size_t me) {
+                    if (mb > gap) emit(i + gap, i + mb);
+                    if (me > mb) emit(i + mb, i + me);
+                    gap = me;
+                });
+                if (gap < run.size()) emit(i + gap, i + run.size());
+            } else {
+                // tokenizers' NormalizedString::split: (offsets, is_match) covering the run,
+                // empty matches included, folded by the behaviour, empty pieces dropped.
+                spans.clear();
+                size_t prev = 0;
+                find_matches(re, md, run, [&](size_t mb, size_t me) {
+                    if (mb > prev) spans.push_back({prev, mb, invert});
+                    spans.push_back({mb, me, !invert});
+                    prev = me;
+                });
+                if (prev < run.size()) spans.push_back({prev, run.size(), invert});
+                std::vector<Span> kept;
+                bool previous = false;
+                if (behavior == Behavior::MergedWithNext) {
+                    for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+                        if (it->match && !previous && !kept.empty()) kept.back().begin = it->begin;
+                        else kept.push_back(*it);
+                        previous = it->match;
+                    }
+                    std::reverse(kept.begin(), kept.end());
+                } else {
+                    for (const Span& sp : spans) {
+                        if (behavior == Behavior::Removed) {
+                            if (!sp.match) kept.push_back(sp);
+                        } else if (!kept.empty() && (behavior == Behavior::Contiguous ? sp.match == previous
+                                                                                      : sp.match && !previous)) {
+                            kept.back().end = sp.end;
+                        } else {
+                            kept.push_back(sp);
+                        }
+                        previous = sp.match;
+                    }
                 }
-                if (mb > gap) emit(i + gap, i + mb);
-                emit(i + mb, i + me);
-                gap = search = me;
+                for (const Span& sp : kept)
+                    if (sp.end > sp.begin) emit(i + sp.begin, i + sp.end);
             }
-            if (gap < run.size()) emit(i + gap, i + run.size());
         }
         if (run_end < s.size()) {
             emit(run_end, run_end + 1);
@@ -233,6 +239,120 @@ void split_isolated(const pcre2_code* re, pcre2_match_data* md, std::string_view
         }
     }
 }
+
+// Unicode White_Space, the \s of the Rust regex crate that tokenizers strips around added tokens.
+bool is_white_space(char32_t c) {
+    return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+// The Rust regex crate's Unicode \w (UTS #18: Alphabetic, marks, decimal digits, connector
+// punctuation, joiners), which decides whether a single_word added token stands alone.
+bool is_word(char32_t c) {
+    if (c < 0x80) return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
+    static const pcre2_code* const word = [] {
+        int err = 0;
+        PCRE2_SIZE offset = 0;
+        const char* pattern = R"(\A[\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])";
+        return pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern), PCRE2_ZERO_TERMINATED, PCRE2_UTF, &err, &offset,
+                             nullptr);
+    }();
+    std::string ch;
+    utf8::append(ch, c);
+    pcre2_match_data* md = pcre2_match_data_create(1, nullptr);
+    const int rc = pcre2_match(word, reinterpret_cast<PCRE2_SPTR>(ch.data()), ch.size(), 0, PCRE2_NO_UTF_CHECK, md, nullptr);
+    pcre2_match_data_free(md);
+    return rc >= 0;
+}
+
+bool ends_with_word(std::string_view s) {
+    const size_t start = s.empty() ? std::string_view::npos : utf8::previous_start(s, s.size());
+    return start != std::string_view::npos && is_word(utf8::decode(s, start, s.size() - start));
+}
+
+bool starts_with_word(std::string_view s) {
+    const size_t len = s.empty() ? 0 : utf8::sequence_length(s, 0);
+    return len > 0 && is_word(utf8::decode(s, 0, len));
+}
+
+// Where the run of white space that ends s begins (s.size() when there is none).
+size_t trailing_space_start(std::string_view s) {
+    size_t end = s.size();
+    while (end > 0) {
+        const size_t start = utf8::previous_start(s, end);
+        if (start == std::string_view::npos || !is_white_space(utf8::decode(s, start, end - start))) break;
+        end = start;
+    }
+    return end;
+}
+
+size_t leading_space_length(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const size_t len = utf8::sequence_length(s, i);
+        if (len == 0 || !is_white_space(utf8::decode(s, i, len))) break;
+        i += len;
+    }
+    return i;
+}
+
+struct AddedToken {
+    std::string content;
+    int32_t id = 0;
+    bool single_word = false;
+    bool lstrip = false;
+    bool rstrip = false;
+};
+
+// The added tokens of one matching pass, found leftmost-longest as tokenizers' Aho-Corasick
+// automaton does; candidates are bucketed by first byte, longest first.
+struct AddedMatcher {
+    std::vector<AddedToken> tokens;
+    std::array<std::vector<uint32_t>, 256> by_first_byte;
+
+    void finish() {
+        for (uint32_t k = 0; k < tokens.size(); ++k) by_first_byte[static_cast<unsigned char>(tokens[k].content[0])].push_back(k);
+        for (auto& bucket : by_first_byte) {
+            std::stable_sort(bucket.begin(), bucket.end(),
+                             [&](uint32_t a, uint32_t b) { return tokens[a].content.size() > tokens[b].content.size(); });
+        }
+    }
+
+    // Calls emit(begin, end, id) for consecutive spans covering s; id is -1 for text between
+    // added tokens. Mirrors AddedVocabulary::find_matches: matches do not overlap, a single_word
+    // token next to a word character is skipped, lstrip/rstrip take the white space beside it.
+    template <class Emit>
+    void split(std::string_view s, Emit&& emit) const {
+        size_t start_offset = 0, pos = 0;
+        while (pos < s.size()) {
+            const AddedToken* found = nullptr;
+            size_t at = pos;
+            for (; at < s.size() && !found; ++at) {
+                for (uint32_t k : by_first_byte[static_cast<unsigned char>(s[at])]) {
+                    if (s.compare(at, tokens[k].content.size(), tokens[k].content) == 0) {
+                        found = &tokens[k];
+                        break;
+                    }
+                }
+            }
+            if (!found) break;
+            size_t start = at - 1, stop = start + found->content.size();
+            pos = stop;
+            if (found->single_word && ((start > 0 && ends_with_word(s.substr(0, start))) ||
+                                       (stop < s.size() && starts_with_word(s.substr(stop))))) {
+                continue;
+            }
+            if (found->lstrip) start = trailing_space_start(s.substr(0, start));
+            start = std::max(start, start_offset);
+            if (found->rstrip) stop += leading_space_length(s.substr(stop));
+            if (stop <= start) continue;  // a white-space token inside what the previous one took
+            if (start_offset < start) emit(start_offset, start, -1);
+            emit(start, stop, found->id);
+            start_offset = stop;
+        }
+        if (start_offset < s.size()) emit(start_offset, s.size(), -1);
+    }
+};
 
 struct MergeInfo {
     int32_t rank;
@@ -255,25 +375,56 @@ public:
     std::vector<std::string> bytes_of;         // id -> raw bytes ("" for unused ids)
     std::array<int32_t, 256> byte_id{};        // id of each single-byte token
     std::unordered_map<uint64_t, MergeInfo> merges;
-    std::vector<Code> splits;                  // Split pre-tokenizers before ByteLevel
+    struct SplitStage {
+        Code re;
+        Behavior behavior = Behavior::Isolated;
+        bool invert = false;
+    };
+    std::vector<SplitStage> splits;            // Split pre-tokenizers before ByteLevel
     Code byte_level_re;                        // null when use_regex is false
     bool add_prefix_space = false;
     bool ignore_merges = false;
+    bool drops_text = false;                   // see lossless()
+    // Added tokens: those with normalized=false are matched first, on the whole text, then those
+    // with normalized=true on what is left (the order tokenizers uses; there is no normalizer).
+    std::array<AddedMatcher, 2> added;
+    std::vector<int64_t> before, after;        // what the post-processor adds to a whole text
     int64_t size = 0;
 
-    Encoding encode(std::string_view text) const override {
+    Encoding encode_fragment(std::string_view text) const override {
         Encoding out;
         out.ids.reserve(text.size() / 3 + 1);
         out.byte_offsets.reserve(text.size() / 3 + 1);
         std::vector<MatchData> md;
         md.reserve(splits.size() + 1);
-        for (const auto& re : splits) md.emplace_back(pcre2_match_data_create_from_pattern(re.get(), nullptr));
+        for (const auto& st : splits) md.emplace_back(pcre2_match_data_create_from_pattern(st.re.get(), nullptr));
         MatchData byte_md(byte_level_re ? pcre2_match_data_create_from_pattern(byte_level_re.get(), nullptr) : nullptr);
         std::string prefixed;
         std::vector<int32_t> scratch;
-        stage(0, text, 0, md, byte_md.get(), prefixed, scratch, out);
+        auto text_part = [&](size_t b, size_t e) {
+            stage(0, text.substr(b, e - b), static_cast<int64_t>(b), md, byte_md.get(), prefixed, scratch, out);
+        };
+        auto token = [&](size_t b, int32_t id) {
+            out.ids.push_back(id);
+            out.byte_offsets.push_back(static_cast<int64_t>(b));
+        };
+        if (added[0].tokens.empty() && added[1].tokens.empty()) {
+            text_part(0, text.size());
+            return out;
+        }
+        added[0].split(text, [&](size_t b, size_t e, int32_t id) {
+            if (id >= 0) return token(b, id);
+            added[1].split(text.substr(b, e - b), [&](size_t b2, size_t e2, int32_t id2) {
+                if (id2 >= 0) return token(b + b2, id2);
+                text_part(b + b2, b + e2);
+            });
+        });
         return out;
     }
+
+    const std::vector<int64_t>& ids_before() const override { return before; }
+    const std::vector<int64_t>& ids_after() const override { return after; }
+    bool lossless() const override { return !drops_text; }
 
     std::string decode(const std::vector<int64_t>& ids) const override {
         std::string out;
@@ -302,7 +453,7 @@ private:
                std::string& prefixed, std::vector<int32_t>& scratch, Encoding& out) const {
         if (s.empty()) return;
         if (k < splits.size()) {
-            split_isolated(splits[k].get(), md[k].get(), s, [&](size_t b, size_t e) {
+            split_pieces(splits[k].re.get(), md[k].get(), splits[k].behavior, splits[k].invert, s, [&](size_t b, size_t e) {
                 stage(k + 1, s.substr(b, e - b), base + static_cast<int64_t>(b), md, byte_md, prefixed, scratch, out);
             });
             return;
@@ -327,7 +478,7 @@ private:
             }
         };
         if (byte_level_re) {
-            split_isolated(byte_level_re.get(), byte_md, piece, emit_piece);
+            split_pieces(byte_level_re.get(), byte_md, Behavior::Isolated, false, piece, emit_piece);
         } else {
             emit_piece(0, piece.size());
         }
@@ -357,7 +508,7 @@ private:
         ids.clear();
         if (ignore_merges) {
             std::string mapped;
-            for (unsigned char b : piece) append_utf8(mapped, byte_map().to_cp[b]);
+            for (unsigned char b : piece) utf8::append(mapped, byte_map().to_cp[b]);
             if (auto it = vocab.find(mapped); it != vocab.end()) {
                 ids.push_back(it->second);
                 return;
@@ -531,18 +682,117 @@ void parse_pre_tokenizer(const json& pre, BpeTokenizer& t, const std::filesystem
             } else {
                 fail_file(file, where + ".pattern must be {\"Regex\": ...} or {\"String\": ...}");
             }
-            const std::string behavior = p.value("behavior", std::string());
-            if (behavior != "Isolated") {
-                fail_file(file, where + ": Split behavior " + json_quoted(behavior) + " is not supported (only \"Isolated\")");
+            const json* behavior = p.contains("behavior") ? &p["behavior"] : nullptr;
+            static const std::pair<const char*, Behavior> behaviors[] = {
+                {"Isolated", Behavior::Isolated},           {"Removed", Behavior::Removed},
+                {"MergedWithPrevious", Behavior::MergedWithPrevious}, {"MergedWithNext", Behavior::MergedWithNext},
+                {"Contiguous", Behavior::Contiguous}};
+            BpeTokenizer::SplitStage stage;
+            bool known = false;
+            for (const auto& [name, value] : behaviors) {
+                if (behavior && behavior->is_string() && behavior->get<std::string>() == name) {
+                    stage.behavior = value;
+                    known = true;
+                }
             }
-            if (flag(p, "invert", false, file, where)) fail_file(file, where + ": Split with invert=true is not supported");
-            t.splits.push_back(compile(regex, literal, file, where + ".pattern"));
+            if (!known) {
+                fail_file(file, where + ".behavior is " + (behavior ? shown(*behavior) : std::string("missing")) +
+                                    ", expected \"Isolated\", \"Removed\", \"MergedWithPrevious\", \"MergedWithNext\" or "
+                                    "\"Contiguous\"");
+            }
+            stage.invert = flag(p, "invert", false, file, where);
+            if (stage.behavior == Behavior::Removed) t.drops_text = true;
+            stage.re = compile(regex, literal, file, where + ".pattern");
+            t.splits.push_back(std::move(stage));
         } else {
             fail_file(file, where + ": pre-tokenizer type " + json_quoted(ptype) +
                                 " is not supported (expected ByteLevel, optionally after Split)");
         }
     }
     if (!have_byte_level) fail_file(file, "pre_tokenizer has no ByteLevel step; only byte-level BPE is supported");
+}
+
+// The ids a post_processor adds around a single text (add_special_tokens=True), collected into
+// before/after; a Sequence applies its processors in turn, each around the previous result.
+void parse_post_processor(const json& pp, BpeTokenizer& t, const std::filesystem::path& file, const std::string& where) {
+    if (pp.is_null()) return;
+    if (!pp.is_object() || !pp.contains("type") || !pp["type"].is_string()) {
+        fail_file(file, where + " must be null or an object with a \"type\"");
+    }
+    const std::string type = pp["type"].get<std::string>();
+    auto wrap = [&](const std::vector<int64_t>& before, const std::vector<int64_t>& after) {
+        t.before.insert(t.before.begin(), before.begin(), before.end());
+        t.after.insert(t.after.end(), after.begin(), after.end());
+    };
+    if (type == "Sequence") {
+        auto it = pp.find("processors");
+        if (it == pp.end() || !it->is_array()) fail_file(file, where + ".processors must be a list");
+        for (size_t i = 0; i < it->size(); ++i) {
+            parse_post_processor((*it)[i], t, file, where + ".processors[" + std::to_string(i) + "]");
+        }
+    } else if (type == "ByteLevel") {
+        // Only trims offsets; the ids are those of the pre-tokenizer and the model.
+    } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+        // A single text becomes cls, text, sep.
+        int64_t ids[2] = {0, 0};
+        const char* const keys[2] = {"cls", "sep"};
+        for (int k = 0; k < 2; ++k) {
+            const std::string w = where + "." + keys[k];
+            auto it = pp.find(keys[k]);
+            if (it == pp.end() || !it->is_array() || it->size() != 2 || !(*it)[0].is_string()) {
+                fail_file(file, w + " must be [token, id]");
+            }
+            ids[k] = read_id((*it)[1], file, w + "[1]");
+        }
+        wrap({ids[0]}, {ids[1]});
+    } else if (type == "TemplateProcessing") {
+        auto single = pp.find("single");
+        if (single == pp.end() || !single->is_array()) fail_file(file, where + ".single must be a list");
+        auto specials = pp.find("special_tokens");
+        if (specials != pp.end() && !specials->is_object()) fail_file(file, where + ".special_tokens must be an object");
+        std::vector<int64_t> before, after;
+        int sequences = 0;
+        for (size_t i = 0; i < single->size(); ++i) {
+            const json& piece = (*single)[i];
+            const std::string w = where + ".single[" + std::to_string(i) + "]";
+            if (piece.is_object() && piece.contains("Sequence")) {
+                const json& seq = piece["Sequence"];
+                if (!seq.is_object() || !seq.contains("id") || seq["id"] != "A") {
+                    fail_file(file, w + ": a single-text template can only hold the sequence $A, not " +
+                                        (seq.is_object() && seq.contains("id") ? shown(seq["id"]) : shown(seq)));
+                }
+                ++sequences;
+            } else if (piece.is_object() && piece.contains("SpecialToken")) {
+                const json& sp = piece["SpecialToken"];
+                if (!sp.is_object() || !sp.contains("id") || !sp["id"].is_string()) {
+                    fail_file(file, w + ".SpecialToken must be an object with a string \"id\"");
+                }
+                const std::string name = sp["id"].get<std::string>();
+                if (specials == pp.end() || !specials->contains(name)) {
+                    fail_file(file, w + ": special token " + json_quoted(name) + " is not in " + where + ".special_tokens");
+                }
+                const json& entry = (*specials)[name];
+                const std::string we = where + ".special_tokens[" + json_quoted(name) + "]";
+                if (!entry.is_object() || !entry.contains("ids") || !entry["ids"].is_array()) {
+                    fail_file(file, we + " must be an object with a list \"ids\"");
+                }
+                for (size_t k = 0; k < entry["ids"].size(); ++k) {
+                    (sequences == 0 ? before : after)
+                        .push_back(read_id(entry["ids"][k], file, we + ".ids[" + std::to_string(k) + "]"));
+                }
+            } else {
+                fail_file(file, w + " is " + shown(piece) + ", expected {\"Sequence\": ...} or {\"SpecialToken\": ...}");
+            }
+        }
+        if (sequences != 1) {
+            fail_file(file, where + ".single must hold the sequence $A exactly once, not " + std::to_string(sequences) + " times");
+        }
+        wrap(before, after);
+    } else {
+        fail_file(file, where + ": post-processor type " + json_quoted(type) +
+                            " is not supported (expected TemplateProcessing, RobertaProcessing, BertProcessing, "
+                            "ByteLevel or a Sequence of them)");
+    }
 }
 
 std::string after_bracket(const std::string& what) {
@@ -553,11 +803,16 @@ std::string after_bracket(const std::string& what) {
 
 std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     const std::string data = read_capped(file);
+    // nlohmann skips a byte order mark; tokenizers (serde_json) refuses the file.
+    if (data.compare(0, 3, "\xEF\xBB\xBF") == 0) {
+        fail_file(file, "starts with a UTF-8 byte order mark (EF BB BF), which tokenizers refuses");
+    }
     json root;
     try {
         root = json::parse(data);
     } catch (const json::exception& e) {
-        fail_file(file, "invalid JSON: " + clip(after_bracket(e.what()), 400));
+        // The parser quotes what it read, invalid bytes included: escaped (\xNN) here.
+        fail_file(file, "invalid JSON: " + utf8::escaped(clip(after_bracket(e.what()), 400)));
     }
     if (!root.is_object()) fail_file(file, "expected a JSON object at the top level");
     auto t = std::make_unique<BpeTokenizer>();
@@ -578,6 +833,16 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
         }
     }
     t->ignore_merges = flag(model, "ignore_merges", false, file, "model");
+    // Dropout skips merges at random: the ids would change from one run to the next.
+    if (auto it = model.find("dropout"); it != model.end() && !it->is_null() && !(it->is_number() && it->get<double>() == 0.0)) {
+        fail_file(file, "model.dropout is " + shown(*it) +
+                            "; BPE dropout makes the ids random and is not supported (null or 0 only)");
+    }
+    for (const char* key : {"truncation", "padding"}) {
+        if (auto it = root.find(key); it != root.end() && !it->is_null()) {
+            fail_file(file, std::string(key) + " is set; it changes the ids of a text and is not supported (null only)");
+        }
+    }
 
     // A normalizer would change the text before tokenization; silently skipping it would give
     // ids the model never saw, so refuse instead.
@@ -624,9 +889,16 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
         max_id = std::max(max_id, id);
     }
 
+    // Added tokens get their ids as tokenizers assigns them on load (the "id" written in the file
+    // is only checked there, with a warning): the vocab's id when the content is a vocab token,
+    // else the next id after model.vocab's entries and the added tokens so far. A file whose ids
+    // disagree would give other ids here than there, so it is refused.
     std::vector<std::pair<int64_t, std::string>> added;
     if (auto ait = root.find("added_tokens"); ait != root.end() && !ait->is_null()) {
         if (!ait->is_array()) fail_file(file, "added_tokens must be a list");
+        const int64_t vocab_count = static_cast<int64_t>(t->vocab.size());
+        int64_t max_added = -1;
+        std::unordered_map<std::string, size_t> seen;
         for (size_t i = 0; i < ait->size(); ++i) {
             const json& a = (*ait)[i];
             const std::string where = "added_tokens[" + std::to_string(i) + "]";
@@ -635,11 +907,53 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
             }
             const int64_t id = read_id(a["id"], file, where + ".id");
             check_dense(id, where + ".id");
-            added.emplace_back(id, a["content"].get<std::string>());
+            AddedToken token;
+            token.content = a["content"].get<std::string>();
+            if (token.content.empty()) fail_file(file, where + ".content is empty");
+            bool flags[5];
+            const char* const names[5] = {"single_word", "lstrip", "rstrip", "normalized", "special"};
+            for (int k = 0; k < 5; ++k) {
+                if (!a.contains(names[k])) fail_file(file, where + " has no \"" + names[k] + "\" (tokenizers requires it)");
+                flags[k] = flag(a, names[k], false, file, where);
+            }
+            if (auto [it, fresh] = seen.emplace(token.content, i); !fresh) {
+                fail_file(file, where + ".content " + json_quoted(token.content) + " is already added_tokens[" +
+                                    std::to_string(it->second) + "]");
+            }
+            int64_t expected;
+            if (auto v = t->vocab.find(token.content); v != t->vocab.end()) {
+                expected = v->second;
+            } else {
+                expected = max_added < 0 || max_added < vocab_count ? vocab_count : max_added + 1;
+            }
+            if (id != expected) {
+                fail_file(file, where + ".id is " + std::to_string(id) + ", but the tokenizers package gives " +
+                                    json_quoted(token.content) + " the id " + std::to_string(expected) +
+                                    " (a vocab token keeps its vocab id; others follow the " + std::to_string(vocab_count) +
+                                    " entries of model.vocab in order)");
+            }
+            max_added = std::max(max_added, id);
+            token.id = static_cast<int32_t>(id);
+            token.single_word = flags[0];
+            token.lstrip = flags[1];
+            token.rstrip = flags[2];
+            if (token.lstrip || token.rstrip) t->drops_text = true;
+            added.emplace_back(id, token.content);
+            t->added[flags[3] ? 1 : 0].tokens.push_back(std::move(token));
             max_id = std::max(max_id, id);
         }
+        for (auto& matcher : t->added) matcher.finish();
     }
     t->size = max_id + 1;
+    if (auto it = root.find("post_processor"); it != root.end()) parse_post_processor(*it, *t, file, "post_processor");
+    for (const auto* list : {&t->before, &t->after}) {
+        for (int64_t id : *list) {
+            if (id >= t->size) {
+                fail_file(file, "post_processor adds the id " + std::to_string(id) + ", which is not a token (the vocabulary has " +
+                                    std::to_string(t->size) + ")");
+            }
+        }
+    }
 
     // Token bytes: vocab entries are byte-mapped text; characters outside the byte alphabet
     // (special tokens) are kept as their own UTF-8.
@@ -649,7 +963,9 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
         std::string& out = t->bytes_of[static_cast<size_t>(id)];
         for (size_t i = 0; i < text.size();) {
             const size_t start = i;
-            const char32_t cp = next_code_point(text, i);
+            const size_t len = std::max<size_t>(1, utf8::sequence_length(text, i));  // nlohmann checked UTF-8
+            const char32_t cp = utf8::decode(text, i, len);
+            i += len;
             if (cp < bm.to_byte.size() && bm.to_byte[cp] >= 0) {
                 out.push_back(static_cast<char>(bm.to_byte[cp]));
             } else {
@@ -666,7 +982,7 @@ std::unique_ptr<Tokenizer> load(const std::filesystem::path& file) {
     // Every byte must have a token, or encoding would drop bytes it cannot represent.
     for (int b = 0; b < 256; ++b) {
         std::string sym;
-        append_utf8(sym, bm.to_cp[b]);
+        utf8::append(sym, bm.to_cp[b]);
         auto it = t->vocab.find(sym);
         if (it == t->vocab.end()) {
             char hex[8];
@@ -719,7 +1035,7 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::filesystem::path& token
         return load(tokenizer_json);
     } catch (const json::exception& e) {
         // Type checks above should catch everything; this keeps any miss a clean Error.
-        fail_file(tokenizer_json, "unexpected structure: " + clip(after_bracket(e.what()), 400));
+        fail_file(tokenizer_json, "unexpected structure: " + utf8::escaped(clip(after_bracket(e.what()), 400)));
     }
 }
 

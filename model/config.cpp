@@ -9,6 +9,7 @@
 
 #include "model/error.h"
 #include "model/io.h"
+#include "model/utf8.h"
 
 namespace harmonic {
 
@@ -24,6 +25,10 @@ std::string clip(const std::string& s, std::size_t limit = 200) {
     while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
     return s.substr(0, n) + "... (" + std::to_string(s.size()) + " bytes)";
 }
+
+// Text from the file, clipped and escaped (\xNN), so that invalid UTF-8 and control characters
+// never reach a terminal or dialog raw.
+std::string escaped_clip(const std::string& s, std::size_t limit = 200) { return utf8::escaped(clip(s, limit)); }
 
 // A value for a message. dump() recurses once per level of nesting, so a deeply nested value
 // (a file can hold a million levels) is named by its type instead of printed.
@@ -50,7 +55,7 @@ Family family_from_name(const std::string& name, const std::string& source) {
     if (name == "harmonic") return Family::Harmonic;
     if (name == "transformer") return Family::Transformer;
     if (name == "mamba") return Family::Mamba;
-    throw Error(source + ": unknown model_type '" + clip(name) + "' (expected harmonic, transformer or mamba)");
+    throw Error(source + ": unknown model_type '" + escaped_clip(name) + "' (expected harmonic, transformer or mamba)");
 }
 
 namespace {
@@ -106,7 +111,7 @@ void read_field(const json& j, const char* key, T& out, const std::string& where
 
 void reject_unknown(const json& j, const std::set<std::string>& known, const std::string& where) {
     for (const auto& [key, value] : j.items()) {
-        if (!known.count(key)) throw Error(where + ": unknown field '" + clip(key) + "'");
+        if (!known.count(key)) throw Error(where + ": unknown field '" + escaped_clip(key) + "'");
     }
 }
 
@@ -152,7 +157,7 @@ void ModelConfig::validate(const std::string& source) const {
     if (d_model < 1 || d_model > 65536) bad("d_model", "must be in [1, 65536], got " + std::to_string(d_model));
     if (vocab_size < 2 || vocab_size > 10'000'000)
         bad("vocab_size", "must be in [2, 10000000], got " + std::to_string(vocab_size));
-    if (tokenizer != "bytes" && tokenizer != "bpe") bad("tokenizer", "must be \"bytes\" or \"bpe\", got \"" + clip(tokenizer) + "\"");
+    if (tokenizer != "bytes" && tokenizer != "bpe") bad("tokenizer", "must be \"bytes\" or \"bpe\", got \"" + escaped_clip(tokenizer) + "\"");
     if (tokenizer == "bytes" && vocab_size < 256) bad("vocab_size", "a byte-level model needs at least 256, got " + std::to_string(vocab_size));
     switch (family) {
         case Family::Harmonic: {
@@ -162,10 +167,10 @@ void ModelConfig::validate(const std::string& source) const {
             for (double tau : h.timescales)
                 if (!(tau >= 1.0 && tau <= 1e7)) bad("harmonic.timescales", "each tau must be in [1, 1e7]");
             if (h.pool < 2 || h.pool > 64) bad("harmonic.pool", "must be in [2, 64]");
-            if (h.routing != "error" && h.routing != "raw") bad("harmonic.routing", "must be \"error\" or \"raw\", got \"" + clip(h.routing) + "\"");
-            if (h.cell != "gated_ema" && h.cell != "selective") bad("harmonic.cell", "must be \"gated_ema\" or \"selective\", got \"" + clip(h.cell) + "\"");
+            if (h.routing != "error" && h.routing != "raw") bad("harmonic.routing", "must be \"error\" or \"raw\", got \"" + escaped_clip(h.routing) + "\"");
+            if (h.cell != "gated_ema" && h.cell != "selective") bad("harmonic.cell", "must be \"gated_ema\" or \"selective\", got \"" + escaped_clip(h.cell) + "\"");
             if (h.prediction != "temporal" && h.prediction != "top_down")
-                bad("harmonic.prediction", "must be \"temporal\" or \"top_down\", got \"" + clip(h.prediction) + "\"");
+                bad("harmonic.prediction", "must be \"temporal\" or \"top_down\", got \"" + escaped_clip(h.prediction) + "\"");
             if (h.prediction == "top_down" && h.routing == "raw") bad("harmonic.prediction", "top_down needs routing \"error\"");
             if (h.blocks < 1 || h.blocks > 64) bad("harmonic.blocks", "must be in [1, 64]");
             break;
@@ -288,13 +293,33 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
 
 ModelConfig ModelConfig::load(const std::filesystem::path& config_json) {
     const auto bytes = read_file_bytes(config_json, 16u << 20);
+    // nlohmann skips a byte order mark; Python's json (which reads config.json in the Hugging
+    // Face tools) refuses it, and so do we.
+    if (bytes.size() >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF)
+        fail_file(config_json, "starts with a UTF-8 byte order mark (EF BB BF); JSON must not have one");
+    // nlohmann keeps the last of duplicate keys silently; a config whose meaning depends on which
+    // duplicate a reader keeps is refused, as the safetensors header is.
+    std::vector<std::set<std::string>> keys_seen;
+    std::string duplicate;
+    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
+        if (event == json::parse_event_t::object_start) {
+            keys_seen.emplace_back();
+        } else if (event == json::parse_event_t::object_end) {
+            if (!keys_seen.empty()) keys_seen.pop_back();
+        } else if (event == json::parse_event_t::key && !keys_seen.empty() && duplicate.empty()) {
+            const auto& key = parsed.get_ref<const std::string&>();
+            if (!keys_seen.back().insert(key).second) duplicate = key;
+        }
+        return true;
+    };
     json j;
     try {
-        j = json::parse(bytes.begin(), bytes.end());
+        j = json::parse(bytes.begin(), bytes.end(), callback);
     } catch (const json::exception& e) {
         // nlohmann reports invalid UTF-8 and syntax errors here with the byte position.
-        fail_file(config_json, "not valid JSON: " + clip(e.what(), 400));
+        fail_file(config_json, "not valid JSON: " + escaped_clip(e.what(), 400));
     }
+    if (!duplicate.empty()) fail_file(config_json, "duplicate key '" + escaped_clip(duplicate) + "'");
     return from_json(j, config_json.string());
 }
 

@@ -448,7 +448,7 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
                            cache.string());
     const int width = vocab <= 256 ? 1 : 4;
     CacheWriter writer(cache, width, vocab);
-    const std::vector<int64_t> separator_ids = bytes ? std::vector<int64_t>{} : tokenizer.encode(options.separator).ids;
+    const std::vector<int64_t> separator_ids = bytes ? std::vector<int64_t>{} : tokenizer.encode_fragment(options.separator).ids;
     uint64_t checksum = kFnvOffset;
     // Progress for big corpora (a 2 GB text takes seconds as bytes, minutes through BPE).
     uint64_t done_bytes = 0;
@@ -469,7 +469,7 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
         }
         tokenize_file(corpus.files[i], !bytes, options.block_bytes, checksum, [&](std::string_view part) {
             if (bytes) writer.add_bytes(part);
-            else writer.add_ids(tokenizer.encode(part).ids);
+            else writer.add_ids(tokenizer.encode_fragment(part).ids);
             progress(part.size());
         });
     }

@@ -2,6 +2,7 @@
 
 #include "model/error.h"
 #include "model/io.h"
+#include "model/utf8.h"
 
 #include <nlohmann/json.hpp>
 
@@ -82,9 +83,11 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::string short_dump(const json& v) { return clip(v.dump()); }
 
+// Names and keys from the file are escaped (\xNN): control characters never reach a terminal
+// or dialog raw.
 std::string quote_name(std::string_view name) {
-    if (name.size() <= max_shown) return "'" + std::string(name) + "'";
-    return "'" + std::string(name.substr(0, cut_point(name))) + "...' (" + std::to_string(name.size()) +
+    if (name.size() <= max_shown) return "'" + utf8::escaped(name) + "'";
+    return "'" + utf8::escaped(name.substr(0, cut_point(name))) + "...' (" + std::to_string(name.size()) +
            " bytes)";
 }
 
@@ -330,6 +333,9 @@ File File::parse(std::vector<uint8_t> bytes, const std::string& source) {
 
     const auto* hbegin = reinterpret_cast<const char*>(bytes.data() + 8);
     const std::string_view text(hbegin, static_cast<std::size_t>(n));
+    // nlohmann skips a byte order mark; the reference (serde_json) refuses one.
+    if (text.substr(0, 3) == "\xEF\xBB\xBF")
+        bad("safetensors header starts with a UTF-8 byte order mark (EF BB BF), which the format does not allow");
     if (const std::string problem = prescan_header(text); !problem.empty()) bad(problem);
 
     // nlohmann keeps the last of duplicate keys silently; a file whose meaning depends on which
@@ -352,7 +358,7 @@ File File::parse(std::vector<uint8_t> bytes, const std::string& source) {
         header = json::parse(text.begin(), text.end(), callback);
     } catch (const json::exception& e) {
         // nlohmann quotes the last token read, which can be most of the header.
-        bad("safetensors header is not valid JSON: " + clip(e.what(), 2 * max_shown));
+        bad("safetensors header is not valid JSON: " + utf8::escaped(clip(e.what(), 2 * max_shown)));
     }
     if (!duplicate.empty()) bad("safetensors header has duplicate key " + quote_name(duplicate));
     if (!header.is_object())

@@ -8,75 +8,11 @@
 #include <system_error>
 
 #include "model/error.h"
+#include "model/utf8.h"
 
 namespace harmonic {
 
 namespace {
-
-std::string hex_byte(unsigned char b) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "0x%02X", b);
-    return buf;
-}
-
-// Bytes that can never appear in UTF-8 get their own message: they usually mean the file is
-// in another encoding (Latin-1, UTF-16) rather than damaged.
-std::string describe_bad_lead(unsigned char b) {
-    if (b >= 0x80 && b <= 0xBF) return "unexpected continuation byte " + hex_byte(b) + " (no lead byte before it)";
-    if (b == 0xC0 || b == 0xC1) return "overlong encoding: lead byte " + hex_byte(b) + " never appears in UTF-8";
-    return "invalid byte " + hex_byte(b) + " (never appears in UTF-8)";
-}
-
-// Length of the valid UTF-8 sequence at s[i], or 0 with `why` set. Strict per RFC 3629:
-// the second-byte ranges exclude overlong forms, UTF-16 surrogates and code points > U+10FFFF.
-size_t utf8_sequence(std::string_view s, size_t i, std::string* why) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    if (b0 < 0x80) return 1;
-    size_t need = 0;
-    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        need = 1;
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        need = 2;
-        if (b0 == 0xE0) lo = 0xA0;
-        if (b0 == 0xED) hi = 0x9F;
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        need = 3;
-        if (b0 == 0xF0) lo = 0x90;
-        if (b0 == 0xF4) hi = 0x8F;
-    } else {
-        if (why) *why = describe_bad_lead(b0);
-        return 0;
-    }
-    for (size_t k = 1; k <= need; ++k) {
-        if (i + k >= s.size()) {
-            if (why) {
-                *why = "truncated sequence at end of input: lead byte " + hex_byte(b0) + " needs " +
-                       std::to_string(need) + " continuation byte" + (need == 1 ? "" : "s") + ", found " +
-                       std::to_string(k - 1);
-            }
-            return 0;
-        }
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        const unsigned char min = k == 1 ? lo : 0x80, max = k == 1 ? hi : 0xBF;
-        if (b < min || b > max) {
-            if (why) {
-                const std::string pair = hex_byte(b0) + " " + hex_byte(b);
-                if (b < 0x80 || b > 0xBF) {
-                    *why = "invalid continuation byte " + hex_byte(b) + " after lead byte " + hex_byte(b0);
-                } else if (b0 == 0xED) {
-                    *why = "UTF-16 surrogate (U+D800..U+DFFF) encoded as " + pair;
-                } else if (b0 == 0xF4) {
-                    *why = "code point above U+10FFFF (" + pair + ")";
-                } else {
-                    *why = "overlong encoding " + pair;
-                }
-            }
-            return 0;
-        }
-    }
-    return need + 1;
-}
 
 std::string human_size(uint64_t bytes) {
     char buf[64];
@@ -127,8 +63,7 @@ std::optional<Utf8Problem> find_utf8_problem(std::string_view bytes) {
             i += 8;
         }
         if (i >= n) break;
-        std::string why;
-        const size_t len = utf8_sequence(bytes, i, &why);
+        const size_t len = utf8::sequence_length(bytes, i);
         if (len == 0) {
             Utf8Problem p;
             p.byte_offset = static_cast<int64_t>(i);
@@ -136,7 +71,7 @@ std::optional<Utf8Problem> find_utf8_problem(std::string_view bytes) {
             p.line = 1 + static_cast<int64_t>(std::count(before.begin(), before.end(), '\n'));
             const size_t nl = before.rfind('\n');
             p.column = static_cast<int64_t>(nl == std::string_view::npos ? i + 1 : i - nl);
-            p.what = std::move(why);
+            p.what = utf8::describe_invalid(bytes, i);
             return p;
         }
         i += len;

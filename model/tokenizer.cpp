@@ -9,7 +9,7 @@ namespace {
 // One token per byte: the tokenizer every byte-level model uses, so it needs no file.
 class ByteTokenizer final : public Tokenizer {
 public:
-    Encoding encode(std::string_view text) const override {
+    Encoding encode_fragment(std::string_view text) const override {
         Encoding out;
         out.ids.resize(text.size());
         out.byte_offsets.resize(text.size());
@@ -47,6 +47,27 @@ private:
 };
 
 }  // namespace
+
+Encoding Tokenizer::encode(std::string_view text) const {
+    Encoding out = encode_fragment(text);
+    const auto& before = ids_before();
+    const auto& after = ids_after();
+    if (before.empty() && after.empty()) return out;
+    out.ids.insert(out.ids.begin(), before.begin(), before.end());
+    out.byte_offsets.insert(out.byte_offsets.begin(), before.size(), 0);
+    out.ids.insert(out.ids.end(), after.begin(), after.end());
+    out.byte_offsets.insert(out.byte_offsets.end(), after.size(), static_cast<int64_t>(text.size()));
+    out.added_before = static_cast<int64_t>(before.size());
+    out.added_after = static_cast<int64_t>(after.size());
+    return out;
+}
+
+namespace {
+const std::vector<int64_t> kNoIds;
+}  // namespace
+
+const std::vector<int64_t>& Tokenizer::ids_before() const { return kNoIds; }
+const std::vector<int64_t>& Tokenizer::ids_after() const { return kNoIds; }
 
 std::unique_ptr<Tokenizer> make_byte_tokenizer() { return std::make_unique<ByteTokenizer>(); }
 

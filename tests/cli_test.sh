@@ -55,6 +55,8 @@ expect_error "unknown model" "unknown model_type 'lstm'" "$HARMONIC" init --mode
 expect_error "bad timescales" "--timescales" "$HARMONIC" init --model harmonic --d-model 8 --timescales 4,x --out "$tmp/x"
 expect_error "bad routing" "harmonic.routing" "$HARMONIC" init --model harmonic --d-model 8 --routing up --out "$tmp/x"
 expect_error "bad chunk" "--chunk" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 0
+# CLI11 converted with strtoll, which saturated this to 2^63 - 1 without a word.
+expect_error "huge chunk" "--chunk: '99999999999999999999' is out of range" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --chunk 99999999999999999999
 expect_error "bad device" "--device" "$HARMONIC" score --checkpoint "$tmp/h" --text "$tmp/text.txt" --device tpu
 expect_error "kernel benchmark with --train" "--kernels" "$HARMONIC" bench --kernels --train
 # Without a GPU (CI) the kernel benchmark says why it cannot run (on the GPU machine it would run).

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "model/config.h"
@@ -149,4 +150,70 @@ TEST_CASE("config files: missing, not JSON, invalid UTF-8", "[config]") {
     c.tokenizer = "bytes";
     c.save(dir / "ok.json");
     CHECK(ModelConfig::load(dir / "ok.json").to_json() == c.resolved().to_json());
+}
+
+TEST_CASE("config.json: duplicate keys and a byte order mark are refused", "[config]") {
+    auto dir = temp_dir("strict");
+    auto load_error = [&](const std::string& name, const std::string& content) -> std::string {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        try {
+            ModelConfig::load(dir / name);
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "(loaded)";
+    };
+    const std::string file = (dir / "dup.json").string();
+    // Accepted before, with the last d_model winning.
+    CHECK(load_error("dup.json", R"({"model_type": "harmonic", "d_model": 64, "d_model": 128})") ==
+          file + ": duplicate key 'd_model'");
+    CHECK_THAT(load_error("dup_nested.json", R"({"model_type": "harmonic", "harmonic": {"pool": 4, "pool": 8}})"),
+               Contains("dup_nested.json: duplicate key 'pool'"));
+    // The same key in two different objects is not a duplicate.
+    CHECK(load_error("two_objects.json", R"({"model_type": "harmonic", "harmonic": {"pool": 4}, "mamba": {"layers": 4}})") ==
+          "(loaded)");
+    CHECK_THAT(load_error("bom.json", "\xEF\xBB\xBF{\"model_type\": \"harmonic\"}"),
+               Contains("bom.json: starts with a UTF-8 byte order mark"));
+}
+
+TEST_CASE("config.json: bytes from the file are escaped in messages", "[config]") {
+    auto dir = temp_dir("escaped");
+    auto load_error = [&](const std::string& name, const std::string& content) -> std::string {
+        std::ofstream(dir / name, std::ios::binary) << content;
+        try {
+            ModelConfig::load(dir / name);
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "(loaded)";
+    };
+    // The parser quotes the invalid bytes it read; they used to reach the message raw.
+    const std::string bad_utf8 = load_error("utf8.json", "{\"model_type\": \"harm\xff\xfeonic\"}");
+    CHECK_THAT(bad_utf8, Contains("not valid JSON") && Contains("\\xFF"));
+    CHECK(bad_utf8.find('\xff') == std::string::npos);
+    // Control characters in a value (valid JSON escapes) are shown as \xNN too.
+    const std::string control = load_error("control.json", R"({"model_type": "harmonic\u001b[2J"})");
+    CHECK_THAT(control, Contains("unknown model_type 'harmonic\\x1B[2J'"));
+    CHECK(control.find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("integer flags are parsed exactly: no saturation, no octal", "[config][cli]") {
+    // CLI11 read --chunk 99999999999999999999 with strtoll, which saturates to 2^63 - 1.
+    CHECK_THROWS_WITH(parse_integer("99999999999999999999", "--chunk", 1, int64_t(1) << 24),
+                      "--chunk: '99999999999999999999' is out of range (expected an integer in [1, 16777216])");
+    CHECK_THROWS_WITH(parse_integer("16777217", "--chunk", 1, int64_t(1) << 24), Contains("is out of range"));
+    CHECK_THROWS_WITH(parse_integer("0", "--chunk", 1, 10), Contains("--chunk: '0' is out of range"));
+    CHECK_THROWS_WITH(parse_integer("-99999999999999999999", "--x", 0, 10), Contains("is out of range"));
+    for (const char* bad : {"", "12q", "1e3", "0x10", " 5", "5 ", "+5", "1.0", "--5"}) {
+        INFO(bad);
+        CHECK_THROWS_WITH(parse_integer(bad, "--chunk", 0, 100), Contains("is not an integer"));
+    }
+    CHECK(parse_integer("010", "--chunk", 0, 100) == 10);
+    CHECK(parse_integer("16777216", "--chunk", 1, int64_t(1) << 24) == 16777216);
+    CHECK(parse_integer("-3", "--x", -5, 5) == -3);
+    CHECK(parse_integer("9223372036854775807", "--x", 0, std::numeric_limits<int64_t>::max()) ==
+          std::numeric_limits<int64_t>::max());
+    int64_t v = 7;
+    CHECK(integer_problem("x", 0, 1, v) == "'x' is not an integer (expected an integer in [0, 1])");
+    CHECK(v == 7);
 }

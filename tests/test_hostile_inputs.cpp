@@ -455,9 +455,11 @@ TEST_CASE("hostile tokenizer.json: a huge id in a small file allocates nothing",
     REQUIRE(a.kind == "error");
     check_message(a.message, added, "added_tokens[2].id is 5000000, beyond the");
 
-    // Ids up to the file's size still load (sparse vocabularies with a few holes are real).
+    // Ids up to the file's size still load (sparse vocabularies with a few holes are real). The
+    // added token then follows model.vocab's 801 entries, as tokenizers numbers it.
     json holes = base_tokenizer();
-    holes["added_tokens"].push_back({{"id", 5000}, {"content", "<late>"}});
+    holes["model"]["vocab"]["<late>"] = 5000;
+    holes["added_tokens"][1]["id"] = 801;
     const fs::path late = dir.write("late.json", holes.dump());
     CHECK(harmonic::load_bpe_tokenizer(late)->vocab_size() == 5001);
 }

@@ -436,6 +436,19 @@ TEST_CASE("safetensors: malformed files are refused with the file and the proble
         set_length(bytes, 100'000'001);
         expect(parse_error(std::move(bytes)), "header length 100000001 exceeds the 100000000-byte limit");
     }
+    SECTION("a UTF-8 byte order mark before the header") {
+        // nlohmann skipped it silently; the reference package (serde_json) refuses the file.
+        expect(parse_error("\xEF\xBB\xBF{" + w + "}", 24), "header starts with a UTF-8 byte order mark");
+    }
+    SECTION("bytes from the file are escaped in messages") {
+        // A tensor name with control characters, and invalid UTF-8 the JSON parser quotes.
+        const std::string name_msg = parse_error("{" + entry("w\\u001b[2J", "F32", "[2,3]", 0, 20) + "}", 24);
+        CHECK_THAT(name_msg, Contains("tensor 'w\\x1B[2J'"));
+        CHECK(name_msg.find('\x1b') == std::string::npos);
+        const std::string utf8_msg = parse_error("{\"w\xff\": 1}", 0);
+        CHECK_THAT(utf8_msg, Contains("not valid JSON") && Contains("\\xFF"));
+        CHECK(utf8_msg.find('\xff') == std::string::npos);
+    }
     SECTION("header length below 2") {
         expect(parse_error(make_file("", 0)), "header length 0 is too small");
         expect(parse_error(make_file("{", 0)), "header length 1 is too small");

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -47,7 +48,7 @@ std::vector<int64_t> as_ids(const json& j) { return j.get<std::vector<int64_t>>(
 
 // The invariants every encoding must satisfy, whatever the input.
 void check_round_trip(const Tokenizer& tok, const std::string& s) {
-    const Encoding e = tok.encode(s);
+    const Encoding e = tok.encode_fragment(s);
     REQUIRE(e.ids.size() == e.byte_offsets.size());
     CHECK(tok.decode(e.ids) == s);
     int64_t expected = 0;
@@ -147,20 +148,28 @@ TEST_CASE("BPE matches the reference tokenizers package on every fixture case", 
     }
 }
 
-TEST_CASE("BPE variants: prefix space, no regex, Split, ignore_merges", "[tokenizer][bpe]") {
+TEST_CASE("BPE variants match the reference: prefix space, Split behaviours, added tokens, post-processors",
+          "[tokenizer][bpe]") {
     const json variants = read_json(kFixtures / "cases_variants.json");
-    REQUIRE(variants.size() == 4);
+    REQUIRE(variants.size() == 13);
     for (const auto& [name, cases] : variants.items()) {
         auto tok = load_bpe_tokenizer(kFixtures / name);
         for (const json& c : cases) {
             const std::string text = c["text"].get<std::string>();
             INFO(name << ": " << json(text).dump());
-            const Encoding e = tok->encode(text);
-            CHECK(e.ids == as_ids(c["ids"]));
+            // encode() is the reference's encode(text) (add_special_tokens=True), encode_fragment()
+            // the same without what the post-processor adds.
+            const Encoding whole = tok->encode(text);
+            const Encoding e = tok->encode_fragment(text);
+            CHECK(whole.ids == as_ids(c["ids"]));
+            CHECK(e.ids == as_ids(c.contains("fragment_ids") ? c["fragment_ids"] : c["ids"]));
+            CHECK(whole.added_before + static_cast<int64_t>(e.ids.size()) + whole.added_after ==
+                  static_cast<int64_t>(whole.ids.size()));
             if (c.contains("offsets")) {
                 CHECK(e.byte_offsets == as_ids(c["offsets"]));
             } else {
-                // add_prefix_space: the inserted space shares its offset with the next byte.
+                // The inserted prefix space shares its offset with the next byte; dropped or
+                // absorbed text leaves offsets that still rise through the input.
                 for (size_t i = 0; i < e.byte_offsets.size(); ++i) {
                     CHECK(e.byte_offsets[i] >= 0);
                     CHECK(e.byte_offsets[i] < static_cast<int64_t>(std::max<size_t>(text.size(), 1)));
@@ -174,6 +183,52 @@ TEST_CASE("BPE variants: prefix space, no regex, Split, ignore_merges", "[tokeni
     auto prefix = load_bpe_tokenizer(kFixtures / "tokenizer_prefix_space.json");
     CHECK(plain->encode("hello").ids != prefix->encode("hello").ids);
     CHECK(prefix->decode(prefix->encode("hello").ids) == " hello");
+}
+
+TEST_CASE("added tokens in a text come out as their own ids, as in the reference", "[tokenizer][bpe]") {
+    auto tok = load_bpe_tokenizer(kFixtures / "tokenizer.json");
+    // The special token was split into bytes and merges before ("Ġ<", "|", "end", ...).
+    const std::string text = "first document.<|endoftext|>second <|endoftext|> third";
+    const Encoding e = tok->encode(text);
+    REQUIRE(std::count(e.ids.begin(), e.ids.end(), 0) == 2);
+    const auto at = std::find(e.ids.begin(), e.ids.end(), 0) - e.ids.begin();
+    CHECK(e.byte_offsets[static_cast<size_t>(at)] == static_cast<int64_t>(text.find("<|endoftext|>")));
+    CHECK(tok->decode(e.ids) == text);
+    CHECK(tok->lossless());
+
+    // lstrip/rstrip take the white space beside the token into it; the bytes are gone from decode().
+    auto added = load_bpe_tokenizer(kFixtures / "tokenizer_added.json");
+    CHECK_FALSE(added->lossless());
+    const Encoding m = added->encode("x <mask> y");
+    REQUIRE(m.ids.size() == 3);
+    CHECK(m.ids[1] == 801);
+    CHECK(m.byte_offsets == std::vector<int64_t>{0, 1, 9});
+    CHECK(added->decode(m.ids) == "x<mask>y");
+    // single_word: not inside a word.
+    const auto inside = added->encode("a<mask>b").ids;
+    CHECK(std::count(inside.begin(), inside.end(), 801) == 0);
+}
+
+TEST_CASE("the post-processor's BOS and EOS are on encode() and not on encode_fragment()", "[tokenizer][bpe]") {
+    auto tok = load_bpe_tokenizer(kFixtures / "tokenizer_template.json");
+    CHECK(tok->ids_before() == std::vector<int64_t>{0});
+    CHECK(tok->ids_after() == std::vector<int64_t>{800});
+    const Encoding whole = tok->encode("hi there");
+    const Encoding part = tok->encode_fragment("hi there");
+    REQUIRE(whole.ids.size() == part.ids.size() + 2);
+    CHECK(whole.ids.front() == 0);
+    CHECK(whole.ids.back() == 800);
+    CHECK(whole.added_before == 1);
+    CHECK(whole.added_after == 1);
+    CHECK(std::equal(part.ids.begin(), part.ids.end(), whole.ids.begin() + 1));
+    // The BOS stands before the text (offset 0), the EOS after it (offset = size).
+    CHECK(whole.byte_offsets.front() == 0);
+    CHECK(whole.byte_offsets[1] == 0);
+    CHECK(whole.byte_offsets.back() == 8);
+    CHECK(tok->encode("").ids == std::vector<int64_t>{0, 800});
+    CHECK(part.added_before == 0);
+    // The byte tokenizer has no post-processor.
+    CHECK(make_byte_tokenizer()->encode("ab").ids == std::vector<int64_t>{97, 98});
 }
 
 TEST_CASE("BPE token bytes and ids", "[tokenizer][bpe]") {
@@ -285,7 +340,12 @@ TEST_CASE("malformed tokenizer.json files give errors naming the file and the pr
         {"huge_id", [](json& j) { j["model"]["vocab"]["the"] = 4000000000LL; }, "above the limit of"},
         {"duplicate_id", [](json& j) { j["model"]["vocab"]["zzz_new"] = j["model"]["vocab"]["!"]; },
          "is used by both \"!\" and \"zzz_new\""},
-        {"missing_byte", [](json& j) { j["model"]["vocab"].erase("\xC4\x80"); j["model"]["merges"] = json::array(); },
+        {"missing_byte",
+         [](json& j) {
+             j["model"]["vocab"].erase("\xC4\x80");
+             j["model"]["merges"] = json::array();
+             j["added_tokens"][1]["id"] = 799;  // the next id after the 799 entries left
+         },
          "model.vocab has no token for byte 0x00 (\"\xC4\x80\")"},
         {"merge_unknown_left", [](json& j) { j["model"]["merges"].push_back("nosuchtoken e"); },
          "token \"nosuchtoken\" is not in model.vocab"},
@@ -317,14 +377,50 @@ TEST_CASE("malformed tokenizer.json files give errors naming the file and the pr
          "pre_tokenizer has no ByteLevel step"},
         {"bad_flag", [](json& j) { j["pre_tokenizer"]["use_regex"] = "yes"; },
          "pre_tokenizer.use_regex must be true or false"},
-        {"split_removed",
+        {"split_unknown_behavior",
          [](json& j) {
              j["pre_tokenizer"] = {
                  {"type", "Sequence"},
                  {"pretokenizers",
-                  json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Removed"}}, j["pre_tokenizer"]})}};
+                  json::array({{{"type", "Split"}, {"pattern", {{"Regex", "\\s+"}}}, {"behavior", "Dropped"}}, j["pre_tokenizer"]})}};
          },
-         "Split behavior \"Removed\" is not supported"},
+         "pre_tokenizer.pretokenizers[0].behavior is \"Dropped\", expected \"Isolated\""},
+        {"dropout", [](json& j) { j["model"]["dropout"] = 0.5; }, "model.dropout is 0.5; BPE dropout makes the ids random"},
+        {"truncation", [](json& j) { j["truncation"] = {{"max_length", 512}}; }, "truncation is set; it changes the ids"},
+        {"padding", [](json& j) { j["padding"] = {{"strategy", "BatchLongest"}}; }, "padding is set; it changes the ids"},
+        {"post_processor_unknown", [](json& j) { j["post_processor"] = {{"type", "Mystery"}}; },
+         "post_processor: post-processor type \"Mystery\" is not supported"},
+        {"template_no_sequence",
+         [](json& j) {
+             j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", json::array()}, {"special_tokens", json::object()}};
+         },
+         "post_processor.single must hold the sequence $A exactly once, not 0 times"},
+        {"template_b",
+         [](json& j) {
+             j["post_processor"] = {{"type", "TemplateProcessing"},
+                                    {"single", json::array({{{"Sequence", {{"id", "B"}, {"type_id", 0}}}}})}};
+         },
+         "post_processor.single[0]: a single-text template can only hold the sequence $A, not \"B\""},
+        {"template_unknown_special",
+         [](json& j) {
+             j["post_processor"] = {{"type", "TemplateProcessing"},
+                                    {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                                                            {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                                    {"special_tokens", json::object()}};
+         },
+         "post_processor.single[0]: special token \"<s>\" is not in post_processor.special_tokens"},
+        {"roberta_id_out_of_range",
+         [](json& j) {
+             j["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", json::array({"<s>", 0})}, {"sep", json::array({"</s>", 900})}};
+         },
+         "post_processor adds the id 900, which is not a token (the vocabulary has 801)"},
+        {"added_id_mismatch", [](json& j) { j["added_tokens"][1]["id"] = 900; },
+         "added_tokens[1].id is 900, but the tokenizers package gives \"<extra_token>\" the id 800"},
+        {"added_missing_flag", [](json& j) { j["added_tokens"][1].erase("lstrip"); },
+         "added_tokens[1] has no \"lstrip\" (tokenizers requires it)"},
+        {"added_empty", [](json& j) { j["added_tokens"][1]["content"] = ""; }, "added_tokens[1].content is empty"},
+        {"added_duplicate", [](json& j) { j["added_tokens"][1]["content"] = "<|endoftext|>"; },
+         "added_tokens[1].content \"<|endoftext|>\" is already added_tokens[0]"},
         {"split_bad_regex",
          [](json& j) {
              j["pre_tokenizer"] = {
@@ -355,7 +451,12 @@ TEST_CASE("malformed tokenizer.json files give errors naming the file and the pr
     CHECK_THAT(broken, Catch::StartsWith((dir.path / "broken.json").string() + ": invalid JSON: "));
     CHECK_THAT(broken, Catch::Contains("parse error"));
     CHECK_THAT(error_of_json(dir, "empty.json", ""), Catch::Contains("empty.json: invalid JSON"));
-    CHECK_THAT(error_of_json(dir, "latin1.json", "{\"a\": \"caf\xE9\"}"), Catch::Contains("latin1.json: invalid JSON"));
+    const std::string latin1 = error_of_json(dir, "latin1.json", "{\"a\": \"caf\xE9\"}");
+    CHECK_THAT(latin1, Catch::Contains("latin1.json: invalid JSON") && Catch::Contains("\\xE9"));
+    CHECK(latin1.find('\xE9') == std::string::npos);  // escaped, never raw
+    // tokenizers (serde_json) refuses a byte order mark that nlohmann would skip.
+    CHECK_THAT(error_of_json(dir, "bom.json", "\xEF\xBB\xBF" + base.dump()),
+               Catch::Contains("bom.json: starts with a UTF-8 byte order mark"));
     CHECK_THROWS_WITH(load_bpe_tokenizer(dir.path / "none.json"), (dir.path / "none.json").string() + ": no such file");
     CHECK_THROWS_WITH(load_bpe_tokenizer(dir.path), dir.path.string() + ": is a directory");
 

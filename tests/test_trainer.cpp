@@ -158,8 +158,8 @@ TEST_CASE("corpus: BPE cache in small blocks equals encoding each whole file", "
     options.block_bytes = 50;
     const std::string key = tokenizer_cache_key("bpe", fs::path(HARMONIC_FIXTURES) / "tokenizer" / "tokenizer.json");
     auto corpus = open_corpus({dir / "one.txt", dir / "two.txt"}, *tok, key, options);
-    std::vector<int64_t> expected = tok->encode(one).ids;
-    const auto sep = tok->encode("\n\n").ids, second = tok->encode(two).ids;
+    std::vector<int64_t> expected = tok->encode_fragment(one).ids;
+    const auto sep = tok->encode_fragment("\n\n").ids, second = tok->encode_fragment(two).ids;
     expected.insert(expected.end(), sep.begin(), sep.end());
     expected.insert(expected.end(), second.begin(), second.end());
     CHECK(corpus.tokens.token_bytes() == 4);

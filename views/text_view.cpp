@@ -15,6 +15,7 @@
 #include <limits>
 #include <qcustomplot.h>
 
+#include "model/utf8.h"
 #include "views/csv.h"
 #include "views/derived.h"
 
@@ -23,51 +24,6 @@ namespace harmonic::views {
 namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr qreal kPad = 6.0;
-
-// Decodes one UTF-8 character at bytes[p]; returns its length (1 for an invalid byte, which
-// becomes U+FFFD).
-int decodeUtf8(const std::string& bytes, size_t p, char32_t& out) {
-    const auto b0 = static_cast<unsigned char>(bytes[p]);
-    int length = 1;
-    char32_t cp = 0;
-    if (b0 < 0x80) {
-        out = b0;
-        return 1;
-    }
-    if ((b0 & 0xE0) == 0xC0) {
-        length = 2;
-        cp = b0 & 0x1F;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        length = 3;
-        cp = b0 & 0x0F;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        length = 4;
-        cp = b0 & 0x07;
-    } else {
-        out = 0xFFFD;
-        return 1;
-    }
-    if (p + static_cast<size_t>(length) > bytes.size()) {
-        out = 0xFFFD;
-        return 1;
-    }
-    for (int k = 1; k < length; ++k) {
-        const auto b = static_cast<unsigned char>(bytes[p + static_cast<size_t>(k)]);
-        if ((b & 0xC0) != 0x80) {
-            out = 0xFFFD;
-            return 1;
-        }
-        cp = (cp << 6) | (b & 0x3F);
-    }
-    // Overlong forms and surrogates are not characters.
-    if ((length == 2 && cp < 0x80) || (length == 3 && cp < 0x800) || (length == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-        out = 0xFFFD;
-        return 1;
-    }
-    out = cp;
-    return length;
-}
 
 bool startsWithSpace(QStringView s) { return !s.isEmpty() && s.front().isSpace(); }
 bool endsWithSpace(QStringView s) { return !s.isEmpty() && s.back().isSpace(); }
@@ -96,7 +52,7 @@ TokenDisplay TokenDisplay::fromResult(const AnalysisResult& result) {
         while (p < start[t + 1]) {
             owner = t;
             char32_t cp = 0;
-            p += static_cast<size_t>(decodeUtf8(all, p, cp));
+            p += utf8::decode_or_replacement(all, p, cp);  // an invalid byte shows as U+FFFD
             if (cp == '\n') {
                 if (d.breaks[owner] < 255) ++d.breaks[owner];
             } else if (cp == '\r') {

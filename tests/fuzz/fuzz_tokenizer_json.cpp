@@ -55,10 +55,12 @@ std::string mapped(std::string_view bytes) {
     return out;
 }
 
-// The contract of Tokenizer::encode for any bytes (add_prefix_space inserts bytes, so there only
-// the ids and offsets are checked).
+// The contract of Tokenizer::encode_fragment for any bytes (add_prefix_space inserts bytes, and a
+// Removed split or a stripping added token drops some, so there only the ids and offsets are
+// checked), and encode() is the post-processor's ids around it.
 void check_encoding(const harmonic::Tokenizer& tok, std::string_view text, bool exact) {
-    const harmonic::Encoding e = tok.encode(text);
+    exact = exact && tok.lossless();
+    const harmonic::Encoding e = tok.encode_fragment(text);
     if (e.ids.size() != e.byte_offsets.size()) harmonic_fuzz::bug(harness, "ids and byte_offsets differ in length");
     int64_t at = 0, previous = -1;
     for (std::size_t i = 0; i < e.ids.size(); ++i) {
@@ -82,7 +84,11 @@ void check_encoding(const harmonic::Tokenizer& tok, std::string_view text, bool 
         if (tok.decode(e.ids) != text) harmonic_fuzz::bug(harness, "decode(encode(x)) != x");
     }
     // A second pass (the piece cache is warm now) must agree with the first.
-    if (tok.encode(text).ids != e.ids) harmonic_fuzz::bug(harness, "encoding the same text twice differs");
+    if (tok.encode_fragment(text).ids != e.ids) harmonic_fuzz::bug(harness, "encoding the same text twice differs");
+    std::vector<int64_t> whole = tok.ids_before();
+    whole.insert(whole.end(), e.ids.begin(), e.ids.end());
+    whole.insert(whole.end(), tok.ids_after().begin(), tok.ids_after().end());
+    if (tok.encode(text).ids != whole) harmonic_fuzz::bug(harness, "encode() is not the post-processor's ids around the fragment");
 }
 
 // Deep nesting is spliced into the text after dump(): a deep json value in memory would make the
@@ -184,7 +190,10 @@ Recipe build_from_recipe(FuzzedDataProvider& in) {
             "(?<=e)", ".", "\\X", "[\\x{80}-\\x{10FFFF}]"};
         json list = json::array();
         for (int i = 0; i < splits; ++i) {
-            json split = {{"type", "Split"}, {"behavior", "Isolated"}, {"invert", false}};
+            static const char* const behaviors[] = {"Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous"};
+            json split = {{"type", "Split"},
+                          {"behavior", behaviors[in.ConsumeIntegralInRange<std::size_t>(0, std::size(behaviors) - 1)]},
+                          {"invert", in.ConsumeBool()}};
             const int kind = in.ConsumeIntegralInRange(0, 9);
             if (kind < 5)
                 split["pattern"] = {{"Regex", patterns[in.ConsumeIntegralInRange<std::size_t>(0, std::size(patterns) - 1)]}};
@@ -193,7 +202,7 @@ Recipe build_from_recipe(FuzzedDataProvider& in) {
             else if (kind < 9)
                 split["pattern"] = {{"String", in.ConsumeRandomLengthString(4)}};
             else
-                split["behavior"] = "Removed";
+                split["behavior"] = "Dropped";  // unknown
             list.push_back(split);
         }
         if (in.ConsumeIntegralInRange(0, 7) != 0) list.push_back(byte_level);
@@ -209,9 +218,29 @@ Recipe build_from_recipe(FuzzedDataProvider& in) {
     }
     const int added = in.ConsumeIntegralInRange(0, 3);
     json added_tokens = json::array();
-    for (int i = 0; i < added; ++i)
-        added_tokens.push_back({{"id", pick_id(in, next_id++)}, {"content", in.ConsumeRandomLengthString(12)}});
+    // Plausible ids are those tokenizers assigns (after the vocab's entries) unless the content
+    // is a vocab token; the flags are random, one of them now and then missing.
+    for (int i = 0; i < added; ++i) {
+        json token = {{"id", pick_id(in, static_cast<int64_t>(vocab.size()) + i)}, {"content", in.ConsumeRandomLengthString(12)}};
+        for (const char* key : {"single_word", "lstrip", "rstrip", "normalized", "special"})
+            if (in.ConsumeIntegralInRange(0, 15) != 0) token[key] = in.ConsumeBool();
+        added_tokens.push_back(token);
+    }
     if (added) root["added_tokens"] = added_tokens;
+    switch (in.ConsumeIntegralInRange(0, 5)) {
+        case 0: {
+            const json bos = pick_id(in, 0);
+            root["post_processor"] = {
+                {"type", "TemplateProcessing"},
+                {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}})},
+                {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", json::array({bos})}, {"tokens", json::array({"<s>"})}}}}}};
+            break;
+        }
+        case 1: root["post_processor"] = {{"type", "RobertaProcessing"}, {"cls", json::array({"<s>", pick_id(in, 1)})}, {"sep", json::array({"</s>", pick_id(in, 2)})}}; break;
+        case 2: root["post_processor"] = {{"type", "ByteLevel"}}; break;
+        case 3: root["model"]["dropout"] = in.ConsumeBool() ? 0.0 : 0.5; break;
+        default: break;
+    }
 
     // Invalid UTF-8 from the input would make dump() throw; the loader's own UTF-8 checks are
     // reached through the raw-bytes path instead.

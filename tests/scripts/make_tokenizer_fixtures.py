@@ -11,8 +11,16 @@ Writes:
   tokenizer_no_regex.json  ByteLevel(use_regex=false): the whole text is one piece
   tokenizer_split.json     Sequence[Split(Llama-3 regex, Isolated), ByteLevel(use_regex=false)]
   tokenizer_ignore_merges.json  model.ignore_merges = true
+  tokenizer_added.json     added tokens with every flag: single_word, lstrip, rstrip, normalized
+  tokenizer_template.json  post_processor Sequence[ByteLevel, TemplateProcessing(BOS $A EOS)]
+  tokenizer_roberta.json   post_processor RobertaProcessing (cls $A sep)
+  tokenizer_split_*.json   Split behaviours Removed, MergedWithPrevious, MergedWithNext (inverted),
+                           Contiguous, and a regex with empty matches (x*)
   cases.json               [{text, ids, offsets}] for tokenizer.json (offsets in bytes)
-  cases_variants.json      {file: [{text, ids, offsets}]} for the variants
+  cases_variants.json      {file: [{text, ids, offsets}]} for the variants; ids are those of
+                           encode(text) (add_special_tokens=True), "fragment_ids" those without the
+                           post-processor where they differ, and "offsets" (of the fragment) only
+                           where the tokens spell the text exactly
 
 The output is deterministic for a given `tokenizers` version; the files are committed, so this
 only needs rerunning when the cases change.
@@ -95,6 +103,28 @@ TEXTS = [
     "    def f(x):\n        return x\n",
     "Привет, мир!",
     "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+    # Added tokens in the text: the special token must come out as its own id.
+    "Hello<|endoftext|>world",
+    "end of one document.<|endoftext|>\r\nStart of the next <|endoftext|> with spaces",
+    "<|endoftext|><|endoftext|>",
+    "<|endoftext|",
+    "an <extra_token> and<extra_token>x",
+    "caf\u00e9<|endoftext|>\u6771\u4eac\U0001F600<extra_token>",
+]
+
+# Texts for the added-token and Split variants: the tokens at word edges, white space of several
+# kinds around them, CRLF, emoji, CJK and combining marks next to them.
+EXTRA_TEXTS = [
+    "x <mask> y\t<mask>\u2000z<mask>  ",
+    "<mask>start and end<mask>",
+    "a<mask>b <mask>b a<mask> <mask>",
+    "word <sep>  next<sep>\r\n<sep>",
+    "e\u0301<mask> n\u0303 <mask>\u0301 \u0915\u093f<mask>",
+    "\u6771\u4eac<mask>\u3000<mask>\u3000\U0001F600 <mask>\U0001F680",
+    "hello world, hello<|endoftext|>hello",
+    "xxaxbab",
+    "xx x\r\nxax  \u00e9x\U0001F600xx",
+    "\u00a0<mask>\u00a0 <sep>\u0085",
 ]
 
 
@@ -120,17 +150,23 @@ def token_bytes(tok, token_id, added):
     return bytes(UNICODE_TO_BYTE[c] for c in tok.id_to_token(token_id))
 
 
-def encode_case(tok, text, added, prefix_space=False):
+def encode_case(tok, text, added, prefix_space=False, lossless=True):
     """ids and the byte offset of each token's first byte, computed from token lengths and
     cross-checked against the reference's char offsets."""
-    enc = tok.encode(text)
+    whole = tok.encode(text).ids
+    enc = tok.encode(text, add_special_tokens=False)
+    case = {"text": text, "ids": whole}
+    if enc.ids != whole:
+        case["fragment_ids"] = enc.ids
     raw = text.encode("utf-8")
     pieces = [token_bytes(tok, i, added) for i in enc.ids]
     joined = b"".join(pieces)
     if prefix_space:
         # The inserted spaces are not in the input; only check what remains.
         assert joined.replace(b" ", b"") == raw.replace(b" ", b""), (text, joined)
-        return {"text": text, "ids": enc.ids}
+        return case
+    if not lossless:
+        return case
     assert joined == raw, (text, joined, raw)
     offsets, pos = [], 0
     for piece in pieces:
@@ -143,7 +179,8 @@ def encode_case(tok, text, added, prefix_space=False):
         char_to_byte.append(char_to_byte[-1] + len(ch.encode("utf-8")))
     for (start, end), off in zip(enc.offsets, offsets):
         assert char_to_byte[start] <= off < max(char_to_byte[end], char_to_byte[start] + 1), (text, start, off)
-    return {"text": text, "ids": enc.ids, "offsets": offsets}
+    case["offsets"] = offsets
+    return case
 
 
 def train():
@@ -209,12 +246,12 @@ def main():
     byte_level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
     variants = {}
 
-    def variant(name, edit, prefix_space=False):
+    def variant(name, edit, prefix_space=False, texts=TEXTS, lossless=True, added_map=added):
         v = copy.deepcopy(strings_doc)
         edit(v)
         write_json(name, v)
         t = Tokenizer.from_file(str(OUT / name))
-        variants[name] = [encode_case(t, text, added, prefix_space) for text in TEXTS]
+        variants[name] = [encode_case(t, text, added_map, prefix_space, lossless) for text in texts]
 
     variant("tokenizer_prefix_space.json", lambda v: v.update(pre_tokenizer={
         "type": "Sequence", "pretokenizers": [dict(byte_level, add_prefix_space=True)]}), prefix_space=True)
@@ -226,6 +263,41 @@ def main():
             {"type": "Split", "pattern": {"Regex": llama3}, "behavior": "Isolated", "invert": False},
             dict(byte_level, use_regex=False)]}))
     variant("tokenizer_ignore_merges.json", lambda v: v["model"].update(ignore_merges=True))
+
+    def added_token(content, token_id, special=True, normalized=False, **flags):
+        return dict({"id": token_id, "content": content, "single_word": False, "lstrip": False, "rstrip": False,
+                     "normalized": normalized, "special": special}, **flags)
+
+    added_variant = {0: "<|endoftext|>", 800: "<extra_token>", 801: "<mask>", 802: "<sep>", 803: "hello"}
+    variant("tokenizer_added.json", lambda v: v["added_tokens"].extend([
+        added_token("<mask>", 801, lstrip=True, rstrip=True, single_word=True),
+        added_token("<sep>", 802, rstrip=True),
+        added_token("hello", 803, special=False, normalized=True, single_word=True)]),
+        texts=TEXTS + EXTRA_TEXTS, lossless=False, added_map=added_variant)
+    template = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<|endoftext|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                           {"SpecialToken": {"id": "<extra_token>", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<|endoftext|>": {"id": "<|endoftext|>", "ids": [0], "tokens": ["<|endoftext|>"]},
+                                   "<extra_token>": {"id": "<extra_token>", "ids": [800], "tokens": ["<extra_token>"]}}}
+    variant("tokenizer_template.json", lambda v: v.update(post_processor={
+        "type": "Sequence", "processors": [dict(byte_level, trim_offsets=False), template]}), texts=TEXTS + EXTRA_TEXTS)
+    variant("tokenizer_roberta.json", lambda v: v.update(post_processor={
+        "type": "RobertaProcessing", "sep": ["<extra_token>", 800], "cls": ["<|endoftext|>", 0],
+        "trim_offsets": False, "add_prefix_space": False}), texts=TEXTS[:8] + EXTRA_TEXTS[:2])
+
+    def split_variant(name, pattern, behavior, invert, lossless=True):
+        variant(name, lambda v: v.update(pre_tokenizer={
+            "type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": pattern, "behavior": behavior, "invert": invert},
+                dict(byte_level, use_regex=False)]}), texts=TEXTS + EXTRA_TEXTS, lossless=lossless)
+
+    split_variant("tokenizer_split_removed.json", {"Regex": r"\s+"}, "Removed", False, lossless=False)
+    split_variant("tokenizer_split_removed_inverted.json", {"Regex": r"\p{L}+"}, "Removed", True, lossless=False)
+    split_variant("tokenizer_split_merged_previous.json", {"String": " "}, "MergedWithPrevious", False)
+    split_variant("tokenizer_split_merged_next.json", {"Regex": r"[^\s]+"}, "MergedWithNext", True)
+    split_variant("tokenizer_split_contiguous.json", {"Regex": r"[\p{P}\s]"}, "Contiguous", False)
+    split_variant("tokenizer_split_empty_match.json", {"Regex": "x*"}, "Isolated", False)
     (OUT / "cases_variants.json").write_text(
         "{\n" + ",\n".join(f"{json.dumps(name)}: {dump_cases(cs).rstrip()}" for name, cs in variants.items()) + "\n}\n",
         encoding="utf-8")
