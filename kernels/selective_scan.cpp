@@ -10,6 +10,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu_math.h"
 #include "kernels/cpu_path.h"
 #include "kernels/linear_scan.h"
 
@@ -60,27 +61,6 @@ SelectiveScanResult selective_scan_reference(const torch::Tensor& x, const torch
 }
 
 namespace {
-
-// e^x within 1 ulp on [−87, 88] (Cody–Waite reduction, Cephes's degree-5 polynomial), clamped
-// there (e^−87 ≈ 1.6e−38 stands for 0), NaN kept. Plain arithmetic, so that the compiler
-// vectorises the loops that call it; libm's expf is a call per element, which made it two thirds
-// of a CPU Mamba forward (BENCHMARKS § CPU path).
-inline float exp_vectorisable(float x) {
-    x = x < -87.f ? -87.f : x;
-    x = x > 88.f ? 88.f : x;
-    constexpr float kRound = 12582912.f;  // 1.5·2^23: adding it rounds to an integer
-    const float kf = (x * 1.44269504088896341f + kRound) - kRound;
-    float r = x - kf * 0.693359375f;  // ln 2 in two parts: the first exact in kf·(…)
-    r = r - kf * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.f;
-    return p * std::bit_cast<float>((static_cast<int32_t>(kf) + 127) << 23);
-}
 
 struct ScanTask {
     const float *x, *delta, *A, *Bm, *Cm, *D, *z;
@@ -133,7 +113,7 @@ void scan_channels(const ScanTask& p, int64_t b, int64_t e0, int64_t ne, float* 
 #pragma omp simd
             for (int64_t i = 0; i < W; ++i) {
                 const float zv = i < ne ? p.z[row + i] : 0.f;
-                acc[i] *= zv / (1.f + exp_vectorisable(-zv));
+                acc[i] *= silu_vectorisable(zv);
             }
         }
         for (int64_t i = 0; i < ne; ++i) p.y[row + i] = acc[i];

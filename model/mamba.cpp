@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/activations_cpu.h"
+#include "kernels/cpu_path.h"
 #include "kernels/selective_scan.h"
 
 namespace harmonic {
@@ -90,9 +92,13 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
         auto conv = torch::conv1d(padded, L.conv_weight.to(xs.scalar_type()), L.conv_bias.to(xs.scalar_type()),
                                   /*stride=*/torch::IntArrayRef{1}, /*padding=*/torch::IntArrayRef{0},
                                   /*dilation=*/torch::IntArrayRef{1}, /*groups=*/E);
-        auto u = torch::silu(conv).transpose(1, 2);  // (B, T, E)
+        // Without autograd on the CPU, the activations that give every element the same bits however
+        // the work is split across threads and chunks (kernels/activations_cpu.h).
+        const bool exact_cpu = kernels::cpu_without_grad({&conv, &L.dt_proj->weight});
+        auto u = (exact_cpu ? kernels::silu_cpu(conv).to(conv.scalar_type()) : torch::silu(conv)).transpose(1, 2);
         auto dbc = L.x_proj(u);
-        auto delta = torch::nn::functional::softplus(linear(L.dt_proj, dbc.index({"...", Slice(0, R)})));
+        auto dt = linear(L.dt_proj, dbc.index({"...", Slice(0, R)}));
+        auto delta = exact_cpu ? kernels::softplus_cpu(dt).to(dt.scalar_type()) : torch::nn::functional::softplus(dt);
         auto Bm = dbc.index({"...", Slice(R, R + N)});
         auto Cm = dbc.index({"...", Slice(R + N)});
         auto A = -torch::exp(L.A_log.to(torch::kFloat32));

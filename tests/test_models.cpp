@@ -148,6 +148,36 @@ TEST_CASE("chunked forward equals the full forward for any chunk size", "[model]
     }
 }
 
+TEST_CASE("Mamba on the CPU: the same bits for any thread count and any chunk size", "[model][chunked][determinism]") {
+    // Large enough that LibTorch splits its elementwise work across threads, where its own SiLU
+    // and softplus gave elements at the split points (and at chunk ends) other bits.
+    torch::NoGradGuard no_grad;
+    ModelConfig c;
+    c.family = Family::Mamba;
+    c.d_model = 128;
+    c.vocab_size = 256;
+    c.mamba.layers = 2;
+    torch::manual_seed(21);
+    auto model = make_model(c);
+    model->eval();
+    auto tokens = random_tokens(1, 700, c.vocab_size, 22);
+    torch::Tensor one_thread_full;
+    {
+        OneThread one_thread;
+        one_thread_full = model->forward(tokens).logits;
+    }
+    const int previous = torch::get_num_threads();
+    torch::set_num_threads(std::max(2, previous));
+    const auto many_threads_full = model->forward(tokens).logits;
+    torch::set_num_threads(previous);
+    CHECK(max_abs(many_threads_full - one_thread_full) == 0.0);
+    // Chunks regroup nothing elementwise; the scan carries its state exactly between them.
+    for (int64_t chunk : {1, 97, 333, 700}) {
+        INFO("chunk " << chunk);
+        CHECK(max_abs(chunked_logits(*model, tokens, chunk) - one_thread_full) == 0.0);
+    }
+}
+
 TEST_CASE("Transformer chunked forward keeps a sliding window of `context` tokens", "[model][chunked]") {
     torch::NoGradGuard no_grad;
     auto config = small(Family::Transformer);
