@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "model/analysis_result.h"
+#include "model/error.h"
 
 namespace harmonic {
 
@@ -24,11 +25,6 @@ struct AnalysisOptions {
 
 // fraction in [0, 1]; stage is a short human-readable string ("harmonic: 12,288 / 100,000 tokens").
 using ProgressFn = std::function<void(double fraction, const std::string& stage)>;
-
-class Cancelled : public std::exception {
-public:
-    const char* what() const noexcept override { return "analysis cancelled"; }
-};
 
 // Throws Error for bad checkpoints / text (message names the file), Cancelled when *cancel
 // becomes true (checked between chunks). All checkpoints must share one tokenizer.

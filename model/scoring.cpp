@@ -4,7 +4,7 @@
 #include <limits>
 
 #include "kernels/output_head.h"
-#include "model/analysis.h"
+#include "model/error.h"
 
 namespace harmonic {
 

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 
+#include "kernels/kernel_tuning.h"
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
@@ -238,7 +239,7 @@ TEST_CASE("linear scan: CUDA without autograd, chained chunks equal one call", "
     CHECK(rel(torch::cat(parts, 1), whole) < 1e-6);
 }
 
-// HARMONIC_LOOKBACK_WINDOW (a benchmark knob) reads fewer status words per look-back round trip; a
+// The look-back window (HARMONIC_LOOKBACK_WINDOW, KernelTuning::lookback_window) reads fewer status words per look-back round trip; a
 // window under 8 leaves padding entries in each round, which must read as "nothing published".
 // Long sequences, so that look-backs cross chunks still in flight. With only the default window
 // tested, a padding word in the wrong encoding could hang the benchmark unnoticed.
@@ -267,10 +268,13 @@ TEST_CASE("scans: every look-back window gives the default window's result", "[g
         return out;
     };
     const auto base = run();
-    for (const char* window : {"1", "3", "4"}) {
-        setenv("HARMONIC_LOOKBACK_WINDOW", window, 1);
-        const auto got = run();
-        unsetenv("HARMONIC_LOOKBACK_WINDOW");
+    for (int window : {1, 3, 4}) {
+        KernelTuning tuning = kernel_tuning();
+        tuning.lookback_window = window;
+        const auto got = [&] {
+            const ScopedKernelTuning scoped(tuning);
+            return run();
+        }();
         for (size_t i = 0; i < base.size(); ++i) {
             INFO("window " << window << ", output " << i);
             CHECK(rel(got[i], base[i]) < 1e-5);

@@ -1,11 +1,7 @@
 #include "views/levels_view.h"
 
 #include <QCheckBox>
-#include <QComboBox>
-#include <QHBoxLayout>
-#include <QLabel>
 #include <QToolTip>
-#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -23,36 +19,25 @@ constexpr int64_t kMaxCells = 8192;
 constexpr double kZRange = 2.5;
 }  // namespace
 
-LevelsView::LevelsView(QWidget* parent) : AnalysisView(parent) {
-    auto* layout = new QVBoxLayout(this);
-    layout->setContentsMargins(0, 0, 0, 0);
-    layout->setSpacing(2);
-    auto* controls = new QHBoxLayout;
-    controls->setContentsMargins(4, 2, 4, 0);
-    modelBox_ = new QComboBox(this);
-    modelBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+LevelsView::LevelsView(QWidget* parent) : ModelPickerView(parent) {
     sortBox_ = new QCheckBox(tr("Sort channels by τ"), this);
     sortBox_->setChecked(sortByTau_);
     sortBox_->setToolTip(tr("Order channels by their learned timescale, fast at the bottom"));
     normalizeBox_ = new QCheckBox(tr("Normalise channels"), this);
     normalizeBox_->setChecked(normalize_);
     normalizeBox_->setToolTip(tr("Show each channel as a z-score over time, so quiet channels stay visible"));
-    controls->addWidget(new QLabel(tr("Model:"), this));
-    controls->addWidget(modelBox_);
-    controls->addSpacing(12);
-    controls->addWidget(sortBox_);
-    controls->addWidget(normalizeBox_);
-    controls->addStretch(1);
-    layout->addLayout(controls);
+    controls()->addSpacing(12);
+    controls()->addWidget(sortBox_);
+    controls()->addWidget(normalizeBox_);
+    controls()->addStretch(1);
     plot_ = makePlot(this);
     plot_->setAutoAddPlottableToLegend(false);
-    layout->addWidget(plot_, 1);
+    viewLayout()->addWidget(plot_, 1);
     link_ = new TokenPlotLink(plot_);
     link_->setTokenAxis(tokenAxis());
     connect(link_, &TokenPlotLink::rangeApplied, this, [this] { refreshLod(); });
     connect(plot_, &QCustomPlot::afterLayout, this, [this] { refreshLod(); });
     connect(plot_, &QCustomPlot::mouseMove, this, &LevelsView::showTooltip);
-    connect(modelBox_, &QComboBox::activated, this, [this](int i) { setModel(modelBox_->itemData(i).toInt()); });
     connect(sortBox_, &QCheckBox::toggled, this, &LevelsView::setSortByTau);
     connect(normalizeBox_, &QCheckBox::toggled, this, &LevelsView::setNormalize);
     rebuildPlot();
@@ -60,15 +45,6 @@ LevelsView::LevelsView(QWidget* parent) : AnalysisView(parent) {
 
 void LevelsView::onTokenAxisChanged(TokenAxis* axis) {
     if (link_) link_->setTokenAxis(axis);
-}
-
-QString LevelsView::fileStem() const {
-    return result() && model_ >= 0 ? QStringLiteral("levels_") + safeFileName(modelName(*result(), model_)) : viewId();
-}
-
-const ModelTrace* LevelsView::currentModel() const {
-    if (!result() || model_ < 0 || model_ >= static_cast<int>(result()->models.size())) return nullptr;
-    return &result()->models[static_cast<size_t>(model_)];
 }
 
 QCPColorMap* LevelsView::colorMap(int level) const {
@@ -101,49 +77,11 @@ double LevelsView::displayValue(int level, int64_t row, int channel) const {
     return (v - channelMean_[l][c]) / channelScale_[l][c];
 }
 
-void LevelsView::setModel(int model) {
-    if (model == model_) return;
-    model_ = model;
-    updateControls();
-    rebuildPlot();
-    emit optionsChanged();
-}
+void LevelsView::setSortByTau(bool sort) { setCheckedOption(sortByTau_, sort, sortBox_); }
 
-void LevelsView::setSortByTau(bool sort) {
-    if (sort == sortByTau_) return;
-    sortByTau_ = sort;
-    sortBox_->setChecked(sort);
-    rebuildPlot();
-    emit optionsChanged();
-}
-
-void LevelsView::setNormalize(bool normalize) {
-    if (normalize == normalize_) return;
-    normalize_ = normalize;
-    normalizeBox_->setChecked(normalize);
-    rebuildPlot();
-    emit optionsChanged();
-}
-
-void LevelsView::onResultChanged() {
-    const int n = result() ? static_cast<int>(result()->models.size()) : 0;
-    if (model_ < 0 || model_ >= n || result()->models[static_cast<size_t>(model_)].levels.empty())
-        model_ = result() ? firstModelWithLevels(*result()) : -1;
-    updateControls();
-    rebuildPlot();
-}
+void LevelsView::setNormalize(bool normalize) { setCheckedOption(normalize_, normalize, normalizeBox_); }
 
 void LevelsView::onStyleChanged() { rebuildPlot(); }
-
-void LevelsView::updateControls() {
-    const QSignalBlocker block(modelBox_);
-    modelBox_->clear();
-    if (result())
-        for (int m = 0; m < static_cast<int>(result()->models.size()); ++m)
-            if (!result()->models[static_cast<size_t>(m)].levels.empty()) modelBox_->addItem(modelName(*result(), m), m);
-    modelBox_->setCurrentIndex(std::max(0, modelBox_->findData(model_)));
-    modelBox_->setEnabled(modelBox_->count() > 1);
-}
 
 void LevelsView::rebuildPlot() {
     plot_->clearItems();

@@ -6,28 +6,24 @@
 #include <QPointer>
 #include <vector>
 
-#include "views/analysis_view.h"
+#include "views/model_picker_view.h"
 #include "views/plot_support.h"
 
 class QCheckBox;
-class QComboBox;
 
 namespace harmonic::views {
 
-class LevelsView : public AnalysisView {
+class LevelsView : public ModelPickerView {
     Q_OBJECT
 public:
     explicit LevelsView(QWidget* parent = nullptr);
 
     QString viewId() const override { return QStringLiteral("levels"); }
     QString title() const override { return tr("Levels"); }
-    QString fileStem() const override;
     double figureAspect(const FigurePreset& preset) const override;
     void renderFigure(QCPPainter* painter, const QSize& size) override;
     QStringList writeCsv(const QString& basePath, CsvRange range) const override;
 
-    void setModel(int model);
-    int model() const { return model_; }
     void setSortByTau(bool sort);
     bool sortByTau() const { return sortByTau_; }
     void setNormalize(bool normalize);  // z-score each channel over time
@@ -42,24 +38,19 @@ public:
     double displayValue(int level, int64_t row, int channel) const;
 
 protected:
-    void onResultChanged() override;
     void onStyleChanged() override;
     void onTokenAxisChanged(TokenAxis* axis) override;
 
 private:
-    const ModelTrace* currentModel() const;
-    void updateControls();
-    void rebuildPlot();
+    void rebuildPlot() override;
     void refreshLod();
     void showTooltip(QMouseEvent* event);
 
     QCustomPlot* plot_ = nullptr;
     TokenPlotLink* link_ = nullptr;
-    QComboBox* modelBox_ = nullptr;
     QCheckBox* sortBox_ = nullptr;
     QCheckBox* normalizeBox_ = nullptr;
 
-    int model_ = -1;
     bool sortByTau_ = true;
     bool normalize_ = true;
 

@@ -1,10 +1,6 @@
 #include "views/timescale_view.h"
 
-#include <QComboBox>
-#include <QHBoxLayout>
-#include <QLabel>
 #include <QResizeEvent>
-#include <QVBoxLayout>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -33,34 +29,14 @@ QString tauText(double tokens) {
 }
 }  // namespace
 
-TimescaleView::TimescaleView(QWidget* parent) : AnalysisView(parent) {
-    auto* layout = new QVBoxLayout(this);
-    layout->setContentsMargins(0, 0, 0, 0);
-    layout->setSpacing(2);
-    auto* controls = new QHBoxLayout;
-    controls->setContentsMargins(4, 2, 4, 0);
-    modelBox_ = new QComboBox(this);
-    modelBox_->setSizeAdjustPolicy(QComboBox::AdjustToContents);
-    controls->addWidget(new QLabel(tr("Model:"), this));
-    controls->addWidget(modelBox_);
-    controls->addStretch(1);
-    layout->addLayout(controls);
+TimescaleView::TimescaleView(QWidget* parent) : ModelPickerView(parent) {
+    controls()->addStretch(1);
     plot_ = makePlot(this);
     plot_->setAutoAddPlottableToLegend(false);
     // These panels are not on the token axis: free zoom in both directions.
     plot_->setInteractions(QCP::Interactions(QCP::iRangeDrag) | QCP::iRangeZoom);
-    layout->addWidget(plot_, 1);
-    connect(modelBox_, &QComboBox::activated, this, [this](int i) { setModel(modelBox_->itemData(i).toInt()); });
+    viewLayout()->addWidget(plot_, 1);
     rebuildPlot();
-}
-
-QString TimescaleView::fileStem() const {
-    return result() && model_ >= 0 ? QStringLiteral("timescales_") + safeFileName(modelName(*result(), model_)) : viewId();
-}
-
-const ModelTrace* TimescaleView::currentModel() const {
-    if (!result() || model_ < 0 || model_ >= static_cast<int>(result()->models.size())) return nullptr;
-    return &result()->models[static_cast<size_t>(model_)];
 }
 
 namespace {
@@ -95,22 +71,6 @@ std::vector<double> TimescaleView::histogramFractions(int level) const {
     return fraction;
 }
 
-void TimescaleView::setModel(int model) {
-    if (model == model_) return;
-    model_ = model;
-    updateControls();
-    rebuildPlot();
-    emit optionsChanged();
-}
-
-void TimescaleView::onResultChanged() {
-    const int n = result() ? static_cast<int>(result()->models.size()) : 0;
-    if (model_ < 0 || model_ >= n || result()->models[static_cast<size_t>(model_)].levels.empty())
-        model_ = result() ? firstModelWithLevels(*result()) : -1;
-    updateControls();
-    rebuildPlot();
-}
-
 void TimescaleView::onStyleChanged() { rebuildPlot(); }
 
 void TimescaleView::resizeEvent(QResizeEvent* event) {
@@ -120,16 +80,6 @@ void TimescaleView::resizeEvent(QResizeEvent* event) {
         stacked_ = stacked;
         rebuildPlot();
     }
-}
-
-void TimescaleView::updateControls() {
-    const QSignalBlocker block(modelBox_);
-    modelBox_->clear();
-    if (result())
-        for (int m = 0; m < static_cast<int>(result()->models.size()); ++m)
-            if (!result()->models[static_cast<size_t>(m)].levels.empty()) modelBox_->addItem(modelName(*result(), m), m);
-    modelBox_->setCurrentIndex(std::max(0, modelBox_->findData(model_)));
-    modelBox_->setEnabled(modelBox_->count() > 1);
 }
 
 void TimescaleView::rebuildPlot() {

@@ -6,28 +6,22 @@
 #include <QPointer>
 #include <vector>
 
-#include "views/analysis_view.h"
 #include "views/derived.h"
+#include "views/model_picker_view.h"
 #include "views/plot_support.h"
-
-class QComboBox;
 
 namespace harmonic::views {
 
-class TimescaleView : public AnalysisView {
+class TimescaleView : public ModelPickerView {
     Q_OBJECT
 public:
     explicit TimescaleView(QWidget* parent = nullptr);
 
     QString viewId() const override { return QStringLiteral("timescales"); }
     QString title() const override { return tr("Timescales"); }
-    QString fileStem() const override;
     double figureAspect(const FigurePreset& preset) const override;
     void renderFigure(QCPPainter* painter, const QSize& size) override;
     QStringList writeCsv(const QString& basePath, CsvRange range) const override;
-
-    void setModel(int model);
-    int model() const { return model_; }
 
     QCustomPlot* plot() const { return plot_; }
     QCPGraph* histogramGraph(int level) const;
@@ -39,18 +33,13 @@ public:
     std::vector<double> histogramFractions(int level) const;
 
 protected:
-    void onResultChanged() override;
     void onStyleChanged() override;
     void resizeEvent(QResizeEvent* event) override;
 
 private:
-    const ModelTrace* currentModel() const;
-    void updateControls();
-    void rebuildPlot();
+    void rebuildPlot() override;
 
     QCustomPlot* plot_ = nullptr;
-    QComboBox* modelBox_ = nullptr;
-    int model_ = -1;
     bool stacked_ = false;  // panels in one column (narrow figures) instead of one row
     std::vector<double> edges_;
     std::vector<QPointer<QCPGraph>> histogram_;

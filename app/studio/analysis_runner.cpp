@@ -3,6 +3,8 @@
 #include <QMetaObject>
 #include <exception>
 
+#include "model/error.h"
+
 namespace harmonic::studio {
 
 StallMonitor::StallMonitor(QObject* parent) : QObject(parent) {

@@ -15,7 +15,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
-#include <cstdlib>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "kernels/cuda/ops.h"
+#include "kernels/kernel_tuning.h"
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
@@ -107,81 +107,55 @@ void row(const std::string& name, double ms, double bytes, double ref_ms) {
     emit(r);
 }
 
-// Puts a knob's environment variable back as it was before a benchmark section set it, so that a
-// whole run under the variable (bench/device/kernels_ab_device.sh's AB_NEW_ENV) keeps it after the section.
-class RestoreEnv {
-public:
-    explicit RestoreEnv(const char* name) : name_(name) {
-        if (const char* v = std::getenv(name)) value_ = v, had_ = true;
-    }
-    ~RestoreEnv() {
-        if (had_) setenv(name_, value_.c_str(), 1);
-        else unsetenv(name_);
-    }
-    RestoreEnv(const RestoreEnv&) = delete;
-    RestoreEnv& operator=(const RestoreEnv&) = delete;
-
-private:
-    const char* name_;
-    std::string value_;
-    bool had_ = false;
-};
-
 int rotation(double bytes_per_set) { return bytes_per_set < 200e6 ? 4 : 1; }
 
-}  // namespace
+// What every section of a run shares: the device, the repetitions and the lengths.
+struct BenchRun {
+    torch::TensorOptions dev;
+    bool quick = false;
+    int reps = 20;
+    int64_t B = 2, C = 512;
+    std::vector<int64_t> Ts;
+};
 
-void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
-    const std::string& out_path = options.out;
-    const bool quick = options.quick, profile = options.profile;
-    if (!torch::cuda::is_available()) throw std::runtime_error("the kernel benchmark needs a CUDA GPU, and none was found");
-    g_log.str("");
-    torch::NoGradGuard no_grad;
-    const auto dev = torch::TensorOptions().device(torch::kCUDA);
-    cudaDeviceProp prop{};
-    check(cudaGetDeviceProperties(&prop, 0), "props");
-    if (profile) {
-        // Two launches each of the kernels worth profiling, at T = 65536 (ncu -k regex:... -c N).
-        const int64_t B = 2, C = 512, T = 65536, E = 512, N = 16;
-        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
-        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
-        auto a16 = a.to(torch::kBFloat16), dh16 = dh.to(torch::kBFloat16);
-        for (int r = 0; r < 2; ++r) {
-            auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
-            hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
-            auto ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
-            hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true);
-            auto f16 = hc::scan_forward(hc::Cell::Linear, a16, b16, Tensor());
-            hc::scan_backward(hc::Cell::Linear, a16, b16, Tensor(), f16, dh16, Tensor(), true);
-            // The selective level cell (pre, u as in the benchmark's rows: N(0, 1), tau 32).
-            auto s32 = hc::scan_forward(hc::Cell::Selective, b, dh, Tensor(), 32.0);
-            hc::scan_backward(hc::Cell::Selective, b, dh, Tensor(), s32, b, Tensor(), true, 32.0);
-            auto s16 = hc::scan_forward(hc::Cell::Selective, b16, dh16, Tensor(), 32.0);
-            hc::scan_backward(hc::Cell::Selective, b16, dh16, Tensor(), s16, b16, Tensor(), true, 32.0);
-        }
-        auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
-        auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
-        // Mamba's scan: forward and backward in bf16, then in fp32 (ncu -k regex:sel_ -c 4).
-        for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
-            auto xs = x.to(dt), ds = d.to(dt);
-            auto f = hc::sel_forward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor());
-            hc::sel_backward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor(), f, xs, Tensor());
-        }
-        check(cudaDeviceSynchronize(), "sync");
-        return;
+// Two launches each of the kernels worth profiling, at T = 65536 (ncu -k regex:... -c N); no timing.
+void profile_launches(const torch::TensorOptions& dev) {
+    const int64_t B = 2, C = 512, T = 65536, E = 512, N = 16;
+    auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev), dh = torch::randn({B, T, C}, dev);
+    auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+    auto a16 = a.to(torch::kBFloat16), dh16 = dh.to(torch::kBFloat16);
+    for (int r = 0; r < 2; ++r) {
+        auto f = hc::scan_forward(hc::Cell::Linear, a, b, Tensor());
+        hc::scan_backward(hc::Cell::Linear, a, b, Tensor(), f, dh, Tensor(), true);
+        auto ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+        hc::scan_backward(hc::Cell::Linear, af, b16, Tensor(), ff16, dh16, Tensor(), true);
+        auto f16 = hc::scan_forward(hc::Cell::Linear, a16, b16, Tensor());
+        hc::scan_backward(hc::Cell::Linear, a16, b16, Tensor(), f16, dh16, Tensor(), true);
+        // The selective level cell (pre, u as in the benchmark's rows: N(0, 1), tau 32).
+        auto s32 = hc::scan_forward(hc::Cell::Selective, b, dh, Tensor(), 32.0);
+        hc::scan_backward(hc::Cell::Selective, b, dh, Tensor(), s32, b, Tensor(), true, 32.0);
+        auto s16 = hc::scan_forward(hc::Cell::Selective, b16, dh16, Tensor(), 32.0);
+        hc::scan_backward(hc::Cell::Selective, b16, dh16, Tensor(), s16, b16, Tensor(), true, 32.0);
     }
-    const std::time_t now = std::time(nullptr);
-    char date[32];
-    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
-    emit(fmt("card: %s, %d SMs, L2 %d MB, %.1f GB; %s", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
-             prop.totalGlobalMem / 1e9, date));
-    const int reps = quick ? 5 : 20;
+    auto x = torch::randn({B, T, E}, dev).to(torch::kBFloat16), d = (torch::rand({B, T, E}, dev) * 0.1).to(torch::kBFloat16);
+    auto A = -torch::rand({E, N}, dev) * 8 - 1, Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev);
+    // Mamba's scan: forward and backward in bf16, then in fp32 (ncu -k regex:sel_ -c 4).
+    for (auto dt : {torch::kBFloat16, torch::kFloat32}) {
+        auto xs = x.to(dt), ds = d.to(dt);
+        auto f = hc::sel_forward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor());
+        hc::sel_backward(xs, ds, A, Bm, Cm, Tensor(), xs, Tensor(), f, xs, Tensor());
+    }
+    check(cudaDeviceSynchronize(), "sync");
+}
 
+// The card's two ceilings; sets g_copy_gbs, which every later row is a fraction of.
+void ceiling_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
     // Ceiling 1: device-to-device copy of 1 GiB (bytes read + bytes written).
     {
         const int64_t n = (int64_t(1) << 30) / 4;
         auto src = torch::randn({n}, dev), dst = torch::empty({n}, dev);
-        const double ms = time_ms([&](int) { dst.copy_(src); }, 3, reps);
+        const double ms = time_ms([&](int) { dst.copy_(src); }, 3, run.reps);
         g_copy_gbs = 2.0 * n * 4 / ms / 1e6;
         emit(fmt("ceiling: device-to-device copy 1 GiB: %.3f ms, %.0f GB/s (read + write)", ms, g_copy_gbs));
     }
@@ -190,14 +164,17 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
         const int64_t n = 8192;
         auto a = torch::randn({n, n}, dev.dtype(torch::kBFloat16)), b = torch::randn({n, n}, dev.dtype(torch::kBFloat16));
         auto c = torch::empty({n, n}, dev.dtype(torch::kBFloat16));
-        const double ms = time_ms([&](int) { torch::mm_out(c, a, b); }, 3, quick ? 5 : 10);
+        const double ms = time_ms([&](int) { torch::mm_out(c, a, b); }, 3, run.quick ? 5 : 10);
         emit(fmt("ceiling: bf16 matmul 8192^3: %.3f ms, %.0f TFLOP/s", ms, 2.0 * n * n * n / ms / 1e9));
     }
+}
 
-    const int64_t B = 2, C = 512;
-    std::vector<int64_t> Ts = {8192, 32768, 65536};
-    if (quick) Ts = {8192, 65536};
-
+void linear_scan_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int64_t B = run.B, C = run.C;
+    const auto& Ts = run.Ts;
+    const bool quick = run.quick;
+    const int reps = run.reps;
     emit("");
     emit("linear scan h_t = a_t h_{t-1} + b_t, B=2 C=512 (bytes: a, b read once, h written once; backward: a, b, dh read, da, db written)");
     for (int64_t T : Ts) {
@@ -243,61 +220,70 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             }
         }
     }
+}
 
-    // Variants of the benchmark knobs, forward at the longest length: the look-back window
-    // (status words read per round trip) and the channels per thread.
-    {
-        const int64_t T = Ts.back();
-        const double n = double(B) * T * C;
-        emit("");
-        emit(fmt("look-back window (predecessors read per round trip; linear scan default 8), forward, T=%lld:", (long long)T));
-        auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
-        auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
-        // Per-token fp32 and fixed bf16 forward rows under each value of one knob; `label` formats
-        // the value into the row name.
-        auto knob_rows = [&](const char* env, std::initializer_list<const char*> values, const char* label) {
-            const RestoreEnv restore(env);
-            for (const char* value : values) {
-                setenv(env, value, 1);
-                const std::string v = fmt(label, value);
-                row("linear fwd per-token fp32, " + v,
-                    time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
-                row("linear fwd fixed bf16, " + v,
-                    time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
-            }
-        };
-        knob_rows("HARMONIC_LOOKBACK_WINDOW", {"1", "4", "8"}, "window %s");
-        knob_rows("HARMONIC_LIN_VEC", {"2", "4"}, "%s channels/thread");
-        // Variant: the backward's inputs staged in shared memory, 16 steps a thread (default), or
-        // held in registers (HARMONIC_LIN_STAGE=0).
-        auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
-        auto dh32 = torch::randn({B, T, C}, dev);
-        auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
-        auto f32 = hc::scan_forward(hc::Cell::Linear, a, b, Tensor()), ff32 = hc::scan_forward(hc::Cell::Linear, af, b, Tensor());
-        auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
-        auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
-        const RestoreEnv restore("HARMONIC_LIN_STAGE");
-        for (const char* stage : {"0", "1"}) {
-            setenv("HARMONIC_LIN_STAGE", stage, 1);
-            const std::string how = stage[0] == '1' ? "inputs staged" : "inputs in registers";
-            auto bwd_row = [&](const std::string& name, hc::Cell cell, const Tensor& pa, const Tensor& pb,
-                               const hc::ScanForward& f, const Tensor& dh, double bytes) {
-                row(name + ", " + how,
-                    time_ms([&](int) { hc::scan_backward(cell, pa, pb, Tensor(), f, dh, Tensor(), true, 32.0); }, 3, reps),
-                    n * bytes, -1);
-            };
-            bwd_row("linear bwd per-token fp32", hc::Cell::Linear, a, b, f32, dh32, 20);
-            bwd_row("linear bwd fixed fp32", hc::Cell::Linear, af, b, ff32, dh32, 12);
-            bwd_row("linear bwd per-token bf16", hc::Cell::Linear, a16, bb16, f16, dh16, 10);
-            bwd_row("linear bwd fixed bf16", hc::Cell::Linear, af, b16, ff16, dh16, 6);
-            bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
-            bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
+// Variants of the linear and level scans' settings at the longest length: the look-back window
+// (status words read per round trip) and the channels per thread of the forward, then the
+// backward's inputs staged in shared memory (the default) or held in registers. Each variant runs
+// under a KernelTuning changed in one field; the run's own tuning comes back after the section.
+void linear_variant_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int64_t B = run.B, C = run.C, T = run.Ts.back();
+    const int reps = run.reps;
+    const double n = double(B) * T * C;
+    emit("");
+    emit(fmt("look-back window (predecessors read per round trip; linear scan default 8), forward, T=%lld:", (long long)T));
+    auto a = torch::rand({B, T, C}, dev) * 0.5 + 0.5, b = torch::randn({B, T, C}, dev);
+    auto af = torch::rand({C}, dev) * 0.2 + 0.79, b16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+    // Per-token fp32 and fixed bf16 forward rows under each value of one setting; `label` formats
+    // the value into the row name.
+    auto variant_rows = [&](int KernelTuning::*field, std::initializer_list<int> values, const char* label) {
+        for (int value : values) {
+            KernelTuning tuning = kernel_tuning();
+            tuning.*field = value;
+            const ScopedKernelTuning scoped(tuning);
+            const std::string v = fmt(label, value);
+            row("linear fwd per-token fp32, " + v,
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, a, b, Tensor()); }, 3, reps), n * 12, -1);
+            row("linear fwd fixed bf16, " + v,
+                time_ms([&](int) { hc::scan_forward(hc::Cell::Linear, af, b16, Tensor()); }, 3, reps), n * 4, -1);
         }
+    };
+    variant_rows(&KernelTuning::lookback_window, {1, 4, 8}, "window %d");
+    variant_rows(&KernelTuning::lin_fwd_vec, {2, 4}, "%d channels/thread");
+    auto a16 = a.to(torch::kBFloat16), bb16 = b.to(torch::kBFloat16), dh16 = torch::randn({B, T, C}, dev).to(torch::kBFloat16);
+    auto dh32 = torch::randn({B, T, C}, dev);
+    auto f16 = hc::scan_forward(hc::Cell::Linear, a16, bb16, Tensor()), ff16 = hc::scan_forward(hc::Cell::Linear, af, b16, Tensor());
+    auto f32 = hc::scan_forward(hc::Cell::Linear, a, b, Tensor()), ff32 = hc::scan_forward(hc::Cell::Linear, af, b, Tensor());
+    auto g16 = hc::scan_forward(hc::Cell::GatedEma, a16, bb16, Tensor(), 32.0);
+    auto s16 = hc::scan_forward(hc::Cell::Selective, a16, bb16, Tensor(), 32.0);
+    for (bool stage : {false, true}) {
+        KernelTuning tuning = kernel_tuning();
+        tuning.lin_bwd_stage = stage;
+        const ScopedKernelTuning scoped(tuning);
+        const std::string how = stage ? "inputs staged" : "inputs in registers";
+        auto bwd_row = [&](const std::string& name, hc::Cell cell, const Tensor& pa, const Tensor& pb,
+                           const hc::ScanForward& f, const Tensor& dh, double bytes) {
+            row(name + ", " + how,
+                time_ms([&](int) { hc::scan_backward(cell, pa, pb, Tensor(), f, dh, Tensor(), true, 32.0); }, 3, reps),
+                n * bytes, -1);
+        };
+        bwd_row("linear bwd per-token fp32", hc::Cell::Linear, a, b, f32, dh32, 20);
+        bwd_row("linear bwd fixed fp32", hc::Cell::Linear, af, b, ff32, dh32, 12);
+        bwd_row("linear bwd per-token bf16", hc::Cell::Linear, a16, bb16, f16, dh16, 10);
+        bwd_row("linear bwd fixed bf16", hc::Cell::Linear, af, b16, ff16, dh16, 6);
+        bwd_row("level bwd gated_ema bf16", hc::Cell::GatedEma, a16, bb16, g16, dh16, 10);
+        bwd_row("level bwd selective bf16", hc::Cell::Selective, a16, bb16, s16, dh16, 10);
     }
+}
 
+void level_cell_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int64_t B = run.B, C = run.C;
+    const int reps = run.reps;
     emit("");
     emit("fused Harmonic level cell (pre, u read; h written; backward: pre, u, dh read, dpre, du written), B=2 D=512, tau=32");
-    for (int64_t T : Ts) {
+    for (int64_t T : run.Ts) {
         for (bool selective : {false, true}) {
             for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
                 const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * C;
@@ -339,7 +325,14 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             }
         }
     }
+}
 
+void selective_scan_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int64_t B = run.B;
+    const bool quick = run.quick;
+    const int reps = run.reps;
+    const auto& Ts = run.Ts;
     emit("");
     emit("selective scan (Mamba), B=2 E=512 N=16, delta in the dtype of x; bytes: x, delta, z read + y written "
          "(+ B, C fp32); backward: x, delta, z, dy read, dx, ddelta, dz written (+ B, C read, dB, dC written)");
@@ -382,64 +375,101 @@ void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
             row("selective bwd " + tag, b_ms, n * 7 * s + 4 * nbc, refb_ms);
         }
     }
+}
 
-    // Variant: the two selective-scan block shapes (chunks of 64 steps: backward 8 warps, two blocks per
-    // SM, forward 4 × 16 steps; chunks of 128: backward 16 warps, one block, forward 8 × 16).
-    {
-        const int64_t T = Ts.back(), E = 512, N = 16;
-        emit("");
-        emit(fmt("selective scan block shape, T=%lld (default 8 backward warps = 2 blocks/SM; 16 = 1 block/SM):", (long long)T));
-        auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
-        auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
-        for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
-            auto x = torch::randn({B, T, E}, dev).to(dt), d = (torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt);
-            auto z = torch::randn({B, T, E}, dev).to(dt), dy = torch::randn({B, T, E}, dev).to(dt);
-            const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
-            const RestoreEnv restore("HARMONIC_SEL_WARPS");
-            for (const char* warps : {"16", "8"}) {
-                setenv("HARMONIC_SEL_WARPS", warps, 1);
-                const double f_ms = time_ms([&](int) { hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor()); }, 2, reps);
-                auto fw = hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor());
-                const double b_ms =
-                    time_ms([&](int) { hc::sel_backward(x, d, A, Bm, Cm, D, z, Tensor(), fw, dy, Tensor()); }, 2, reps);
-                const char* tn = dt == torch::kBFloat16 ? "bf16" : "fp32";
-                row(fmt("selective fwd %s, %s warps", tn, warps), f_ms, n * 4 * s + 2 * nbc, -1);
-                row(fmt("selective bwd %s, %s warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
-            }
+// The two selective-scan block shapes (chunks of 64 steps: backward 8 warps, two blocks per SM,
+// forward 4 × 16 steps; chunks of 128: backward 16 warps, one block, forward 8 × 16).
+void selective_variant_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int64_t B = run.B, T = run.Ts.back(), E = 512, N = 16;
+    const int reps = run.reps;
+    emit("");
+    emit(fmt("selective scan block shape, T=%lld (default 8 backward warps = 2 blocks/SM; 16 = 1 block/SM):", (long long)T));
+    auto A = -(torch::arange(1, N + 1, dev.dtype(torch::kFloat32)).unsqueeze(0).expand({E, N}).contiguous());
+    auto Bm = torch::randn({B, T, N}, dev), Cm = torch::randn({B, T, N}, dev), D = torch::randn({E}, dev);
+    for (auto dt : {torch::kFloat32, torch::kBFloat16}) {
+        auto x = torch::randn({B, T, E}, dev).to(dt), d = (torch::rand({B, T, E}, dev) * 0.1 + 1e-3).to(dt);
+        auto z = torch::randn({B, T, E}, dev).to(dt), dy = torch::randn({B, T, E}, dev).to(dt);
+        const double s = dt == torch::kBFloat16 ? 2 : 4, n = double(B) * T * E, nbc = double(B) * T * N * 4;
+        for (int warps : {16, 8}) {
+            KernelTuning tuning = kernel_tuning();
+            tuning.sel_warps = warps;
+            const ScopedKernelTuning scoped(tuning);
+            const double f_ms = time_ms([&](int) { hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor()); }, 2, reps);
+            auto fw = hc::sel_forward(x, d, A, Bm, Cm, D, z, Tensor());
+            const double b_ms =
+                time_ms([&](int) { hc::sel_backward(x, d, A, Bm, Cm, D, z, Tensor(), fw, dy, Tensor()); }, 2, reps);
+            const char* tn = dt == torch::kBFloat16 ? "bf16" : "fp32";
+            row(fmt("selective fwd %s, %d warps", tn, warps), f_ms, n * 4 * s + 2 * nbc, -1);
+            row(fmt("selective bwd %s, %d warps", tn, warps), b_ms, n * 7 * s + 4 * nbc, -1);
         }
     }
+}
 
-    // The output head at the paper's configuration: the log-sum-exp of (2·T, 256) · (50,257, 256)ᵀ
-    // by the fused kernel (no logits), against the chunked head's two steps on one chunk of the
-    // same rows: cuBLAS's GEMM writing bf16 logits (the weight padded to 50,304) and head_lse.
-    {
-        const int64_t d = 256, V = 50257, Vp = 50304;
-        emit("");
-        emit("output head, d=256 V=50257 bf16 (TFLOP/s: 2·rows·V·d over the time; % of the bf16 matmul ceiling above)");
-        std::vector<int64_t> Ns = {2 * 1024, 2 * 8192, 2 * 32768};
-        if (quick) Ns = {2 * 8192, 2 * 32768};
-        auto w = (torch::randn({V, d}, dev) * 0.05).to(torch::kBFloat16);
-        auto wp = torch::cat({w, torch::zeros({Vp - V, d}, dev.dtype(torch::kBFloat16))});
-        for (int64_t N : Ns) {
-            auto f = torch::randn({N, d}, dev).to(torch::kBFloat16);
-            auto t = torch::randint(0, V, {N}, dev.dtype(torch::kLong));
-            const double flop = 2.0 * N * V * d;
-            const double fused_ms = time_ms([&](int) { hk::head_lse_fused(f, w, t); }, 3, reps);
-            auto logits = torch::empty({N, Vp}, dev.dtype(torch::kBFloat16));
-            const double gemm_ms = time_ms([&](int) { torch::mm_out(logits, f, wp.t()); }, 3, reps);
-            const double lse_ms = time_ms([&](int) { hk::head_lse(logits, V, t); }, 3, reps);
-            emit(fmt("rows=%-6lld fused lse+target %7.3f ms %4.0f TFLOP/s | GEMM writing logits %7.3f ms %4.0f TFLOP/s "
-                     "+ head_lse %7.3f ms = %7.3f ms%s",
-                     (long long)N, fused_ms, flop / fused_ms / 1e9, gemm_ms, flop / gemm_ms / 1e9, lse_ms,
-                     gemm_ms + lse_ms, hk::head_lse_fused_applies(f, w) ? "" : "  (fused kernel not applicable: reference)"));
-        }
+// The output head at the paper's configuration: the log-sum-exp of (2·T, 256) · (50,257, 256)ᵀ
+// by the fused kernel (no logits), against the chunked head's two steps on one chunk of the
+// same rows: cuBLAS's GEMM writing bf16 logits (the weight padded to 50,304) and head_lse.
+void output_head_rows(const BenchRun& run) {
+    const auto& dev = run.dev;
+    const int reps = run.reps;
+    const int64_t d = 256, V = 50257, Vp = 50304;
+    emit("");
+    emit("output head, d=256 V=50257 bf16 (TFLOP/s: 2·rows·V·d over the time; % of the bf16 matmul ceiling above)");
+    std::vector<int64_t> Ns = {2 * 1024, 2 * 8192, 2 * 32768};
+    if (run.quick) Ns = {2 * 8192, 2 * 32768};
+    auto w = (torch::randn({V, d}, dev) * 0.05).to(torch::kBFloat16);
+    auto wp = torch::cat({w, torch::zeros({Vp - V, d}, dev.dtype(torch::kBFloat16))});
+    for (int64_t N : Ns) {
+        auto f = torch::randn({N, d}, dev).to(torch::kBFloat16);
+        auto t = torch::randint(0, V, {N}, dev.dtype(torch::kLong));
+        const double flop = 2.0 * N * V * d;
+        const double fused_ms = time_ms([&](int) { hk::head_lse_fused(f, w, t); }, 3, reps);
+        auto logits = torch::empty({N, Vp}, dev.dtype(torch::kBFloat16));
+        const double gemm_ms = time_ms([&](int) { torch::mm_out(logits, f, wp.t()); }, 3, reps);
+        const double lse_ms = time_ms([&](int) { hk::head_lse(logits, V, t); }, 3, reps);
+        emit(fmt("rows=%-6lld fused lse+target %7.3f ms %4.0f TFLOP/s | GEMM writing logits %7.3f ms %4.0f TFLOP/s "
+                 "+ head_lse %7.3f ms = %7.3f ms%s",
+                 (long long)N, fused_ms, flop / fused_ms / 1e9, gemm_ms, flop / gemm_ms / 1e9, lse_ms,
+                 gemm_ms + lse_ms, hk::head_lse_fused_applies(f, w) ? "" : "  (fused kernel not applicable: reference)"));
     }
+}
 
-    if (!out_path.empty()) {
-        std::ofstream file(out_path);
+}  // namespace
+
+void run_kernel_benchmark(const KernelBenchmarkOptions& options) {
+    if (!torch::cuda::is_available()) throw std::runtime_error("the kernel benchmark needs a CUDA GPU, and none was found");
+    g_log.str("");
+    torch::NoGradGuard no_grad;
+    BenchRun run;
+    run.dev = torch::TensorOptions().device(torch::kCUDA);
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "props");
+    if (options.profile) {
+        profile_launches(run.dev);
+        return;
+    }
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&now));
+    emit(fmt("card: %s, %d SMs, L2 %d MB, %.1f GB; %s", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20,
+             prop.totalGlobalMem / 1e9, date));
+    run.quick = options.quick;
+    run.reps = options.quick ? 5 : 20;
+    run.Ts = options.quick ? std::vector<int64_t>{8192, 65536} : std::vector<int64_t>{8192, 32768, 65536};
+
+    ceiling_rows(run);
+    linear_scan_rows(run);
+    linear_variant_rows(run);
+    level_cell_rows(run);
+    selective_scan_rows(run);
+    selective_variant_rows(run);
+    output_head_rows(run);
+
+    if (!options.out.empty()) {
+        std::ofstream file(options.out);
         file << g_log.str();
-        if (!file.flush()) throw std::runtime_error(out_path + ": cannot be written");
-        std::printf("written to %s\n", out_path.c_str());
+        if (!file.flush()) throw std::runtime_error(options.out + ": cannot be written");
+        std::printf("written to %s\n", options.out.c_str());
     }
 }
 

@@ -215,7 +215,7 @@ __device__ __forceinline__ void post_ticket(const ScanScratch& s, const TicketRe
         if (ticket == 0) s.control[1 + half] = static_cast<unsigned long long>(s.words);
         smem[0] = static_cast<int>(ticket);
         smem[1] = half;
-        smem[2] = static_cast<int>(half ? r.written0 : r.written1);  // below 2^31 (ops.cpp, kScratchMaxHalf)
+        smem[2] = static_cast<int>(half ? r.written0 : r.written1);  // below 2^31 (scan_scratch.cpp, kScratchMaxHalf)
     }
 }
 // After the barrier that follows post_ticket.

@@ -16,7 +16,7 @@ enum class DType : int { F32 = 0, BF16 = 1 };
 // the last launch that used them wrote; accumulators some launches keep follow (8-byte words, zero
 // between launches). A launch of epoch e uses half[e & 1], which it finds all zero, and its blocks
 // zero between them the words the previous launch wrote in the other half, so that consecutive
-// launches on one stream need no fill (ops.cpp, scan_scratch). A buffer zero-filled for one launch
+// launches on one stream need no fill (scan_scratch.cpp). A buffer zero-filled for one launch
 // (both halves the same, nothing written in either) is the same protocol with epoch 0.
 constexpr int kScratchControlWords = 4;
 

@@ -49,7 +49,7 @@ void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int l
 
 namespace {
 
-constexpr int TT = kLinWarps;
+constexpr int kWarps = kLinWarps;  // warps a block; the comments' V is kVec (channels a thread), S is kSteps (steps)
 static_assert(kLinSteps * kLinWarps == kLinSpan, "8 steps a thread make one checkpoint span");
 
 // Why the fused modes exist: in the model, b = (1-a)·σ(pre)·u (gated_ema) or a = exp(-softplus(pre)/τ),
@@ -60,9 +60,9 @@ static_assert(kLinSteps * kLinWarps == kLinSpan, "8 steps a thread make one chec
 // σ of the gated_ema cell: two MUFU operations for bf16 inputs, where the cell is instruction-bound
 // and the fast form is faster; libm's for fp32, whose backward was slower with the fast form and
 // which keeps fp32's accuracy (docs/KERNELS.md § Level scan).
-template <typename TB>
+template <typename TypeB>
 __device__ __forceinline__ float gate_sigmoid(float x) {
-    if constexpr (sizeof(TB) == 2) return sigmoid_fast(x);
+    if constexpr (sizeof(TypeB) == 2) return sigmoid_fast(x);
     else return sigmoidf_(x);
 }
 
@@ -72,13 +72,13 @@ __device__ __forceinline__ float gate_sigmoid(float x) {
 // which bounds the bf16 forward by latency rather than bytes (docs/KERNELS.md § Level scan).
 // fp32: libm, whose forward is memory-bound anyway and equals the reference's to
 // the ulp.
-template <typename TB>
+template <typename TypeB>
 __device__ __forceinline__ float cell_decay(float pre, float c0) {
     // 2^y as 2^(y + 1) / 2: ex2.approx's error is about 2^-23 absolute, which is 2 ulp of a result in
     // [0.5, 1) but 1 ulp in [1, 2) (libm's expf shifts its argument the same way). Straight
     // 2^y fails the tests' bound on the fp32 final state at τ = 128, where
     // an ulp of a near 1 is 1 % of 1 − a.
-    if constexpr (sizeof(TB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
+    if constexpr (sizeof(TypeB) == 2) return 0.5f * ex2_approx(fmaf(-softplus_fast(pre), c0 * kLog2e, 1.f));
     else return expf(-softplus_reference(pre) * c0);
 }
 
@@ -113,33 +113,33 @@ __device__ __forceinline__ void sel_coef(float pre, float c0, float& a, float& k
 }
 
 // (a, b) of one step from the raw inputs.
-template <LinMode M, typename TB>
+template <LinMode Mode, typename TypeB>
 __device__ __forceinline__ void coef(float ra, float rb, float afix, float c0, float c1, float& a, float& b) {
-    if constexpr (M == LinMode::Linear) {
+    if constexpr (Mode == LinMode::Linear) {
         a = ra;
         b = rb;
-    } else if constexpr (M == LinMode::LinearFixed) {
+    } else if constexpr (Mode == LinMode::LinearFixed) {
         a = afix;
         b = rb;
-    } else if constexpr (M == LinMode::Gated) {
+    } else if constexpr (Mode == LinMode::Gated) {
         a = c0;
-        b = c1 * gate_sigmoid<TB>(ra) * rb;
+        b = c1 * gate_sigmoid<TypeB>(ra) * rb;
     } else {
-        a = cell_decay<TB>(ra, c0);
+        a = cell_decay<TypeB>(ra, c0);
         b = (1.f - a) * rb;
     }
 }
 
-template <LinMode M, typename TA, int V>
-__device__ __forceinline__ float raw_a(const Pack<TA, V>& p, int v) {
-    if constexpr (M == LinMode::LinearFixed) return 0.f;
+template <LinMode Mode, typename TypeA, int kVec>
+__device__ __forceinline__ float raw_a(const Pack<TypeA, kVec>& p, int v) {
+    if constexpr (Mode == LinMode::LinearFixed) return 0.f;
     else return to_f(p.v[v]);
 }
 
 // Both a (unless fixed) and b in bf16.
-template <LinMode M, typename TA, typename TB>
+template <LinMode Mode, typename TypeA, typename TypeB>
 constexpr bool bf16_inputs() {
-    return sizeof(TB) == 2 && (M == LinMode::LinearFixed || sizeof(TA) == 2);
+    return sizeof(TypeB) == 2 && (Mode == LinMode::LinearFixed || sizeof(TypeA) == 2);
 }
 
 // Steps per thread: about 64 bytes of input per channel held in registers in the forward (8 steps
@@ -159,7 +159,7 @@ constexpr int held_bytes(LinMode m, int a_bytes, int b_bytes, bool backward) {
     if (fused_cell(m)) return 12;
     return b_bytes * (backward ? 2 : 1) + (m == LinMode::LinearFixed ? 0 : a_bytes);
 }
-// A staged backward (LinParams::stage_inputs, lin_bwd_kernel's P) copies its inputs into shared
+// A staged backward (LinParams::stage_inputs, lin_bwd_kernel's kStaged) copies its inputs into shared
 // memory with cp.async, which moves 4, 8 or 16 bytes: a launch with 2-byte packs (one bf16 channel a
 // thread) is not staged.
 // The selective cell is staged in bf16 only, where its coefficients come from the MUFU pipe and the
@@ -196,18 +196,18 @@ constexpr int steps_for(LinMode m, int a_bytes, int b_bytes, int vec, bool backw
 // The selective cell's bf16 forward keeps its decays a in shared memory (64 KB a block) and forms
 // b = (1 - a) u again in pass 2: at 16 steps a thread, (a, b) would take 128 registers, and
 // computing them again in pass 2 doubled the MUFU operations, the busiest pipe after issue.
-template <LinMode M, typename TB>
+template <LinMode Mode, typename TypeB>
 constexpr bool sel_keeps_decay() {
-    return M == LinMode::SelLevel && sizeof(TB) == 2;
+    return Mode == LinMode::SelLevel && sizeof(TypeB) == 2;
 }
-template <LinMode M, typename TB, int V, int S>
+template <LinMode Mode, typename TypeB, int kVec, int kSteps>
 constexpr int fwd_smem_bytes() {
-    return sel_keeps_decay<M, TB>() ? TT * 32 * S * V * int(sizeof(float)) : 0;
+    return sel_keeps_decay<Mode, TypeB>() ? kWarps * 32 * kSteps * kVec * int(sizeof(float)) : 0;
 }
 // The fixed-decay bf16 backward keeps the recomputed states of its steps in shared memory.
-template <LinMode M, typename TB>
+template <LinMode Mode, typename TypeB>
 constexpr bool states_in_shared() {
-    return M == LinMode::LinearFixed && sizeof(TB) == 2;
+    return Mode == LinMode::LinearFixed && sizeof(TypeB) == 2;
 }
 
 struct Geometry {
@@ -216,9 +216,9 @@ struct Geometry {
     bool cvalid;
 };
 
-template <int V, int S>
+template <int kVec, int kSteps>
 __device__ __forceinline__ Geometry geometry(const LinParams& p, int64_t id, bool reverse) {
-    constexpr int W = 32 * V, L = S * TT;
+    constexpr int W = 32 * kVec, L = kSteps * kWarps;
     Geometry g;
     const int64_t nTilesC = (p.C + W - 1) / W;
     g.nTiles = p.B * nTilesC;
@@ -229,10 +229,10 @@ __device__ __forceinline__ Geometry geometry(const LinParams& p, int64_t id, boo
     g.bb = g.tile / nTilesC;
     g.ct = g.tile % nTilesC;
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    g.c0 = g.ct * W + lane * V;
+    g.c0 = g.ct * W + lane * kVec;
     g.cvalid = g.c0 < p.C;
-    g.t0 = g.chunk * L + w * S;
-    g.nvalid = g.cvalid ? steps_left(p.T - g.t0, S) : 0;
+    g.t0 = g.chunk * L + w * kSteps;
+    g.nvalid = g.cvalid ? steps_left(p.T - g.t0, kSteps) : 0;
     g.BC = p.B * p.C;
     return g;
 }
@@ -248,69 +248,69 @@ struct DecayFold {
     __device__ float inclusive(float h) const { return static_cast<float>(fma(accA, double(h), accH)); }
 };
 
-template <LinMode M, typename TA, typename TB, int V, int S>
-__global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
-    constexpr int W = 32 * V, L = S * TT;
-    constexpr int spans = L / kLinSpan, warps_per_span = TT / spans;
-    static_assert(L % kLinSpan == 0 && TT % spans == 0, "checkpoint spans start at warp boundaries");
-    __shared__ double sA[TT][W];  // decay products: see "Products in fp64" above
-    __shared__ float sH[TT][W];
+template <LinMode Mode, typename TypeA, typename TypeB, int kVec, int kSteps>
+__global__ void __launch_bounds__(kWarps * 32, 2) lin_fwd_kernel(LinParams p) {
+    constexpr int W = 32 * kVec, L = kSteps * kWarps;
+    constexpr int spans = L / kLinSpan, warps_per_span = kWarps / spans;
+    static_assert(L % kLinSpan == 0 && kWarps % spans == 0, "checkpoint spans start at warp boundaries");
+    __shared__ double sA[kWarps][W];  // decay products: see "Products in fp64" above
+    __shared__ float sH[kWarps][W];
     __shared__ int s_ticket[3];
     extern __shared__ __align__(16) unsigned char fwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const ScanTicket ticket = take_ticket(p.scratch, s_ticket);
     const int64_t id = ticket.id;
     StatusWord* const status = ticket.status;
-    const Geometry g = geometry<V, S>(p, id, false);
+    const Geometry g = geometry<kVec, kSteps>(p, id, false);
     // sel_keeps_decay: the decays of this thread's steps, V at a time, thread-contiguous.
-    constexpr bool kSmemDecay = sel_keeps_decay<M, TB>();
-    auto* const kept_decay = reinterpret_cast<Pack<float, V>*>(fwd_smem);
+    constexpr bool kSmemDecay = sel_keeps_decay<Mode, TypeB>();
+    auto* const kept_decay = reinterpret_cast<Pack<float, kVec>*>(fwd_smem);
 
     // Load this thread's steps (V channels each) into registers.
-    const TA* pa = static_cast<const TA*>(p.a);
-    const TB* pb = static_cast<const TB*>(p.b);
-    Pack<TA, V> ra[S];
-    Pack<TB, V> rb[S];
-    float afix[V];
+    const TypeA* pa = static_cast<const TypeA*>(p.a);
+    const TypeB* pb = static_cast<const TypeB*>(p.b);
+    Pack<TypeA, kVec> ra[kSteps];
+    Pack<TypeB, kVec> rb[kSteps];
+    float afix[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v)
-        afix[v] = (M == LinMode::LinearFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
+    for (int v = 0; v < kVec; ++v)
+        afix[v] = (Mode == LinMode::LinearFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
     const int64_t base = (g.bb * p.T + g.t0) * p.C + g.c0;
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         if (i < g.nvalid) {
-            if constexpr (M != LinMode::LinearFixed) ra[i] = load_pack<TA, V>(pa + base + i * p.C);
-            rb[i] = load_pack<TB, V>(pb + base + i * p.C);
+            if constexpr (Mode != LinMode::LinearFixed) ra[i] = load_pack<TypeA, kVec>(pa + base + i * p.C);
+            rb[i] = load_pack<TypeB, kVec>(pb + base + i * p.C);
         }
     }
 
     // Pass 1: this thread's map h -> A h + H. The fused cells keep the coefficients they computed
     // for pass 2 instead of their raw inputs (the same registers at 8 steps): their transcendental
     // chains (σ; exp, log1p, exp) made the bf16 cells compute-bound when evaluated in both passes.
-    constexpr bool kKeep = fused_cell(M) && !kSmemDecay;
-    float ka[kKeep ? S : 1][V], kb[kKeep ? S : 1][V];
-    double A[V];
-    float H[V];
+    constexpr bool kKeep = fused_cell(Mode) && !kSmemDecay;
+    float ka[kKeep ? kSteps : 1][kVec], kb[kKeep ? kSteps : 1][kVec];
+    double A[kVec];
+    float H[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v) A[v] = 1.0, H[v] = 0.f;
+    for (int v = 0; v < kVec; ++v) A[v] = 1.0, H[v] = 0.f;
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         if (i < g.nvalid) {
-            Pack<float, V> decays;
+            Pack<float, kVec> decays;
 #pragma unroll
-            for (int v = 0; v < V; ++v) {
+            for (int v = 0; v < kVec; ++v) {
                 float a, b;
-                coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                coef<Mode, TypeB>(raw_a<Mode, TypeA, kVec>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 if constexpr (kKeep) ka[i][v] = a, kb[i][v] = b;
                 decays.v[v] = a;
                 H[v] = fmaf(a, H[v], b);
                 A[v] *= a;
             }
-            if constexpr (kSmemDecay) kept_decay[i * (TT * 32) + tid] = decays;
+            if constexpr (kSmemDecay) kept_decay[i * (kWarps * 32) + tid] = decays;
         }
     }
 #pragma unroll
-    for (int v = 0; v < V; ++v) sA[w][lane * V + v] = A[v], sH[w][lane * V + v] = H[v];
+    for (int v = 0; v < kVec; ++v) sA[w][lane * kVec + v] = A[v], sH[w][lane * kVec + v] = H[v];
     __syncthreads();
 
     // Compose the warps (one thread per channel of the tile): exclusive prefixes in place.
@@ -321,7 +321,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     float blkH = 0.f;
     if (tid < W) {
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww) {
+        for (int ww = 0; ww < kWarps; ++ww) {
             const double a = sA[ww][tid];
             const float h = sH[ww][tid];
             sA[ww][tid] = blkA;
@@ -345,7 +345,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
         const float incl = static_cast<float>(fma(blkA, double(carry), double(blkH)));
         if (cok) publish_status(mine, kStatusInclusive, incl);  // first: later chunks may be waiting on it
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww)
+        for (int ww = 0; ww < kWarps; ++ww)
             sH[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(carry), double(sH[ww][tid])));
         // The backward's checkpoints: the state at the end of each kLinSpan-step span of the chunk,
         // the carry into the warp that starts the next span (the chunk's own state for its last).
@@ -363,32 +363,32 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_fwd_kernel(LinParams p) {
     __syncthreads();
 
     // Pass 2: rescan from the exact carry-in and write h.
-    if constexpr (!kKeep && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
+    if constexpr (!kKeep && (sizeof(TypeA) == 2 || sizeof(TypeB) == 2)) {
 #pragma unroll
-        for (int i = 0; i < S; ++i) {
-            if constexpr (M != LinMode::LinearFixed && !kSmemDecay) opaque(ra[i]);  // kSmemDecay: pre is spent
+        for (int i = 0; i < kSteps; ++i) {
+            if constexpr (Mode != LinMode::LinearFixed && !kSmemDecay) opaque(ra[i]);  // kSmemDecay: pre is spent
             opaque(rb[i]);
         }
     }
-    float h[V];
+    float h[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v) h[v] = sH[w][lane * V + v];
-    TB* out = static_cast<TB*>(p.h);
+    for (int v = 0; v < kVec; ++v) h[v] = sH[w][lane * kVec + v];
+    TypeB* out = static_cast<TypeB*>(p.h);
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         if (i < g.nvalid) {
-            Pack<TB, V> o;
-            const Pack<float, V> decays = kSmemDecay ? kept_decay[i * (TT * 32) + tid] : Pack<float, V>{};
+            Pack<TypeB, kVec> o;
+            const Pack<float, kVec> decays = kSmemDecay ? kept_decay[i * (kWarps * 32) + tid] : Pack<float, kVec>{};
 #pragma unroll
-            for (int v = 0; v < V; ++v) {
+            for (int v = 0; v < kVec; ++v) {
                 float a, b;
                 if constexpr (kKeep) a = ka[i][v], b = kb[i][v];
                 else if constexpr (kSmemDecay) a = decays.v[v], b = (1.f - a) * to_f(rb[i].v[v]);
-                else coef<M, TB>(raw_a<M, TA, V>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
+                else coef<Mode, TypeB>(raw_a<Mode, TypeA, kVec>(ra[i], v), to_f(rb[i].v[v]), afix[v], p.c0, p.c1, a, b);
                 h[v] = fmaf(a, h[v], b);
-                o.v[v] = from_f<TB>(h[v]);
+                o.v[v] = from_f<TypeB>(h[v]);
             }
-            store_pack<TB, V>(out + base + i * p.C, o);
+            store_pack<TypeB, kVec>(out + base + i * p.C, o);
         }
     }
     // Last: after its loads, with its 32 steps of inputs in registers, it would spill.
@@ -404,47 +404,47 @@ constexpr bool bwd_needs_states(LinMode m) { return m != LinMode::Gated; }
 // bf16 scan unless staged (states_in_shared); the unstaged selective cell's coefficients a and k of
 // its steps (sel_coef); or, staged, the chunk's inputs (a unless fixed, b, dh: each thread's own
 // packs, step-major, so a warp's copies are contiguous and its reads conflict-free).
-template <LinMode M, typename TB, int V, int S, bool P>
+template <LinMode Mode, typename TypeB, int kVec, int kSteps, bool kStaged>
 constexpr int bwd_kept_smem_bytes() {
-    if constexpr (M == LinMode::SelLevel) return P ? 0 : TT * 32 * S * V * 2 * int(sizeof(float));
-    return states_in_shared<M, TB>() && !P ? TT * 32 * S * V * int(sizeof(float)) : 0;
+    if constexpr (Mode == LinMode::SelLevel) return kStaged ? 0 : kWarps * 32 * kSteps * kVec * 2 * int(sizeof(float));
+    return states_in_shared<Mode, TypeB>() && !kStaged ? kWarps * 32 * kSteps * kVec * int(sizeof(float)) : 0;
 }
-template <LinMode M, typename TA, typename TB, int V, int S>
+template <LinMode Mode, typename TypeA, typename TypeB, int kVec, int kSteps>
 constexpr int bwd_stage_bytes() {
-    return TT * 32 * S * ((M == LinMode::LinearFixed ? 0 : int(sizeof(TA))) + 2 * int(sizeof(TB))) * V;
+    return kWarps * 32 * kSteps * ((Mode == LinMode::LinearFixed ? 0 : int(sizeof(TypeA))) + 2 * int(sizeof(TypeB))) * kVec;
 }
 
-// P: staged. The block's inputs go to shared memory by cp.async instead of into registers, which
+// kStaged: the block's inputs go to shared memory by cp.async instead of into registers, which
 // then hold only g_t: 16 steps of 4 bf16 channels fit (in registers, the inputs and the states of
 // 16 steps need ~160 registers, so the bf16 backward would run 8 steps, half the bytes per block of
 // the fp32 one for the same look-back; docs/KERNELS.md § Linear scan).
-template <LinMode M, typename TA, typename TB, int V, int S, bool P>
-__global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
-    constexpr int W = 32 * V, L = S * TT, spans = L / kLinSpan;
+template <LinMode Mode, typename TypeA, typename TypeB, int kVec, int kSteps, bool kStaged>
+__global__ void __launch_bounds__(kWarps * 32, 2) lin_bwd_kernel(LinParams p) {
+    constexpr int W = 32 * kVec, L = kSteps * kWarps, spans = L / kLinSpan;
     static_assert(L % kLinSpan == 0, "backward chunks start at checkpoints");
-    constexpr bool kStates = bwd_needs_states(M);
-    constexpr bool kFixed = M == LinMode::LinearFixed;
-    __shared__ double sA[TT][W];
-    __shared__ float sF[TT][W];
-    __shared__ float sR[TT][W];
+    constexpr bool kStates = bwd_needs_states(Mode);
+    constexpr bool kFixed = Mode == LinMode::LinearFixed;
+    __shared__ double sA[kWarps][W];
+    __shared__ float sF[kWarps][W];
+    __shared__ float sR[kWarps][W];
     __shared__ int s_ticket[3];
     extern __shared__ __align__(16) unsigned char bwd_smem[];
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     // The fixed-decay bf16 scan takes its chunk by index and its ticket after its loads (common.cuh,
     // request_ticket), which takes a round trip off its blocks' critical path; the others are slower
     // that way and take the ticket first (docs/KERNELS.md § The chained scan).
-    constexpr bool kIndexOrder = states_in_shared<M, TB>() && !P;
+    constexpr bool kIndexOrder = states_in_shared<Mode, TypeB>() && !kStaged;
     ScanTicket ticket{};
     if constexpr (!kIndexOrder) ticket = take_ticket(p.scratch, s_ticket);
-    const Geometry g = geometry<V, S>(p, kIndexOrder ? int64_t(blockIdx.x) : ticket.id, true);
+    const Geometry g = geometry<kVec, kSteps>(p, kIndexOrder ? int64_t(blockIdx.x) : ticket.id, true);
     const int64_t nChunks = (p.T + L - 1) / L;
 
-    const TA* pa = static_cast<const TA*>(p.a);
-    const TB* pb = static_cast<const TB*>(p.b);
-    const TB* pd = static_cast<const TB*>(p.dh);
-    float afix[V];
+    const TypeA* pa = static_cast<const TypeA*>(p.a);
+    const TypeB* pb = static_cast<const TypeB*>(p.b);
+    const TypeB* pd = static_cast<const TypeB*>(p.dh);
+    float afix[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v)
+    for (int v = 0; v < kVec; ++v)
         afix[v] = (kFixed && g.cvalid) ? static_cast<const float*>(p.a)[g.c0 + v] : 1.f;
     const int64_t base = (g.bb * p.T + g.t0) * p.C + g.c0;
 
@@ -454,7 +454,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // the block's critical path. The fixed-decay bf16 scan, whose registers are full (held in
     // registers through pass 1 they would spill), copies them first by cp.async into the first
     // 2·W floats of its g_t area, which pass 2 only writes after the composition has read them.
-    constexpr bool kEarlyCarry = states_in_shared<M, TB>() && !P;
+    constexpr bool kEarlyCarry = states_in_shared<Mode, TypeB>() && !kStaged;
     float* const early_carry = reinterpret_cast<float*>(bwd_smem);
     // Where they come from, for the channel of thread tid < W (its global index gc), or null.
     auto carry_src = [&](bool cok, int64_t gc) -> const float* {
@@ -482,47 +482,47 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
 
     // This chunk's inputs: in registers, or (staged) in shared memory, a (unless fixed), b, dh.
     float* const g_shared = reinterpret_cast<float*>(bwd_smem);
-    constexpr int kSlots = TT * 32 * S;
-    auto* const stage_a = reinterpret_cast<Pack<TA, V>*>(bwd_smem);
-    auto* const stage_b = reinterpret_cast<Pack<TB, V>*>(stage_a + (kFixed ? 0 : kSlots));
+    constexpr int kSlots = kWarps * 32 * kSteps;
+    auto* const stage_a = reinterpret_cast<Pack<TypeA, kVec>*>(bwd_smem);
+    auto* const stage_b = reinterpret_cast<Pack<TypeB, kVec>*>(stage_a + (kFixed ? 0 : kSlots));
     auto* const stage_d = stage_b + kSlots;
-    auto slot = [&](int i) { return i * (TT * 32) + tid; };
-    Pack<TA, V> ra[P ? 1 : S];
-    Pack<TB, V> rb[P ? 1 : S];
-    Pack<TB, V> rd[P ? 1 : S];
+    auto slot = [&](int i) { return i * (kWarps * 32) + tid; };
+    Pack<TypeA, kVec> ra[kStaged ? 1 : kSteps];
+    Pack<TypeB, kVec> rb[kStaged ? 1 : kSteps];
+    Pack<TypeB, kVec> rd[kStaged ? 1 : kSteps];
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         if (i < g.nvalid) {
-            if constexpr (P) {
-                if constexpr (!kFixed) async_copy_pack<TA, V>(stage_a + slot(i), pa + base + i * p.C);
-                async_copy_pack<TB, V>(stage_b + slot(i), pb + base + i * p.C);
-                async_copy_pack<TB, V>(stage_d + slot(i), pd + base + i * p.C);
+            if constexpr (kStaged) {
+                if constexpr (!kFixed) async_copy_pack<TypeA, kVec>(stage_a + slot(i), pa + base + i * p.C);
+                async_copy_pack<TypeB, kVec>(stage_b + slot(i), pb + base + i * p.C);
+                async_copy_pack<TypeB, kVec>(stage_d + slot(i), pd + base + i * p.C);
             } else {
-                if constexpr (!kFixed) ra[i] = load_pack<TA, V>(pa + base + i * p.C);
-                rb[i] = load_pack<TB, V>(pb + base + i * p.C);
-                rd[i] = load_pack<TB, V>(pd + base + i * p.C);
+                if constexpr (!kFixed) ra[i] = load_pack<TypeA, kVec>(pa + base + i * p.C);
+                rb[i] = load_pack<TypeB, kVec>(pb + base + i * p.C);
+                rd[i] = load_pack<TypeB, kVec>(pd + base + i * p.C);
             }
         }
     }
     TicketRequest ticket_request;
     if constexpr (kIndexOrder) ticket_request = request_ticket(p.scratch);
     else clear_stale_half(ticket);
-    if constexpr (P) {
+    if constexpr (kStaged) {
         // Each thread reads only its own slots: waiting for its own copies is enough.
         async_copy_commit();
         async_copy_wait_all();
     }
     auto in_a = [&](int i) {
-        if constexpr (kFixed) return Pack<TA, V>{};  // never read: raw_a ignores it
-        else if constexpr (P) return stage_a[slot(i)];
+        if constexpr (kFixed) return Pack<TypeA, kVec>{};  // never read: raw_a ignores it
+        else if constexpr (kStaged) return stage_a[slot(i)];
         else return ra[i];
     };
     auto in_b = [&](int i) {
-        if constexpr (P) return stage_b[slot(i)];
+        if constexpr (kStaged) return stage_b[slot(i)];
         else return rb[i];
     };
     auto in_d = [&](int i) {
-        if constexpr (P) return stage_d[slot(i)];
+        if constexpr (kStaged) return stage_d[slot(i)];
         else return rd[i];
     };
 
@@ -535,42 +535,42 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // itself and keeps g·k (sel_slope: σ from two MUFU operations) in its spent pre and dh slots, so
     // that the forward walk needs neither g nor pre (recomputing a and k in each walk instead makes
     // the MUFU queue the limit).
-    constexpr bool kSel = M == LinMode::SelLevel;
+    constexpr bool kSel = Mode == LinMode::SelLevel;
     float* const sel_keep = reinterpret_cast<float*>(bwd_smem);
-    auto kept_a = [&](int i, int v) -> float& { return sel_keep[(i * V + v) * (TT * 32) + tid]; };
-    auto kept_k = [&](int i, int v) -> float& { return sel_keep[((S + i) * V + v) * (TT * 32) + tid]; };
+    auto kept_a = [&](int i, int v) -> float& { return sel_keep[(i * kVec + v) * (kWarps * 32) + tid]; };
+    auto kept_k = [&](int i, int v) -> float& { return sel_keep[((kSteps + i) * kVec + v) * (kWarps * 32) + tid]; };
 
     // Pass 1: reverse map (A, R) of this thread's steps, q_first = A·q_after + R with
     // R = Σ_t (Π_{s<=t} a_s) dh_t, and where the gradients need states the forward map (A, F).
     // The selective cell's bf16 backward forms its thread's 8-step A and R in fp32 (two conversions
     // and two fp64 operations an element less; its outputs carry bf16-sized errors): the chunk-level
     // products stay in fp64 ("Products in fp64" above).
-    using Acc = std::conditional_t<kSel && sizeof(TB) == 2, float, double>;
-    Acc A[V], R[V];
-    constexpr bool kSelStaged = kSel && P;
-    float a_keep[kSelStaged ? S : 1][V];  // the staged selective cell's decays (see above)
-    float F[V];
+    using Acc = std::conditional_t<kSel && sizeof(TypeB) == 2, float, double>;
+    Acc A[kVec], R[kVec];
+    constexpr bool kSelStaged = kSel && kStaged;
+    float a_keep[kSelStaged ? kSteps : 1][kVec];  // the staged selective cell's decays (see above)
+    float F[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
+    for (int v = 0; v < kVec; ++v) A[v] = 1.0, F[v] = 0.f, R[v] = 0.0;
 #pragma unroll
-    for (int i = 0; i < S; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         if (i < g.nvalid) {
-            const Pack<TA, V> xa = in_a(i);
-            const Pack<TB, V> xb = in_b(i), xd = in_d(i);
+            const Pack<TypeA, kVec> xa = in_a(i);
+            const Pack<TypeB, kVec> xb = in_b(i), xd = in_d(i);
 #pragma unroll
-            for (int v = 0; v < V; ++v) {
+            for (int v = 0; v < kVec; ++v) {
                 float a, b;
                 if constexpr (kSelStaged) {
-                    a = cell_decay<TB>(raw_a<M, TA, V>(xa, v), p.c0);
+                    a = cell_decay<TypeB>(raw_a<Mode, TypeA, kVec>(xa, v), p.c0);
                     b = (1.f - a) * to_f(xb.v[v]);
                     a_keep[i][v] = a;
                 } else if constexpr (kSel) {
                     float k;
-                    sel_coef<sizeof(TB) == 2>(raw_a<M, TA, V>(xa, v), p.c0, a, k);
+                    sel_coef<sizeof(TypeB) == 2>(raw_a<Mode, TypeA, kVec>(xa, v), p.c0, a, k);
                     b = (1.f - a) * to_f(xb.v[v]);
                     kept_a(i, v) = a, kept_k(i, v) = k;
                 } else {
-                    coef<M, TB>(raw_a<M, TA, V>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
+                    coef<Mode, TypeB>(raw_a<Mode, TypeA, kVec>(xa, v), to_f(xb.v[v]), afix[v], p.c0, p.c1, a, b);
                 }
                 if constexpr (kStates) F[v] = fmaf(a, F[v], b);
                 A[v] *= a;
@@ -579,10 +579,10 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         }
     }
 #pragma unroll
-    for (int v = 0; v < V; ++v) {
-        sA[w][lane * V + v] = A[v];
-        if constexpr (kStates) sF[w][lane * V + v] = F[v];
-        sR[w][lane * V + v] = static_cast<float>(R[v]);
+    for (int v = 0; v < kVec; ++v) {
+        sA[w][lane * kVec + v] = A[v];
+        if constexpr (kStates) sF[w][lane * kVec + v] = F[v];
+        sR[w][lane * kVec + v] = static_cast<float>(R[v]);
     }
     if constexpr (kIndexOrder) post_ticket(p.scratch, ticket_request, s_ticket);
     __syncthreads();
@@ -609,7 +609,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         if constexpr (kStates) {
             float hc = carry_in;
 #pragma unroll
-            for (int ww = 0; ww < TT; ++ww) {
+            for (int ww = 0; ww < kWarps; ++ww) {
                 const double a = sA[ww][tid];
                 const float f = sF[ww][tid];
                 sF[ww][tid] = hc;
@@ -618,7 +618,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         }
         // Reverse: exclusive suffix maps (warps after ww), in place of sA / sR.
 #pragma unroll
-        for (int ww = TT - 1; ww >= 0; --ww) {
+        for (int ww = kWarps - 1; ww >= 0; --ww) {
             const double a = sA[ww][tid];
             const float r = sR[ww][tid];
             sA[ww][tid] = RA;
@@ -640,7 +640,7 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
             publish_status(mine, kStatusInclusive, static_cast<float>(fma(RA, double(q), RH)));
         }
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww)
+        for (int ww = 0; ww < kWarps; ++ww)
             sR[ww][tid] = static_cast<float>(fma(sA[ww][tid], double(q), double(sR[ww][tid])));
     }
     __syncthreads();
@@ -650,9 +650,9 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
     // g_t (fp32) in place of dh_t. Forwards: recompute h_{t-1} from the chunk's carry and write
     // what needs it (da; the selective cell's gradients).
     auto hide_inputs = [&] {
-        if constexpr (!P && (sizeof(TA) == 2 || sizeof(TB) == 2)) {
+        if constexpr (!kStaged && (sizeof(TypeA) == 2 || sizeof(TypeB) == 2)) {
 #pragma unroll
-            for (int i = 0; i < S; ++i) {
+            for (int i = 0; i < kSteps; ++i) {
                 if constexpr (!kFixed && !kSel) opaque(ra[i]);  // the selective cell's pre is spent
                 opaque(rb[i]);
                 opaque(rd[i]);
@@ -660,105 +660,105 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
         }
     };
     hide_inputs();
-    float q[V];
+    float q[kVec];
 #pragma unroll
-    for (int v = 0; v < V; ++v) q[v] = sR[w][lane * V + v];
+    for (int v = 0; v < kVec; ++v) q[v] = sR[w][lane * kVec + v];
     // The fixed-decay bf16 scan keeps g in shared memory (thread-contiguous, so conflict-free),
     // which leaves the registers to 4 channels of 16 steps: twice the bytes per block for the
     // same look-back (as for the recomputed states).
-    constexpr bool kGShared = states_in_shared<M, TB>() && !P;
-    float g_reg[kStates && !kGShared && !kSelStaged ? S : 1][V];
+    constexpr bool kGShared = states_in_shared<Mode, TypeB>() && !kStaged;
+    float g_reg[kStates && !kGShared && !kSelStaged ? kSteps : 1][kVec];
     auto gkept = [&](int i, int v) -> float& {
-        if constexpr (kGShared) return g_shared[(i * V + v) * (TT * 32) + tid];
+        if constexpr (kGShared) return g_shared[(i * kVec + v) * (kWarps * 32) + tid];
         else return g_reg[kStates && !kSelStaged ? i : 0][v];
     };
     // The staged selective cell's reverse walk writes dL/du and keeps g·k (fp32) for the forward
     // walk in this thread's own spent slots of pre and dh (V/2 floats each).
-    auto keep_gk = [&](int i, const float (&gk)[V]) {
+    auto keep_gk = [&](int i, const float (&gk)[kVec]) {
         float* lo = reinterpret_cast<float*>(stage_a + slot(i));
         float* hi = reinterpret_cast<float*>(stage_d + slot(i));
 #pragma unroll
-        for (int v = 0; v < V / 2; ++v) lo[v] = gk[v], hi[v] = gk[V / 2 + v];
+        for (int v = 0; v < kVec / 2; ++v) lo[v] = gk[v], hi[v] = gk[kVec / 2 + v];
     };
     auto kept_gk = [&](int i, int v) -> float {
-        return v < V / 2 ? reinterpret_cast<const float*>(stage_a + slot(i))[v]
-                         : reinterpret_cast<const float*>(stage_d + slot(i))[v - V / 2];
+        return v < kVec / 2 ? reinterpret_cast<const float*>(stage_a + slot(i))[v]
+                         : reinterpret_cast<const float*>(stage_d + slot(i))[v - kVec / 2];
     };
-    TA* out_a = static_cast<TA*>(p.da);
-    TB* out_b = static_cast<TB*>(p.db);
+    TypeA* out_a = static_cast<TypeA*>(p.da);
+    TypeB* out_b = static_cast<TypeB*>(p.db);
 #pragma unroll
-    for (int i = S - 1; i >= 0; --i) {
+    for (int i = kSteps - 1; i >= 0; --i) {
         if (i < g.nvalid) {
-            const Pack<TA, V> xa = in_a(i);
-            const Pack<TB, V> xb = in_b(i), xd = in_d(i);
-            Pack<TA, V> oa;
-            Pack<TB, V> ob;
-            float gk[V];
+            const Pack<TypeA, kVec> xa = in_a(i);
+            const Pack<TypeB, kVec> xb = in_b(i), xd = in_d(i);
+            Pack<TypeA, kVec> oa;
+            Pack<TypeB, kVec> ob;
+            float gk[kVec];
 #pragma unroll
-            for (int v = 0; v < V; ++v) {
-                const float pre = raw_a<M, TA, V>(xa, v), u = to_f(xb.v[v]);
+            for (int v = 0; v < kVec; ++v) {
+                const float pre = raw_a<Mode, TypeA, kVec>(xa, v), u = to_f(xb.v[v]);
                 float a, b;
                 if constexpr (kSelStaged) a = a_keep[i][v];
                 else if constexpr (kSel) a = kept_a(i, v);
-                else coef<M, TB>(pre, u, afix[v], p.c0, p.c1, a, b);
+                else coef<Mode, TypeB>(pre, u, afix[v], p.c0, p.c1, a, b);
                 const float gt = to_f(xd.v[v]) + q[v];
                 q[v] = a * gt;
-                if constexpr (M == LinMode::Gated) {
-                    const float s = gate_sigmoid<TB>(pre), k = p.c1 * gt;
-                    oa.v[v] = from_f<TA>(k * u * s * (1.f - s));
-                    ob.v[v] = from_f<TB>(k * s);
+                if constexpr (Mode == LinMode::Gated) {
+                    const float s = gate_sigmoid<TypeB>(pre), k = p.c1 * gt;
+                    oa.v[v] = from_f<TypeA>(k * u * s * (1.f - s));
+                    ob.v[v] = from_f<TypeB>(k * s);
                 } else if constexpr (kSelStaged) {
-                    ob.v[v] = from_f<TB>(gt * (1.f - a));
+                    ob.v[v] = from_f<TypeB>(gt * (1.f - a));
                     gk[v] = gt * sel_slope(pre, a, p.c0);
                 } else {
-                    if constexpr (M != LinMode::SelLevel) ob.v[v] = from_f<TB>(gt);
+                    if constexpr (Mode != LinMode::SelLevel) ob.v[v] = from_f<TypeB>(gt);
                     gkept(i, v) = gt;
                 }
             }
-            if constexpr (M == LinMode::Gated) store_pack<TA, V>(out_a + base + i * p.C, oa);
-            if constexpr (M != LinMode::SelLevel || kSelStaged) store_pack<TB, V>(out_b + base + i * p.C, ob);
+            if constexpr (Mode == LinMode::Gated) store_pack<TypeA, kVec>(out_a + base + i * p.C, oa);
+            if constexpr (Mode != LinMode::SelLevel || kSelStaged) store_pack<TypeB, kVec>(out_b + base + i * p.C, ob);
             if constexpr (kSelStaged) keep_gk(i, gk);
         }
     }
     if (g.chunk == 0 && w == 0 && g.cvalid && p.dh0) {
 #pragma unroll
-        for (int v = 0; v < V; ++v) p.dh0[g.bb * p.C + g.c0 + v] = q[v];
+        for (int v = 0; v < kVec; ++v) p.dh0[g.bb * p.C + g.c0 + v] = q[v];
     }
     if constexpr (kStates) {
         hide_inputs();
-        float h[V], dafix[V];
+        float h[kVec], dafix[kVec];
 #pragma unroll
-        for (int v = 0; v < V; ++v) h[v] = sF[w][lane * V + v], dafix[v] = 0.f;
+        for (int v = 0; v < kVec; ++v) h[v] = sF[w][lane * kVec + v], dafix[v] = 0.f;
 #pragma unroll
-        for (int i = 0; i < S; ++i) {
+        for (int i = 0; i < kSteps; ++i) {
             if (i < g.nvalid) {
-                const Pack<TA, V> xa = in_a(i);
-                const Pack<TB, V> xb = in_b(i);
-                Pack<TA, V> oa;
-                Pack<TB, V> ob;
+                const Pack<TypeA, kVec> xa = in_a(i);
+                const Pack<TypeB, kVec> xb = in_b(i);
+                Pack<TypeA, kVec> oa;
+                Pack<TypeB, kVec> ob;
 #pragma unroll
-                for (int v = 0; v < V; ++v) {
+                for (int v = 0; v < kVec; ++v) {
                     const float u = to_f(xb.v[v]);
                     float a, b, k = 0.f;
                     if constexpr (kSelStaged) a = a_keep[i][v], b = (1.f - a) * u, k = 1.f;  // gt is g·k
                     else if constexpr (kSel) a = kept_a(i, v), b = (1.f - a) * u, k = kept_k(i, v);
-                    else coef<M, TB>(raw_a<M, TA, V>(xa, v), u, afix[v], p.c0, p.c1, a, b);
+                    else coef<Mode, TypeB>(raw_a<Mode, TypeA, kVec>(xa, v), u, afix[v], p.c0, p.c1, a, b);
                     const float gt = kSelStaged ? kept_gk(i, v) : gkept(i, v), hprev = h[v];
-                    if constexpr (M == LinMode::Linear) {
-                        oa.v[v] = from_f<TA>(gt * hprev);
-                    } else if constexpr (M == LinMode::LinearFixed) {
+                    if constexpr (Mode == LinMode::Linear) {
+                        oa.v[v] = from_f<TypeA>(gt * hprev);
+                    } else if constexpr (Mode == LinMode::LinearFixed) {
                         dafix[v] = fmaf(gt, hprev, dafix[v]);
                     } else {
                         // a = exp(-softplus(pre)/τ), b = (1-a) u:  dL/da = g h_{t-1} - g u,
                         // dL/dpre = -dL/da · k (sel_coef).
                         const float dla = gt * (hprev - u);
-                        oa.v[v] = from_f<TA>(-dla * k);
-                        ob.v[v] = from_f<TB>(gt * (1.f - a));
+                        oa.v[v] = from_f<TypeA>(-dla * k);
+                        ob.v[v] = from_f<TypeB>(gt * (1.f - a));
                     }
                     h[v] = fmaf(a, hprev, b);
                 }
-                if constexpr (!kFixed) store_pack<TA, V>(out_a + base + i * p.C, oa);
-                if constexpr (M == LinMode::SelLevel && !kSelStaged) store_pack<TB, V>(out_b + base + i * p.C, ob);
+                if constexpr (!kFixed) store_pack<TypeA, kVec>(out_a + base + i * p.C, oa);
+                if constexpr (Mode == LinMode::SelLevel && !kSelStaged) store_pack<TypeB, kVec>(out_b + base + i * p.C, ob);
             }
         }
         if constexpr (kFixed) {
@@ -774,12 +774,12 @@ __global__ void __launch_bounds__(TT * 32, 2) lin_bwd_kernel(LinParams p) {
                 double* const acc = reinterpret_cast<double*>(p.scratch.control + kScratchControlWords);
                 // Each thread overwrites only the slots it read at the start of the forward walk.
 #pragma unroll
-                for (int v = 0; v < V; ++v) sF[w][lane * V + v] = dafix[v];
+                for (int v = 0; v < kVec; ++v) sF[w][lane * kVec + v] = dafix[v];
                 __syncthreads();
                 if (cok) {
                     float s = 0.f;
 #pragma unroll
-                    for (int ww = 0; ww < TT; ++ww) s += sF[ww][tid];
+                    for (int ww = 0; ww < kWarps; ++ww) s += sF[ww][tid];
                     atomicAdd(acc + cidx, double(s));
                 }
             }
@@ -797,40 +797,40 @@ __global__ void fixed_da_finish_kernel(double* acc, float* da, int64_t C) {
     acc[c] = 0.0;
 }
 
-template <LinMode M, typename TA, typename TB, int V>
+template <LinMode Mode, typename TypeA, typename TypeB, int kVec>
 void launch(const LinParams& p, bool backward, cudaStream_t stream) {
     const int64_t blocks = lin_chunks(p, backward) * lin_num_tiles(p);
     if (blocks == 0) return;
     if (blocks > 0x7fffffff) throw std::invalid_argument("lin scan: too many blocks");
     if (backward) {
-        if constexpr (V <= 2 || bf16_inputs<M, TA, TB>()) {
-            constexpr bool kCanStage = bwd_staged(M, sizeof(TA), sizeof(TB), V, true);
+        if constexpr (kVec <= 2 || bf16_inputs<Mode, TypeA, TypeB>()) {
+            constexpr bool kCanStage = bwd_staged(Mode, sizeof(TypeA), sizeof(TypeB), kVec, true);
             // Above the 48 KB granted without asking, a kernel must opt in (per device).
             auto run = [&](auto kernel, int smem, std::atomic<unsigned>& opted_in) {
                 if (smem > 0) allow_dynamic_smem(kernel, smem, opted_in);
-                kernel<<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
+                kernel<<<static_cast<unsigned>(blocks), kWarps * 32, smem, stream>>>(p);
             };
             if constexpr (kCanStage) {
                 if (p.stage_inputs) {
-                    constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true, true);
+                    constexpr int S = steps_for(Mode, sizeof(TypeA), sizeof(TypeB), kVec, true, true);
                     static std::atomic<unsigned> opted_in{0};
-                    run(lin_bwd_kernel<M, TA, TB, V, S, true>, bwd_stage_bytes<M, TA, TB, V, S>(), opted_in);
+                    run(lin_bwd_kernel<Mode, TypeA, TypeB, kVec, S, true>, bwd_stage_bytes<Mode, TypeA, TypeB, kVec, S>(), opted_in);
                     HARMONIC_CUDA_CHECK(cudaGetLastError());
                     return;
                 }
             }
-            constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, true);
+            constexpr int S = steps_for(Mode, sizeof(TypeA), sizeof(TypeB), kVec, true);
             static std::atomic<unsigned> opted_in{0};
-            run(lin_bwd_kernel<M, TA, TB, V, S, false>, bwd_kept_smem_bytes<M, TB, V, S, false>(), opted_in);
+            run(lin_bwd_kernel<Mode, TypeA, TypeB, kVec, S, false>, bwd_kept_smem_bytes<Mode, TypeB, kVec, S, false>(), opted_in);
         }
     } else {
-        constexpr int S = steps_for(M, sizeof(TA), sizeof(TB), V, false);
-        constexpr int smem = fwd_smem_bytes<M, TB, V, S>();
+        constexpr int S = steps_for(Mode, sizeof(TypeA), sizeof(TypeB), kVec, false);
+        constexpr int smem = fwd_smem_bytes<Mode, TypeB, kVec, S>();
         if constexpr (smem > 0) {
             static std::atomic<unsigned> opted_in{0};
-            allow_dynamic_smem(lin_fwd_kernel<M, TA, TB, V, S>, smem, opted_in);
+            allow_dynamic_smem(lin_fwd_kernel<Mode, TypeA, TypeB, kVec, S>, smem, opted_in);
         }
-        lin_fwd_kernel<M, TA, TB, V, S><<<static_cast<unsigned>(blocks), TT * 32, smem, stream>>>(p);
+        lin_fwd_kernel<Mode, TypeA, TypeB, kVec, S><<<static_cast<unsigned>(blocks), kWarps * 32, smem, stream>>>(p);
     }
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
@@ -838,18 +838,18 @@ void launch(const LinParams& p, bool backward, cudaStream_t stream) {
 // Forward: 4 channels a thread (16-byte fp32 / 8-byte bf16 accesses). Backward: 2 with fp32 inputs,
 // since 16 steps of its three inputs fill 96 KB of shared memory at 2 (staged) or the registers
 // (unstaged): 4 would halve occupancy or spill; 4 with bf16 inputs (ops.cpp, lin_bwd_vec).
-template <LinMode M, typename TA, typename TB>
+template <LinMode Mode, typename TypeA, typename TypeB>
 void launch_vec(const LinParams& p, bool backward, cudaStream_t stream) {
     if (backward) {
-        if constexpr (bf16_inputs<M, TA, TB>()) {
-            if (p.vec == 4) return launch<M, TA, TB, 4>(p, true, stream);
+        if constexpr (bf16_inputs<Mode, TypeA, TypeB>()) {
+            if (p.vec == 4) return launch<Mode, TypeA, TypeB, 4>(p, true, stream);
         }
-        if (p.vec == 2) return launch<M, TA, TB, 2>(p, true, stream);
-        if (p.vec == 1) return launch<M, TA, TB, 1>(p, true, stream);
+        if (p.vec == 2) return launch<Mode, TypeA, TypeB, 2>(p, true, stream);
+        if (p.vec == 1) return launch<Mode, TypeA, TypeB, 1>(p, true, stream);
     } else {
-        if (p.vec == 4) return launch<M, TA, TB, 4>(p, false, stream);
-        if (p.vec == 2) return launch<M, TA, TB, 2>(p, false, stream);
-        if (p.vec == 1) return launch<M, TA, TB, 1>(p, false, stream);
+        if (p.vec == 4) return launch<Mode, TypeA, TypeB, 4>(p, false, stream);
+        if (p.vec == 2) return launch<Mode, TypeA, TypeB, 2>(p, false, stream);
+        if (p.vec == 1) return launch<Mode, TypeA, TypeB, 1>(p, false, stream);
     }
     throw std::invalid_argument("lin scan: vec must be 1, 2 or 4 (forward), 1 or 2 (backward; 4 with bf16)");
 }
@@ -886,7 +886,7 @@ int lin_steps(const LinParams& p, bool backward) {
 }
 
 int64_t lin_chunks(const LinParams& p, bool backward) {
-    const int64_t L = int64_t(lin_steps(p, backward)) * TT;
+    const int64_t L = int64_t(lin_steps(p, backward)) * kWarps;
     return (p.T + L - 1) / L;
 }
 

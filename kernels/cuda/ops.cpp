@@ -1,6 +1,9 @@
-// LibTorch side of the CUDA kernels: input preparation, scratch buffers, autograd functions, and
-// the dispatch of linear_scan / level_scan / selective_scan (CUDA kernels for CUDA tensors, the
-// pure-LibTorch references otherwise). Compiled only when HARMONIC_WITH_CUDA_KERNELS is defined.
+// LibTorch side of the CUDA kernels: the checks that decide whether a kernel applies, the input
+// preparation and launch of each raw pass (ops.h), and the dispatch of linear_scan / level_scan /
+// selective_scan / the head / the residual sum (CUDA kernels for CUDA tensors, the pure-LibTorch
+// references otherwise). The autograd functions are in autograd.cpp, the scan scratch in
+// scan_scratch.cpp, the settings in kernels/kernel_tuning.h. Compiled only when
+// HARMONIC_WITH_CUDA_KERNELS is defined.
 #include "kernels/cuda/ops.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -8,16 +11,14 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/torch.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <map>
-#include <mutex>
-#include <string>
-#include <utility>
+#include <vector>
 
+#include "kernels/cuda/autograd.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/scan_scratch.h"
+#include "kernels/kernel_tuning.h"
 #include "kernels/level_scan.h"
 #include "kernels/linear_scan.h"
 #include "kernels/output_head.h"
@@ -52,54 +53,17 @@ int pick_vec(int64_t C, int max_vec, const std::vector<const Tensor*>& ts) {
 
 cudaStream_t stream() { return at::cuda::getCurrentCUDAStream().stream(); }
 
-// Look-back window: status words read per round trip, kLookbackBatch (all in flight at once; with
-// one round trip per step the window hardly matters, docs/KERNELS.md § Settings);
-// HARMONIC_LOOKBACK_WINDOW=1..kLookbackBatch overrides it (benchmark knob).
-int lookback_window() {
-    const char* e = std::getenv("HARMONIC_LOOKBACK_WINDOW");
-    return e ? std::clamp(std::atoi(e), 1, kLookbackBatch) : kLookbackBatch;
-}
+static_assert(KernelTuning{}.lookback_window == kLookbackBatch && KernelTuning{}.sel_warps == kSelWarps,
+              "the tuning's defaults are the kernels' compile-time defaults");
 
-// Channels per thread in the linear forward: 4 (default), or HARMONIC_LIN_VEC=2 / 1 (benchmark knob:
-// fewer registers, more resident blocks; see docs/KERNELS.md § Linear scan).
-int lin_fwd_vec() {
-    const char* e = std::getenv("HARMONIC_LIN_VEC");
-    const int v = e ? std::atoi(e) : 4;
-    return v == 1 || v == 2 ? v : 4;
-}
-
-// Channels per thread in the linear backward: 4 with bf16 inputs (8 steps a thread; 16 for the fixed
-// decay, whose recomputed states then live in shared memory), 2 otherwise (fp32 inputs at 4 channels
-// would not fit the registers); HARMONIC_LIN_BWD_VEC=2 / 1 overrides it (benchmark knob). With bf16
-// inputs 4 channels give 8- or 16-byte accesses and twice the channels a block, which is faster
-// than 2 (docs/KERNELS.md § Linear scan).
-int lin_bwd_vec(bool bf16) {
-    const char* e = std::getenv("HARMONIC_LIN_BWD_VEC");
-    const int v = e ? std::atoi(e) : (bf16 ? 4 : 2);
-    return v == 1 || (v == 4 && bf16) ? v : 2;
-}
-
-// The linear backward's inputs staged in shared memory, 16 steps a thread (default), or
-// HARMONIC_LIN_STAGE=0 for inputs in registers (benchmark knob; docs/KERNELS.md § Linear scan).
-bool lin_bwd_stage_inputs() {
-    const char* e = std::getenv("HARMONIC_LIN_STAGE");
-    return !(e && std::atoi(e) == 0);
-}
-
-// Selective-scan block size: kSelWarps (8), or HARMONIC_SEL_WARPS=16 (one 512-thread backward block per SM;
-// tests and benchmark run both).
-int sel_warps() {
-    const char* e = std::getenv("HARMONIC_SEL_WARPS");
-    if (e && std::atoi(e) == 8) return 8;
-    if (e && std::atoi(e) == 16) return 16;
-    return kSelWarps;
-}
-
-// torch::autograd::Function cannot take undefined tensors (VariableInfo asks them for a device):
-// optional inputs travel as empty tensors and are turned back into undefined ones here.
-Tensor opt(const Tensor& t) { return t.defined() && t.numel() > 0 ? t : Tensor(); }
-Tensor placeholder(const Tensor& t, const Tensor& like) {
-    return t.defined() ? t : torch::empty({0}, like.options());
+// Channels a thread in the linear backward: 4 with bf16 inputs (8 steps a thread; 16 for the fixed
+// decay, whose recomputed states then live in shared memory), 2 otherwise (fp32 inputs at 4
+// channels would not fit the registers), or the tuning's 1 or 2. With bf16 inputs 4 channels give
+// 8- or 16-byte accesses and twice the channels a block, which is faster than 2 (docs/KERNELS.md
+// § Linear scan).
+int lin_bwd_vec(const KernelTuning& t, bool bf16) {
+    const int v = t.lin_bwd_vec ? t.lin_bwd_vec : (bf16 ? 4 : 2);
+    return v == 4 && !bf16 ? 2 : v;
 }
 
 LinMode mode_of(Cell cell, const Tensor& a) {
@@ -140,7 +104,7 @@ LinInputs prepare(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tenso
     return r;
 }
 
-LinParams params(const LinInputs& in, double tau) {
+LinParams params(const LinInputs& in, double tau, const KernelTuning& tuning) {
     LinParams p;
     p.mode = in.mode;
     p.ta = dtype_of(in.a);
@@ -158,76 +122,8 @@ LinParams params(const LinInputs& in, double tau) {
     p.a = in.a.data_ptr();
     p.b = in.b.data_ptr();
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window();
+    p.window = tuning.lookback_window;
     return p;
-}
-
-// A scan's scratch (launch.h, ScanScratch): `words` status words and `acc` accumulators. Kept per
-// device and stream, so that consecutive launches need no zero fill between them (common.cuh,
-// request_ticket); grown (a new zero-filled buffer) when a launch needs more. A launch in a CUDA graph
-// capture gets a buffer of its own, zero-filled by the graph: a graph may be replayed on another
-// stream, concurrently with eager launches on its capture stream, which would then share one
-// epoch. So does a launch above kScratchMaxHalf words (Mamba's scan beyond ~2 × 16K tokens: two
-// halves kept for it would hold 2 × 64 MB), and every launch when HARMONIC_SCAN_SCRATCH=fill
-// (benchmark and test knob). `keep` holds the buffer until the call returns (the caching
-// allocator reuses memory freed on a stream only after the work queued on it).
-struct ScratchLease {
-    ScanScratch s;
-    Tensor keep;
-};
-
-constexpr int64_t kScratchMaxHalf = int64_t(1) << 23;
-
-bool fill_scratch_per_launch() {
-    static const bool fill = [] {
-        const char* e = std::getenv("HARMONIC_SCAN_SCRATCH");
-        return e && std::string(e) == "fill";
-    }();
-    return fill;
-}
-
-// Capacity rounded up to a power of two (at least `least`), so growth happens a few times at most.
-int64_t capacity_for(int64_t n, int64_t least) {
-    int64_t c = least;
-    while (c < n) c *= 2;
-    return c;
-}
-
-ScratchLease scan_scratch(int64_t words, int64_t acc, const torch::TensorOptions& opts) {
-    const cudaStream_t s = stream();
-    cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-    C10_CUDA_CHECK(cudaStreamIsCapturing(s, &capture));
-    const auto i64 = opts.dtype(torch::kInt64);
-    auto lease_of = [&](const Tensor& buf, int64_t acc_cap, int64_t half_cap) {
-        ScratchLease l;
-        l.keep = buf;
-        auto* base = reinterpret_cast<unsigned long long*>(buf.data_ptr<int64_t>());
-        l.s.control = base;
-        l.s.half[0] = base + kScratchControlWords + acc_cap;
-        l.s.half[1] = l.s.half[0] + half_cap;
-        l.s.words = words;
-        return l;
-    };
-    if (capture != cudaStreamCaptureStatusNone || words > kScratchMaxHalf || fill_scratch_per_launch()) {
-        // Both halves the same: nothing in the control words says either was written.
-        const int64_t acc_cap = (acc + 1) / 2 * 2;  // keeps the status words 16-byte aligned
-        return lease_of(torch::zeros({kScratchControlWords + acc_cap + words}, i64), acc_cap, 0);
-    }
-    struct Kept {
-        Tensor buf;
-        int64_t acc_cap = 0, half_cap = 0;
-    };
-    static std::mutex mutex;
-    // Never destroyed: CUDA memory must not be freed by static destructors after the allocator's.
-    static auto* kept = new std::map<std::pair<int, cudaStream_t>, Kept>;
-    std::lock_guard<std::mutex> lock(mutex);
-    Kept& k = (*kept)[{opts.device().index(), s}];
-    if (!k.buf.defined() || words > k.half_cap || acc > k.acc_cap) {
-        k.half_cap = std::max(k.half_cap, capacity_for(words, int64_t(1) << 16));
-        k.acc_cap = std::max(k.acc_cap, capacity_for(acc, 1024));
-        k.buf = torch::zeros({kScratchControlWords + k.acc_cap + 2 * k.half_cap}, i64);
-    }
-    return lease_of(k.buf, k.acc_cap, k.half_cap);
 }
 
 }  // namespace
@@ -235,12 +131,13 @@ ScratchLease scan_scratch(int64_t words, int64_t acc, const torch::TensorOptions
 ScanForward scan_forward(Cell cell, const Tensor& a_in, const Tensor& b_in, const Tensor& h0_in, double tau) {
     TORCH_CHECK(b_in.is_cuda() && a_in.device() == b_in.device(), "scan_forward: CUDA tensors on one device");
     c10::cuda::CUDAGuard guard(b_in.device());
+    const KernelTuning tuning = kernel_tuning();
     const auto in = prepare(cell, a_in, b_in, h0_in);
-    LinParams p = params(in, tau);
+    LinParams p = params(in, tau, tuning);
     auto h = torch::empty_like(in.b);
     p.h = h.data_ptr();
-    p.vec = pick_vec(p.C, lin_fwd_vec(), {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
-    const auto scratch = scan_scratch(lin_scratch_words(p, false), 0, in.b.options());
+    p.vec = pick_vec(p.C, tuning.lin_fwd_vec, {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &h});
+    const auto scratch = scan_scratch(lin_scratch_words(p, false), 0, in.b.options(), tuning.scratch_per_launch);
     p.scratch = scratch.s;
     auto ckpt = torch::empty({lin_num_chunks(p.T), p.B * p.C}, in.b.options().dtype(torch::kFloat32));
     p.ckpt = ckpt.data_ptr<float>();
@@ -252,8 +149,9 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
                            const ScanForward& fwd, const Tensor& dh_in, const Tensor& dh_last, bool need_da,
                            double tau) {
     c10::cuda::CUDAGuard guard(b_in.device());
+    const KernelTuning tuning = kernel_tuning();
     const auto in = prepare(cell, a_in, b_in, h0_in);
-    LinParams p = params(in, tau);
+    LinParams p = params(in, tau, tuning);
     auto dh = dh_in.to(in.b.scalar_type()).contiguous();
     Tensor dlast;
     if (dh_last.defined()) dlast = dh_last.to(torch::kFloat32).contiguous();
@@ -261,9 +159,9 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     g.db = torch::empty_like(in.b);
     if (in.mode != LinMode::LinearFixed) g.da = torch::empty_like(in.mode == LinMode::Linear ? in.a : in.b);
     if (in.h0.defined()) g.dh0 = torch::empty({p.B, p.C}, in.b.options().dtype(torch::kFloat32));
-    p.vec = pick_vec(p.C, lin_bwd_vec(p.tb == DType::BF16 && (p.ta == DType::BF16 || p.mode == LinMode::LinearFixed)),
+    p.vec = pick_vec(p.C, lin_bwd_vec(tuning, p.tb == DType::BF16 && (p.ta == DType::BF16 || p.mode == LinMode::LinearFixed)),
                      {in.mode == LinMode::LinearFixed ? nullptr : &in.a, &in.b, &dh, &g.da, &g.db});
-    p.stage_inputs = lin_bwd_stage_inputs();
+    p.stage_inputs = tuning.lin_bwd_stage;
     const bool fixed_da = in.mode == LinMode::LinearFixed && need_da;
     p.ckpt = fwd.ckpt.data_ptr<float>();
     p.dh = dh.data_ptr();
@@ -272,7 +170,7 @@ ScanBackward scan_backward(Cell cell, const Tensor& a_in, const Tensor& b_in, co
     p.fixed_da = fixed_da;
     p.db = g.db.data_ptr();
     p.dh0 = g.dh0.defined() ? g.dh0.data_ptr<float>() : nullptr;
-    const auto scratch = scan_scratch(lin_scratch_words(p, true), fixed_da ? p.C : 0, in.b.options());
+    const auto scratch = scan_scratch(lin_scratch_words(p, true), fixed_da ? p.C : 0, in.b.options(), tuning.scratch_per_launch);
     p.scratch = scratch.s;
     lin_backward(p, stream());
     if (fixed_da) {
@@ -307,7 +205,7 @@ SelInputs prepare_sel(const Tensor& x_in, const Tensor& delta, const Tensor& A, 
     return r;
 }
 
-SelParams sel_params(const SelInputs& in) {
+SelParams sel_params(const SelInputs& in, const KernelTuning& tuning) {
     SelParams p;
     p.tx = dtype_of(in.x);
     p.td = dtype_of(in.dt);
@@ -323,7 +221,7 @@ SelParams sel_params(const SelInputs& in) {
     p.Cm = in.Cm.data_ptr<float>();
     p.D = in.D.defined() ? in.D.data_ptr<float>() : nullptr;
     p.h0 = in.h0.defined() ? in.h0.data_ptr<float>() : nullptr;
-    p.window = lookback_window();
+    p.window = tuning.lookback_window;
     return p;
 }
 
@@ -332,12 +230,13 @@ SelParams sel_params(const SelInputs& in) {
 SelForward sel_forward(const Tensor& x, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
                        const Tensor& D, const Tensor& z, const Tensor& h0) {
     c10::cuda::CUDAGuard guard(x.device());
+    const KernelTuning tuning = kernel_tuning();
     const auto in = prepare_sel(x, delta, A, Bm, Cm, D, z, h0);
-    SelParams p = sel_params(in);
-    p.warps = sel_warps();
+    SelParams p = sel_params(in, tuning);
+    p.warps = tuning.sel_warps;
     auto y = torch::empty_like(in.x);
     p.y = y.data_ptr();
-    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options());
+    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options(), tuning.scratch_per_launch);
     p.scratch = scratch.s;
     const int64_t chunks = sel_num_chunks(p.T, p.warps);
     auto incl = torch::empty({chunks, p.B, p.N, p.E}, in.x.options().dtype(torch::kFloat32));
@@ -355,8 +254,9 @@ SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, 
                          const Tensor& D, const Tensor& z, const Tensor& h0, const SelForward& fwd,
                          const Tensor& dy_in, const Tensor& dh_last) {
     c10::cuda::CUDAGuard guard(x.device());
+    const KernelTuning tuning = kernel_tuning();
     const auto in = prepare_sel(x, delta, A, Bm, Cm, D, z, h0);
-    SelParams p = sel_params(in);
+    SelParams p = sel_params(in, tuning);
     p.warps = fwd.warps;
     TORCH_CHECK(fwd.ckpt.size(0) == sel_num_chunks(p.T, p.warps), "sel_backward: checkpoints of another chunking");
     auto dy = dy_in.to(in.x.scalar_type()).contiguous();
@@ -381,7 +281,7 @@ SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, 
     p.dA_part = dA_part.data_ptr<float>();
     p.dD_part = dD_part.data_ptr<float>();
     p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
-    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options());
+    const auto scratch = scan_scratch(sel_scratch_words(p), 0, in.x.options(), tuning.scratch_per_launch);
     p.scratch = scratch.s;
     sel_backward(p, stream());
     SelBackward g;
@@ -396,63 +296,33 @@ SelBackward sel_backward(const Tensor& x, const Tensor& delta, const Tensor& A, 
     return g;
 }
 
+torch::Tensor residual_forward(const Tensor& x, const Tensor& y, const std::vector<Tensor>& exts,
+                               const std::vector<int64_t>& strides, int64_t pos0) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto xc = x.contiguous(), yc = y.contiguous();
+    auto out = torch::empty_like(xc);
+    ResidualParams p;
+    p.ty = dtype_of(yc);
+    p.levels = static_cast<int>(exts.size());
+    p.B = x.size(0), p.C = x.size(1), p.d = x.size(2), p.pos0 = pos0;
+    p.x = xc.data_ptr<float>();
+    p.y = yc.data_ptr();
+    p.out = out.data_ptr<float>();
+    std::vector<Tensor> ec;
+    for (const auto& e : exts) ec.push_back(e.contiguous());
+    for (int l = 0; l < p.levels; ++l) {
+        p.ext[l] = ec[l].data_ptr();
+        p.rows[l] = ec[l].size(1);
+        p.stride[l] = strides[l];
+    }
+    std::vector<const Tensor*> all{&xc, &yc, &out};
+    for (const auto& e : ec) all.push_back(&e);
+    p.vec = pick_vec(p.d, 4, all) == 4 ? 4 : 1;  // the kernel is built for 4 and 1
+    residual_upsample_sum(p, stream());
+    return out;
+}
+
 namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-Tensor or_undefined(const Tensor& t, bool want) { return want ? t : Tensor(); }
-
-// Linear scan and level cells: one autograd function (the cell is a saved integer).
-struct ScanFn : public torch::autograd::Function<ScanFn> {
-    static variable_list forward(AutogradContext* ctx, const Tensor& a, const Tensor& b, const Tensor& h0_in,
-                                 int64_t cell, double tau) {
-        const Tensor h0 = opt(h0_in);
-        auto f = scan_forward(static_cast<Cell>(cell), a, b, h0, tau);
-        const int64_t B = b.size(0), C = b.size(2), chunks = f.ckpt.size(0);
-        auto h_last = f.ckpt[chunks - 1].view({B, C}).clone();
-        ctx->save_for_backward({a, b, h0_in, f.ckpt});
-        ctx->saved_data["cell"] = cell;
-        ctx->saved_data["tau"] = tau;
-        return {f.h, h_last};
-    }
-
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-        auto saved = ctx->get_saved_variables();
-        const auto cell = static_cast<Cell>(ctx->saved_data["cell"].toInt());
-        const double tau = ctx->saved_data["tau"].toDouble();
-        const Tensor &a = saved[0], &b = saved[1], h0 = opt(saved[2]);
-        ScanForward f{Tensor(), saved[3]};
-        Tensor dh = grads[0].defined() ? grads[0] : torch::zeros_like(b);
-        auto g = scan_backward(cell, a, b, h0, f, dh, grads[1], ctx->needs_input_grad(0), tau);
-        Tensor da = g.da.defined() ? g.da.to(a.scalar_type()) : Tensor();
-        Tensor dh0 = g.dh0.defined() ? g.dh0.to(h0.scalar_type()) : Tensor();
-        return {or_undefined(da, ctx->needs_input_grad(0)), or_undefined(g.db.to(b.scalar_type()), ctx->needs_input_grad(1)),
-                or_undefined(dh0, ctx->needs_input_grad(2)), Tensor(), Tensor()};
-    }
-};
-
-struct SelectiveScanFn : public torch::autograd::Function<SelectiveScanFn> {
-    static variable_list forward(AutogradContext* ctx, const Tensor& x, const Tensor& delta, const Tensor& A,
-                                 const Tensor& Bm, const Tensor& Cm, const Tensor& D, const Tensor& z,
-                                 const Tensor& h0) {
-        auto f = sel_forward(x, delta, A, Bm, Cm, opt(D), opt(z), opt(h0));
-        ctx->save_for_backward({x, delta, A, Bm, Cm, D, z, h0, f.ckpt});
-        ctx->saved_data["warps"] = static_cast<int64_t>(f.warps);
-        return {f.y, f.h_last};
-    }
-
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-        auto s = ctx->get_saved_variables();
-        SelForward f{Tensor(), Tensor(), s[8], static_cast<int>(ctx->saved_data["warps"].toInt())};
-        Tensor dy = grads[0].defined() ? grads[0] : torch::zeros_like(s[0]);
-        auto g = sel_backward(s[0], s[1], s[2], s[3], s[4], opt(s[5]), opt(s[6]), opt(s[7]), f, dy, grads[1]);
-        return {or_undefined(g.dx, ctx->needs_input_grad(0)), or_undefined(g.ddelta, ctx->needs_input_grad(1)),
-                or_undefined(g.dA, ctx->needs_input_grad(2)), or_undefined(g.dB, ctx->needs_input_grad(3)),
-                or_undefined(g.dC, ctx->needs_input_grad(4)), or_undefined(g.dD, ctx->needs_input_grad(5)),
-                or_undefined(g.dz, ctx->needs_input_grad(6)), or_undefined(g.dh0, ctx->needs_input_grad(7))};
-    }
-};
 
 bool all_cuda(std::initializer_list<const Tensor*> ts, const Tensor& ref) {
     for (const Tensor* t : ts)
@@ -471,7 +341,7 @@ torch::Tensor linear_scan(const torch::Tensor& a, const torch::Tensor& b, const 
                            (!h0.defined() || (h0.dim() == 2 && h0.size(0) == b.size(0) && h0.size(1) == b.size(2)));
     if (!shapes_ok || !b.is_cuda() || !cuda::all_cuda({&a, &h0}, b) || b.numel() == 0)
         return linear_scan_fallback(a, b, h0);  // checks shapes, or the CPU path
-    return cuda::ScanFn::apply(a, b, cuda::placeholder(h0, b), static_cast<int64_t>(cuda::Cell::Linear), 1.0)[0];
+    return cuda::scan_with_grad(cuda::Cell::Linear, a, b, h0, 1.0).first;
 }
 
 LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, const torch::Tensor& h0, double tau,
@@ -481,9 +351,9 @@ LevelScanResult level_scan(const torch::Tensor& pre, const torch::Tensor& u, con
     if (!shapes_ok || !u.is_cuda() || !cuda::all_cuda({&pre, &h0}, u) || u.numel() == 0)
         return level_scan_fallback(pre, u, h0, tau, selective);
     const auto cell = selective ? cuda::Cell::Selective : cuda::Cell::GatedEma;
-    auto out = cuda::ScanFn::apply(pre, u, cuda::placeholder(h0, u), static_cast<int64_t>(cell), tau);
-    auto h = out[0].scalar_type() == u.scalar_type() ? out[0] : out[0].to(u.scalar_type());
-    return {h, out[1]};
+    auto [h, h_last] = cuda::scan_with_grad(cell, pre, u, h0, tau);
+    if (h.scalar_type() != u.scalar_type()) h = h.to(u.scalar_type());
+    return {h, h_last};
 }
 
 SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& delta, const torch::Tensor& A,
@@ -498,9 +368,8 @@ SelectiveScanResult selective_scan(const torch::Tensor& x, const torch::Tensor& 
     if (!shapes_ok || !x.is_cuda() || !cuda::all_cuda({&delta, &A, &Bm, &Cm, &D, &z, &h0}, x) || x.numel() == 0 ||
         A.size(1) > cuda::kSelMaxN || A.size(1) == 0)
         return selective_scan_fallback(x, delta, A, Bm, Cm, D, z, h0);
-    auto out = cuda::SelectiveScanFn::apply(x, delta, A, Bm, Cm, cuda::placeholder(D, x), cuda::placeholder(z, x),
-                                            cuda::placeholder(h0, x));
-    return {out[0], out[1]};
+    auto [y, h_last] = cuda::selective_scan_with_grad(x, delta, A, Bm, Cm, D, z, h0);
+    return {y, h_last};
 }
 
 namespace {
@@ -536,11 +405,7 @@ HeadLse head_lse(const torch::Tensor& logits, int64_t V, const torch::Tensor& ta
 }
 
 bool head_lse_fused_applies(const torch::Tensor& features, const torch::Tensor& weight) {
-    static const bool enabled = [] {
-        const char* e = std::getenv("HARMONIC_HEAD_GEMM");
-        return !e || std::string(e) != "0";
-    }();
-    if (!enabled || !features.is_cuda() || features.dim() != 2 || weight.dim() != 2 ||
+    if (!kernel_tuning().head_gemm || !features.is_cuda() || features.dim() != 2 || weight.dim() != 2 ||
         features.size(1) != weight.size(1) || features.scalar_type() != torch::kBFloat16 ||
         weight.scalar_type() != torch::kBFloat16 || !cuda::all_cuda({&weight}, features))
         return false;
@@ -599,65 +464,6 @@ torch::Tensor head_softmax_grad(const torch::Tensor& logits, int64_t V, const to
     return g;
 }
 
-namespace {
-
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-// The residual sum with its gradient: dx = g, dy = g, d ext_l = g summed over the tokens that read
-// each row (causal_upsample_grad). Inputs: x, y, then the levels' ext; strides and pos0 saved.
-struct ResidualFn : public torch::autograd::Function<ResidualFn> {
-    static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& y,
-                                 at::TensorList exts, const std::vector<int64_t>& strides, int64_t pos0) {
-        const c10::cuda::CUDAGuard guard(x.device());
-        const auto xc = x.contiguous(), yc = y.contiguous();
-        auto out = torch::empty_like(xc);
-        cuda::ResidualParams p;
-        p.ty = cuda::dtype_of(yc);
-        p.levels = static_cast<int>(exts.size());
-        p.B = x.size(0), p.C = x.size(1), p.d = x.size(2), p.pos0 = pos0;
-        p.x = xc.data_ptr<float>();
-        p.y = yc.data_ptr();
-        p.out = out.data_ptr<float>();
-        std::vector<torch::Tensor> ec;
-        for (const auto& e : exts) ec.push_back(e.contiguous());
-        for (int l = 0; l < p.levels; ++l) {
-            p.ext[l] = ec[l].data_ptr();
-            p.rows[l] = ec[l].size(1);
-            p.stride[l] = strides[l];
-        }
-        std::vector<const torch::Tensor*> all{&xc, &yc, &out};
-        for (const auto& e : ec) all.push_back(&e);
-        p.vec = cuda::pick_vec(p.d, 4, all) == 4 ? 4 : 1;  // the kernel is built for 4 and 1
-        cuda::residual_upsample_sum(p, cuda::stream());
-        ctx->saved_data["strides"] = strides;
-        ctx->saved_data["pos0"] = pos0;
-        std::vector<int64_t> rows;
-        for (const auto& e : ec) rows.push_back(e.size(1));
-        ctx->saved_data["rows"] = rows;
-        ctx->saved_data["y_dtype"] = static_cast<int64_t>(y.scalar_type());
-        return out;
-    }
-
-    static variable_list backward(AutogradContext* ctx, variable_list grads) {
-        const auto strides = ctx->saved_data["strides"].toIntVector();
-        const auto rows = ctx->saved_data["rows"].toIntVector();
-        const int64_t pos0 = ctx->saved_data["pos0"].toInt();
-        const auto ydt = static_cast<c10::ScalarType>(ctx->saved_data["y_dtype"].toInt());
-        const auto& g = grads[0];
-        // One gradient per input as forward's arguments flatten: x, y, each ext (a TensorList
-        // argument counts one input per tensor), then the strides and pos0 (none).
-        variable_list result{g, g.to(ydt)};
-        for (std::size_t l = 0; l < strides.size(); ++l)
-            result.push_back(causal_upsample_grad(g, rows[l], pos0, strides[l]).to(ydt));
-        result.push_back(torch::Tensor());
-        result.push_back(torch::Tensor());
-        return result;
-    }
-};
-
-}  // namespace
-
 torch::Tensor residual_upsample_sum(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
                                     const std::vector<int64_t>& strides, int64_t pos0) {
     check_residual_args(x, y, exts, strides, pos0);
@@ -665,7 +471,7 @@ torch::Tensor residual_upsample_sum(const torch::Tensor& x, const torch::Tensor&
                   exts.size() <= std::size_t(cuda::kResidualMaxLevels) && cuda::all_cuda({&y}, x);
     for (const auto& e : exts) kernel = kernel && e.scalar_type() == y.scalar_type() && cuda::all_cuda({&e}, x);
     if (!kernel) return residual_upsample_sum_reference(x, y, exts, strides, pos0);
-    return ResidualFn::apply(x, y, at::TensorList(exts), strides, pos0);
+    return cuda::residual_with_grad(x, y, exts, strides, pos0);
 }
 
 }  // namespace harmonic::kernels

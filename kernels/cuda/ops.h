@@ -5,6 +5,9 @@
 
 #include <torch/types.h>
 
+#include <cstdint>
+#include <vector>
+
 namespace harmonic::kernels::cuda {
 
 // Linear scan / fused level cell. `a` is the per-token decay (B,T,C), the fixed decay (C), or the
@@ -45,5 +48,10 @@ SelBackward sel_backward(const torch::Tensor& x, const torch::Tensor& delta, con
                          const torch::Tensor& Bm, const torch::Tensor& Cm, const torch::Tensor& D,
                          const torch::Tensor& z, const torch::Tensor& h0, const SelForward& fwd,
                          const torch::Tensor& dy, const torch::Tensor& dh_last);
+
+// A Harmonic block's residual sum (kernels/residual.h), without its gradient; the arguments checked
+// and on one CUDA device, x fp32, y and exts fp32 or bf16.
+torch::Tensor residual_forward(const torch::Tensor& x, const torch::Tensor& y, const std::vector<torch::Tensor>& exts,
+                               const std::vector<int64_t>& strides, int64_t pos0);
 
 }  // namespace harmonic::kernels::cuda

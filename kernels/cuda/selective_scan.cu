@@ -50,20 +50,20 @@ __device__ __forceinline__ float cell_exp(float d, float a2) { return 0.5f * ex2
 // those of the halved form, one FMUL a cell fewer. The scale stays below 2^17 over a thread's run.
 __device__ __forceinline__ float cell_exp_doubled(float d, float a2) { return ex2_approx(fmaf(d, a2, 1.f)); }
 
-// TT warps along time per block (the backward: kSelWarps = 8 by default, 16 also built; the
-// forward half of that). The composition step gives each thread NM / TT (state, channel) pairs,
+// kWarps warps along time per block (the backward: kSelWarps = 8 by default, 16 also built; the
+// forward half of that). The composition step gives each thread NM / kWarps (state, channel) pairs,
 // one warp-wide group of 32 channels each.
-template <int TT, int SF>
+template <int kWarps, int kSteps>
 struct FwdSmem {
-    static constexpr int L = SF * TT;
+    static constexpr int L = kSteps * kWarps;
     float Bs[L][NM];
     float Cs[L][NM];
-    float sx[SF][TT * 32];   // this thread's x, Δ, z (the step loops are not unrolled: the steps ×
-    float sd[SF][TT * 32];   // 16 states fully unrolled needed more than the 128 registers a thread
-    float sz[SF][TT * 32];   // may have, and spilled)
-    float sS[TT][32];        // Σ Δ per warp
-    float sP[TT][32];        // exclusive prefix of Σ Δ over warps
-    float sH[TT][NM][32];    // per-warp state maps, then per-warp carry-in states
+    float sx[kSteps][kWarps * 32];   // this thread's x, Δ, z (the step loops are not unrolled: the steps ×
+    float sd[kSteps][kWarps * 32];   // 16 states fully unrolled needed more than the 128 registers a thread
+    float sz[kSteps][kWarps * 32];   // may have, and spilled)
+    float sS[kWarps][32];        // Σ Δ per warp
+    float sP[kWarps][32];        // exclusive prefix of Σ Δ over warps
+    float sH[kWarps][NM][32];    // per-warp state maps, then per-warp carry-in states
     int ticket[3];
 };
 
@@ -76,23 +76,23 @@ struct FwdSmem {
 constexpr int kRedRow = 20;
 static_assert(2 * S == 16, "a lane's reduction row holds dB and dC of its steps: 16 values");
 
-template <int TT>
+template <int kWarps>
 struct BwdSmem {
-    static constexpr int L = S * TT;
+    static constexpr int L = S * kWarps;
     float Bs[L][NM];
     float Cs[L][NM];
-    float sS[TT][32];
-    float sRS[TT][32];       // exclusive suffix of Σ Δ over warps
-    float sF[TT][NM][32];    // forward maps -> forward carry-ins -> dA partials
-    float sR[TT][NM][32];    // reverse maps -> reverse carry-ins
-    float sx[S][TT * 32];    // x and the gate's factor dL/dz ÷ y, needed only after the state loop:
-    float sfz[S][TT * 32];   // here rather than in registers, which pass 1 and the loop fill
+    float sS[kWarps][32];
+    float sRS[kWarps][32];       // exclusive suffix of Σ Δ over warps
+    float sF[kWarps][NM][32];    // forward maps -> forward carry-ins -> dA partials
+    float sR[kWarps][NM][32];    // reverse maps -> reverse carry-ins
+    float sx[S][kWarps * 32];    // x and the gate's factor dL/dz ÷ y, needed only after the state loop:
+    float sfz[S][kWarps * 32];   // here rather than in registers, which pass 1 and the loop fill
     // The state loop's operands: B and C by state (one thread's steps contiguous: two 16-byte
     // loads each instead of eight), A of the tile, and each warp's reduction rows (below).
     float BT[NM][L + 4];     // + 4: the transposing stores of one row conflict 2-way, not 16-way
     float CT[NM][L + 4];
     float sA[NM][32];
-    float red[TT][kRedRow * 32 + 16];
+    float red[kWarps][kRedRow * 32 + 16];
     int ticket[3];
 };
 
@@ -102,7 +102,7 @@ struct SelGeometry {
     bool evalid;
 };
 
-template <int L, int SS = S>
+template <int L, int kSteps = S>
 __device__ __forceinline__ SelGeometry sel_geometry(const SelParams& p, int64_t id, bool reverse) {
     // Block indices fit 32 bits (a grid has fewer than 2^31 blocks): 32-bit divisions, not libgcc's
     // 64-bit ones.
@@ -119,8 +119,8 @@ __device__ __forceinline__ SelGeometry sel_geometry(const SelParams& p, int64_t 
     const int lane = threadIdx.x & 31, w = threadIdx.x >> 5;
     g.e = g.ct * 32 + lane;
     g.evalid = g.e < p.E;
-    g.t0 = g.chunk * L + w * SS;
-    g.nvalid = g.evalid ? steps_left(p.T - g.t0, SS) : 0;
+    g.t0 = g.chunk * L + w * kSteps;
+    g.nvalid = g.evalid ? steps_left(p.T - g.t0, kSteps) : 0;
     g.BE = p.B * p.E;
     g.NBE = p.B * p.N * p.E;
     return g;
@@ -155,7 +155,7 @@ __device__ __forceinline__ void load_bc(const SelParams& p, const SelGeometry& g
 
 __device__ __forceinline__ float silu_(float z) { return z * sigmoidf_(z); }
 
-// Status words a pair reads per round of look_back_columns: kLookbackBatch shared by a thread's NQ
+// Status words a pair reads per round of look_back_columns: kLookbackBatch shared by a thread's kPairs
 // pairs, all in flight at once.
 constexpr int sel_lookback_batch(int nq) { return nq >= kLookbackBatch ? 1 : kLookbackBatch / nq; }
 
@@ -172,42 +172,42 @@ struct SelFold {
     __device__ float inclusive(float h) const { return fmaf(cell_exp(accS, A2), h, accH); }
 };
 
-// TT warps × SF steps a thread. A chunk runs with half the backward's warps at twice its steps
+// kWarps warps × kSteps steps a thread. A chunk runs with half the backward's warps at twice its steps
 // (the default 64 steps as 4 warps × 16, four blocks an SM; 128 as 8 × 16, two): a block's fixed
 // part (ticket, loads, composition, look-back) is long against its two passes, so each block gets
 // more steps for it, and other blocks resident on the SM run their passes meanwhile
 // (docs/KERNELS.md § Selective scan).
-template <typename TX, typename TD, int TT, int SF>
-__global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) {
-    constexpr int L = SF * TT;
-    constexpr int NQ = NM / TT;  // (state, channel) pairs per thread in the composition
+template <typename TypeX, typename TypeDelta, int kWarps, int kSteps>
+__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) sel_fwd_kernel(SelParams p) {
+    constexpr int L = kSteps * kWarps;
+    constexpr int kPairs = NM / kWarps;  // (state, channel) pairs per thread in the composition
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    FwdSmem<TT, SF>& sm = *reinterpret_cast<FwdSmem<TT, SF>*>(smem_raw);
+    FwdSmem<kWarps, kSteps>& sm = *reinterpret_cast<FwdSmem<kWarps, kSteps>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     const ScanTicket ticket = take_ticket(p.scratch, sm.ticket);
     const int64_t id = ticket.id;
-    const SelGeometry g = sel_geometry<L, SF>(p, id, false);
+    const SelGeometry g = sel_geometry<L, kSteps>(p, id, false);
     StatusWord* const status = ticket.status;
-    load_bc<TT * 32>(p, g, sm);
+    load_bc<kWarps * 32>(p, g, sm);
 
-    const TX* px = static_cast<const TX*>(p.x);
-    const TD* pd = static_cast<const TD*>(p.dt);
-    const TX* pz = static_cast<const TX*>(p.z);
+    const TypeX* px = static_cast<const TypeX*>(p.x);
+    const TypeDelta* pd = static_cast<const TypeDelta*>(p.dt);
+    const TypeX* pz = static_cast<const TypeX*>(p.z);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
     {
         // Raw values first, converted once every load is issued (as in the backward).
-        TX xr[SF], zr[SF];
-        TD dr[SF];
+        TypeX xr[kSteps], zr[kSteps];
+        TypeDelta dr[kSteps];
 #pragma unroll
-        for (int i = 0; i < SF; ++i) {
+        for (int i = 0; i < kSteps; ++i) {
             const bool ok = i < g.nvalid;
-            xr[i] = ok ? px[base + i * p.E] : TX(0.f);
-            dr[i] = ok ? pd[base + i * p.E] : TD(0.f);
-            zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
+            xr[i] = ok ? px[base + i * p.E] : TypeX(0.f);
+            dr[i] = ok ? pd[base + i * p.E] : TypeDelta(0.f);
+            zr[i] = (ok && pz) ? pz[base + i * p.E] : TypeX(0.f);
         }
         clear_stale_half(ticket);
 #pragma unroll
-        for (int i = 0; i < SF; ++i) sm.sx[i][tid] = to_f(xr[i]), sm.sd[i][tid] = to_f(dr[i]), sm.sz[i][tid] = to_f(zr[i]);
+        for (int i = 0; i < kSteps; ++i) sm.sx[i][tid] = to_f(xr[i]), sm.sd[i][tid] = to_f(dr[i]), sm.sz[i][tid] = to_f(zr[i]);
     }
     float A2[NM];
 #pragma unroll
@@ -221,34 +221,34 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     for (int n = 0; n < NM; ++n) h[n] = 0.f;
     float s = 0.f, scale = 1.f;  // h holds 2^(i+1) h_i (cell_exp_doubled)
 #pragma unroll 1
-    for (int i = 0; i < SF; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         const float d = sm.sd[i][tid];
         scale *= 2.f;
         const float u = d * sm.sx[i][tid] * scale;
         s += d;
-        const float* Bt = sm.Bs[w * SF + i];
+        const float* Bt = sm.Bs[w * kSteps + i];
 #pragma unroll
         for (int n = 0; n < NM; ++n) h[n] = fmaf(cell_exp_doubled(d, A2[n]), h[n], u * Bt[n]);
     }
     sm.sS[w][lane] = s;
 #pragma unroll
-    for (int n = 0; n < NM; ++n) sm.sH[w][n][lane] = h[n] * (1.f / float(1 << SF));
+    for (int n = 0; n < NM; ++n) sm.sH[w][n][lane] = h[n] * (1.f / float(1 << kSteps));
     __syncthreads();
 
-    // Composition: pair k of this thread is state pn = w + k·TT of channel `lane`.
+    // Composition: pair k of this thread is state pn = w + k·kWarps of channel `lane`.
     const int64_t pe = g.ct * 32 + lane;
-    float PS[NQ], PH[NQ], pA[NQ];
-    bool pok[NQ];
-    int64_t sidx[NQ];
+    float PS[kPairs], PH[kPairs], pA[kPairs];
+    bool pok[kPairs];
+    int64_t sidx[kPairs];
 #pragma unroll
-    for (int k = 0; k < NQ; ++k) {
-        const int pn = w + k * TT;
+    for (int k = 0; k < kPairs; ++k) {
+        const int pn = w + k * kWarps;
         pok[k] = pe < p.E && pn < p.N;
         pA[k] = pok[k] ? p.A[pe * p.N + pn] : 0.f;
         sidx[k] = (g.bb * p.N + pn) * p.E + pe;
         float ps = 0.f, ph = 0.f;
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww) {
+        for (int ww = 0; ww < kWarps; ++ww) {
             const float sw = sm.sS[ww][lane], hw = sm.sH[ww][pn][lane];
             sm.sH[ww][pn][lane] = ph;
             if (pn == 0) sm.sP[ww][lane] = ps;
@@ -263,8 +263,8 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     __syncthreads();  // sP
 
 #pragma unroll
-    for (int k = 0; k < NQ; ++k) {
-        const int pn = w + k * TT;
+    for (int k = 0; k < kPairs; ++k) {
+        const int pn = w + k * kWarps;
         float carry = 0.f;
         if (pok[k]) {
             if (g.chunk > 0) {
@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
             p.incl[g.chunk * g.NBE + sidx[k]] = incl;
         }
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww)
+        for (int ww = 0; ww < kWarps; ++ww)
             sm.sH[ww][pn][lane] = fmaf(cell_exp(sm.sP[ww][lane], pA[k] * kLog2e), carry, sm.sH[ww][pn][lane]);
     }
     __syncthreads();
@@ -286,16 +286,16 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
     // Pass 2: exact states, output with D skip and SiLU(z) gate.
 #pragma unroll
     for (int n = 0; n < NM; ++n) h[n] = sm.sH[w][n][lane];
-    TX* py = static_cast<TX*>(p.y);
+    TypeX* py = static_cast<TypeX*>(p.y);
     float unscale = 1.f;  // h holds 2^(i+1) h_i, as in pass 1
     scale = 1.f;
 #pragma unroll 1
-    for (int i = 0; i < SF; ++i) {
+    for (int i = 0; i < kSteps; ++i) {
         const float x = sm.sx[i][tid], d = sm.sd[i][tid];
         scale *= 2.f, unscale *= 0.5f;
         const float u = d * x * scale;
-        const float* Bt = sm.Bs[w * SF + i];
-        const float* Ct = sm.Cs[w * SF + i];
+        const float* Bt = sm.Bs[w * kSteps + i];
+        const float* Ct = sm.Cs[w * kSteps + i];
         float y = 0.f;
 #pragma unroll
         for (int n = 0; n < NM; ++n) {
@@ -304,27 +304,27 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_fwd_kernel(SelParams p) 
         }
         y = fmaf(Dv, x, y * unscale);
         if (pz) y *= silu_(sm.sz[i][tid]);
-        if (i < g.nvalid) py[base + i * p.E] = from_f<TX>(y);
+        if (i < g.nvalid) py[base + i * p.E] = from_f<TypeX>(y);
     }
 }
 
-template <typename TX, typename TD, int TT>
-__global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) {
-    constexpr int L = S * TT;
-    constexpr int NQ = NM / TT;
+template <typename TypeX, typename TypeDelta, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, 16 / kWarps) sel_bwd_kernel(SelParams p) {
+    constexpr int L = S * kWarps;
+    constexpr int kPairs = NM / kWarps;
     extern __shared__ __align__(16) unsigned char smem_raw[];
-    BwdSmem<TT>& sm = *reinterpret_cast<BwdSmem<TT>*>(smem_raw);
+    BwdSmem<kWarps>& sm = *reinterpret_cast<BwdSmem<kWarps>*>(smem_raw);
     const int tid = threadIdx.x, lane = tid & 31, w = tid >> 5;
     // The chunk by index, the ticket after the loads (common.cuh, request_ticket: its round trip
     // overlaps the loads; the forward gains nothing that way and takes the ticket first).
     const SelGeometry g = sel_geometry<L>(p, blockIdx.x, true);
     const int64_t nChunks = (p.T + L - 1) / L;
-    load_bc<TT * 32, true>(p, g, sm);
+    load_bc<kWarps * 32, true>(p, g, sm);
 
-    const TX* px = static_cast<const TX*>(p.x);
-    const TD* pd = static_cast<const TD*>(p.dt);
-    const TX* pz = static_cast<const TX*>(p.z);
-    const TX* pg = static_cast<const TX*>(p.dy);
+    const TypeX* px = static_cast<const TypeX*>(p.x);
+    const TypeDelta* pd = static_cast<const TypeDelta*>(p.dt);
+    const TypeX* pz = static_cast<const TypeX*>(p.z);
+    const TypeX* pg = static_cast<const TypeX*>(p.dy);
     const int64_t base = (g.bb * p.T + g.t0) * p.E + g.e;
     // Per step in registers: Δ, ũ = 2^(i+1) Δ x and 2^(S-1-i) dL/dy before the gate (the state
     // loop's doubled decays, below); x and the gate's own factor dL/dz ÷ y wait in shared memory; z
@@ -334,15 +334,15 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     // The raw values are kept until every load is issued (converted at once, bf16 loads were
     // issued three at a time, each group's conversion waiting on it).
     float dv[S], us[S], dys[S];
-    TX xr[S], zr[S], gr[S];
-    TD dr[S];
+    TypeX xr[S], zr[S], gr[S];
+    TypeDelta dr[S];
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         const bool ok = i < g.nvalid;
-        xr[i] = ok ? px[base + i * p.E] : TX(0.f);
-        dr[i] = ok ? pd[base + i * p.E] : TD(0.f);
-        zr[i] = (ok && pz) ? pz[base + i * p.E] : TX(0.f);
-        gr[i] = ok ? pg[base + i * p.E] : TX(0.f);
+        xr[i] = ok ? px[base + i * p.E] : TypeX(0.f);
+        dr[i] = ok ? pd[base + i * p.E] : TypeDelta(0.f);
+        zr[i] = (ok && pz) ? pz[base + i * p.E] : TypeX(0.f);
+        gr[i] = ok ? pg[base + i * p.E] : TypeX(0.f);
     }
     const TicketRequest ticket_request = request_ticket(p.scratch);
 #pragma unroll
@@ -360,7 +360,7 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
         dys[i] = dy * float(1 << (S - 1 - i));
     }
     const float Dv = (g.evalid && p.D) ? p.D[g.e] : 0.f;
-    for (int idx = tid; idx < NM * 32; idx += TT * 32) {
+    for (int idx = tid; idx < NM * 32; idx += kWarps * 32) {
         const int n = idx / 32, l = idx % 32, e = g.ct * 32 + l;
         sm.sA[n][l] = (e < p.E && n < p.N) ? p.A[e * p.N + n] : 0.f;
     }
@@ -402,12 +402,12 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     __syncthreads();
 
     const int64_t pe = g.ct * 32 + lane;
-    float RS[NQ], RH[NQ], pA[NQ];
-    bool pok[NQ];
-    int64_t sidx[NQ];
+    float RS[kPairs], RH[kPairs], pA[kPairs];
+    bool pok[kPairs];
+    int64_t sidx[kPairs];
 #pragma unroll
-    for (int k = 0; k < NQ; ++k) {
-        const int pn = w + k * TT;
+    for (int k = 0; k < kPairs; ++k) {
+        const int pn = w + k * kWarps;
         pok[k] = pe < p.E && pn < p.N;
         pA[k] = pok[k] ? p.A[pe * p.N + pn] : 0.f;
         sidx[k] = (g.bb * p.N + pn) * p.E + pe;
@@ -419,14 +419,14 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
             hc = p.ckpt[(g.chunk - 1) * g.NBE + sidx[k]];
         }
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww) {
+        for (int ww = 0; ww < kWarps; ++ww) {
             const float sw = sm.sS[ww][lane], f = sm.sF[ww][pn][lane];
             sm.sF[ww][pn][lane] = hc;
             hc = fmaf(cell_exp(sw, pA[k] * kLog2e), hc, f);
         }
         float rs = 0.f, rh = 0.f;
 #pragma unroll
-        for (int ww = TT - 1; ww >= 0; --ww) {
+        for (int ww = kWarps - 1; ww >= 0; --ww) {
             const float sw = sm.sS[ww][lane], r = sm.sR[ww][pn][lane];
             sm.sR[ww][pn][lane] = rh;
             if (pn == 0) sm.sRS[ww][lane] = rs;
@@ -443,28 +443,28 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
     // The reverse carries of this thread's pairs, their look-backs walked together: one round trip a
     // round for all of them. The 4-warp forward's four pairs walked together (two words each a
     // round) are slower, so the forward walks them one by one.
-    float qb[NQ];
+    float qb[kPairs];
     {
-        SelFold fold[NQ];
-        const StatusWord* cols[NQ];
-        bool open[NQ];
+        SelFold fold[kPairs];
+        const StatusWord* cols[kPairs];
+        bool open[kPairs];
         const bool last = g.chunk == nChunks - 1;
 #pragma unroll
-        for (int k = 0; k < NQ; ++k) {
+        for (int k = 0; k < kPairs; ++k) {
             fold[k] = SelFold{pA[k] * kLog2e};
             cols[k] = status + sidx[k];
             open[k] = pok[k] && !last;
             qb[k] = (pok[k] && last && p.dh_last) ? p.dh_last[sidx[k]] : 0.f;
         }
-        if (!last) look_back_columns<NQ, sel_lookback_batch(NQ)>(cols, open, g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, fold, qb);
+        if (!last) look_back_columns<kPairs, sel_lookback_batch(kPairs)>(cols, open, g.NBE, g.chunk, +1, nChunks - 1 - g.chunk, fold, qb);
     }
 #pragma unroll
-    for (int k = 0; k < NQ; ++k) {
-        const int pn = w + k * TT;
+    for (int k = 0; k < kPairs; ++k) {
+        const int pn = w + k * kWarps;
         if (pok[k])
             publish_status(status + g.chunk * g.NBE + sidx[k], kStatusInclusive, fmaf(cell_exp(RS[k], pA[k] * kLog2e), qb[k], RH[k]));
 #pragma unroll
-        for (int ww = 0; ww < TT; ++ww)
+        for (int ww = 0; ww < kWarps; ++ww)
             sm.sR[ww][pn][lane] = fmaf(cell_exp(sm.sRS[ww][lane], pA[k] * kLog2e), qb[k], sm.sR[ww][pn][lane]);
     }
     __syncthreads();
@@ -530,36 +530,36 @@ __global__ void __launch_bounds__(TT * 32, 16 / TT) sel_bwd_kernel(SelParams p) 
 #pragma unroll
     for (int i = 0; i < S; ++i) dda[i] *= kUnscale;
 
-    TX* odx = static_cast<TX*>(p.dx);
-    TD* odt = static_cast<TD*>(p.ddt);
-    TX* odz = static_cast<TX*>(p.dz);
+    TypeX* odx = static_cast<TypeX*>(p.dx);
+    TypeDelta* odt = static_cast<TypeDelta*>(p.ddt);
+    TypeX* odz = static_cast<TypeX*>(p.dz);
     float dDacc = 0.f;
 #pragma unroll
     for (int i = 0; i < S; ++i) {
         if (i < g.nvalid) {
             const float x = sm.sx[i][tid], dy = dys[i] * (1.f / float(1 << (S - 1 - i)));
             const float gB = gBs[i] * (1.f / float(1 << (S - 1 - i))), y = ys[i] * (1.f / float(2 << i));
-            if (pz) odz[base + i * p.E] = from_f<TX>(sm.sfz[i][tid] * fmaf(Dv, x, y));
-            odx[base + i * p.E] = from_f<TX>(fmaf(dy, Dv, dv[i] * gB));
-            odt[base + i * p.E] = from_f<TD>(fmaf(x, gB, dda[i]));
+            if (pz) odz[base + i * p.E] = from_f<TypeX>(sm.sfz[i][tid] * fmaf(Dv, x, y));
+            odx[base + i * p.E] = from_f<TypeX>(fmaf(dy, Dv, dv[i] * gB));
+            odt[base + i * p.E] = from_f<TypeDelta>(fmaf(x, gB, dda[i]));
             dDacc = fmaf(dy, x, dDacc);
         }
     }
     sm.sS[w][lane] = dDacc;
     __syncthreads();
 #pragma unroll
-    for (int k = 0; k < NQ; ++k) {
-        const int pn = w + k * TT;
+    for (int k = 0; k < kPairs; ++k) {
+        const int pn = w + k * kWarps;
         if (pok[k]) {
             float acc = 0.f;
 #pragma unroll
-            for (int ww = 0; ww < TT; ++ww) acc += sm.sF[ww][pn][lane];
+            for (int ww = 0; ww < kWarps; ++ww) acc += sm.sF[ww][pn][lane];
             p.dA_part[g.chunk * g.NBE + sidx[k]] = acc;
         }
         if (pn == 0 && pe < p.E) {
             float acc = 0.f;
 #pragma unroll
-            for (int ww = 0; ww < TT; ++ww) acc += sm.sS[ww][lane];
+            for (int ww = 0; ww < kWarps; ++ww) acc += sm.sS[ww][lane];
             p.dD_part[g.chunk * g.BE + g.bb * p.E + pe] = acc;
         }
     }
@@ -574,22 +574,22 @@ void launch_sel(Kernel kernel, int warps, size_t smem, const SelParams& p, cudaS
     HARMONIC_CUDA_CHECK(cudaGetLastError());
 }
 
-// TT: the backward's warps (chunk = kSelSteps·TT steps); the forward covers the same chunk with
+// kWarps: the backward's warps (chunk = kSelSteps·kWarps steps); the forward covers the same chunk with
 // half as many warps of twice the steps (16 warps: 8 × 16 steps, two blocks an SM; 8 warps: 4 × 16,
 // four blocks an SM).
-template <int TT>
+template <int kWarps>
 void sel_dispatch(const SelParams& p, bool backward, cudaStream_t stream) {
-    constexpr int FT = TT / 2, FS = 2 * S;
-    const size_t fs = sizeof(FwdSmem<FT, FS>), bs = sizeof(BwdSmem<TT>);
+    constexpr int kFwdWarps = kWarps / 2, kFwdSteps = 2 * S;
+    const size_t fs = sizeof(FwdSmem<kFwdWarps, kFwdSteps>), bs = sizeof(BwdSmem<kWarps>);
     if (p.tx == DType::BF16 && p.td == DType::BF16)
-        return backward ? launch_sel(sel_bwd_kernel<bf16, bf16, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<bf16, bf16, FT, FS>, FT, fs, p, stream);
+        return backward ? launch_sel(sel_bwd_kernel<bf16, bf16, kWarps>, kWarps, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<bf16, bf16, kFwdWarps, kFwdSteps>, kFwdWarps, fs, p, stream);
     if (p.tx == DType::BF16)
-        return backward ? launch_sel(sel_bwd_kernel<bf16, float, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<bf16, float, FT, FS>, FT, fs, p, stream);
+        return backward ? launch_sel(sel_bwd_kernel<bf16, float, kWarps>, kWarps, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<bf16, float, kFwdWarps, kFwdSteps>, kFwdWarps, fs, p, stream);
     if (p.td == DType::F32)
-        return backward ? launch_sel(sel_bwd_kernel<float, float, TT>, TT, bs, p, stream)
-                        : launch_sel(sel_fwd_kernel<float, float, FT, FS>, FT, fs, p, stream);
+        return backward ? launch_sel(sel_bwd_kernel<float, float, kWarps>, kWarps, bs, p, stream)
+                        : launch_sel(sel_fwd_kernel<float, float, kFwdWarps, kFwdSteps>, kFwdWarps, fs, p, stream);
     throw std::invalid_argument("selective scan kernel: unsupported dtypes");
 }
 

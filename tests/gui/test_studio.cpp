@@ -21,6 +21,7 @@
 
 #include "app/studio/causality_dialog.h"
 #include "app/studio/main_window.h"
+#include "model/error.h"
 #include "synthetic_result.h"
 #include "views/bpt_view.h"
 #include "views/levels_view.h"
