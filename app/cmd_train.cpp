@@ -67,6 +67,7 @@ ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenize
     if (a.tie) c.tie_embeddings = true;
     if (!a.tokenizer.empty() && a.tokenizer != "bytes") {
         tokenizer_json = a.tokenizer;
+        require_regular_file(tokenizer_json);  // a FIFO would block the loader in open()
         auto tok = load_bpe_tokenizer(tokenizer_json);
         c.tokenizer = "bpe";
         c.vocab_size = tok->vocab_size();

@@ -6,6 +6,7 @@
 #define HARMONIC_HAVE_CUDA_ALLOCATOR 1
 #endif
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -40,6 +41,49 @@ std::string shape_string(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
     return s + "]";
+}
+
+std::string gigabytes(double bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+    return buf;
+}
+
+// What building the model asks for, in the words of an error message.
+std::string out_of_memory_text(const ModelConfig& config) {
+    const int64_t n = config.parameter_count();
+    return "out of memory building the model config.json describes (" + std::to_string(n) + " parameters, " +
+           gigabytes(4.0 * static_cast<double>(n)) + " as F32)";
+}
+
+// config.json and the weights must describe the same model before anything is allocated: the
+// closed-form parameter count of the config against the elements in the file (whose size the
+// safetensors reader has already checked against its header), so a config that disagrees (a
+// d_model typo, more blocks) is refused at the cost of reading the header.
+void check_sizes_before_allocating(const ModelConfig& config, const st::File& file, const fs::path& config_path,
+                                   const fs::path& weights_path) {
+    const int64_t expected = config.parameter_count();
+    int64_t held = 0, bytes = 0;
+    for (const auto& name : file.names()) {
+        const auto& info = file.info(name);
+        held += info.numel();
+        bytes += static_cast<int64_t>(info.nbytes);
+    }
+    if (held == expected) return;
+    fail_file(config_path, "describes a " + family_name(config.family) + " model of " + std::to_string(expected) +
+                               " parameters (" + gigabytes(4.0 * static_cast<double>(expected)) + " as F32), but " +
+                               weights_path.string() + " holds " + std::to_string(held) + " (" +
+                               std::to_string(bytes) + " bytes of tensors): the tensor shapes in the file do not fit this config "
+                               "(nothing was allocated)");
+}
+
+// NaN/Inf check in slices, so the temporary mask stays small for a large tensor.
+bool all_finite(const torch::Tensor& t) {
+    const auto flat = t.reshape({-1});
+    constexpr int64_t slice = int64_t(1) << 20;
+    for (int64_t i = 0; i < flat.numel(); i += slice)
+        if (!torch::isfinite(flat.slice(0, i, std::min(flat.numel(), i + slice))).all().item<bool>()) return false;
+    return true;
 }
 
 }  // namespace
@@ -195,7 +239,17 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
 
     const st::File file = st::File::read(weights_path);
     loaded.metadata = file.metadata();
-    auto model = make_model(loaded.config);
+    check_sizes_before_allocating(loaded.config, file, config_path, weights_path);
+    std::shared_ptr<LanguageModel> model;
+    try {
+        model = make_model(loaded.config);
+    } catch (const std::bad_alloc&) {
+        fail_file(weights_path, out_of_memory_text(loaded.config));
+    } catch (const c10::Error& e) {
+        if (is_out_of_memory(e) || std::string(e.what()).find("alloc") != std::string::npos)
+            fail_file(weights_path, out_of_memory_text(loaded.config));
+        throw;
+    }
     const auto params = model->named_parameters();
     // Check everything before copying anything, so a bad file never leaves a half-loaded model.
     std::vector<std::string> missing, problems;
@@ -224,14 +278,17 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
             fail_file(weights_path, "unexpected tensor '" + name + "' (does config.json describe this model?)");
 
     torch::NoGradGuard no_grad;
+    const auto owner = file.owner();
     for (auto& item : params) {
         const auto& info = file.info(item.key());
+        // Over the file's own bytes (the mapping): the one copy is into the parameter, converting
+        // the dtype on the way; the deleter keeps the mapping alive as long as the view.
         auto src = torch::from_blob(const_cast<uint8_t*>(file.data(item.key())), info.shape,
-                                    torch::TensorOptions().dtype(torch_dtype(info.dtype)));
-        auto value = src.to(torch::kFloat32);
-        if (!torch::isfinite(value).all().item<bool>())
+                                    [owner](void*) {}, torch::TensorOptions().dtype(torch_dtype(info.dtype)));
+        item.value().copy_(src);
+        file.release(item.key());
+        if (!all_finite(item.value()))
             loaded.warnings.push_back(weights_path.string() + ": tensor '" + item.key() + "' contains NaN or Inf values");
-        item.value().copy_(value);
     }
     model->to(device);
     model->eval();
