@@ -135,20 +135,6 @@ void read_text_blocks(const fs::path& file, bool bpe, int64_t block_bytes, uint6
         int fd;
         ~Closer() { ::close(fd); }
     } closer{fd};
-    // Reads up to `want` bytes (fewer only at the end of the file).
-    auto read_up_to = [&](char* dst, std::size_t want) {
-        std::size_t got = 0;
-        while (got < want) {
-            const ssize_t n = ::read(fd, dst + got, want - got);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                fail_file(file, "read error: " + errno_text(errno));
-            }
-            if (n == 0) break;
-            got += static_cast<std::size_t>(n);
-        }
-        return got;
-    };
     std::string buf;
     int64_t lines_before = 0, column_before = 0, bytes_before = 0;
     bool first = true;
@@ -159,7 +145,7 @@ void read_text_blocks(const fs::path& file, bool bpe, int64_t block_bytes, uint6
         const std::size_t want = first ? std::max<std::size_t>(block, 8192) : block;
         const std::size_t old = buf.size();
         buf.resize(old + want);
-        const std::size_t got = read_up_to(buf.data() + old, want);
+        const std::size_t got = read_up_to(fd, buf.data() + old, want, file);
         buf.resize(old + got);
         const bool last = got < want;
         if (first && looks_binary(buf)) {

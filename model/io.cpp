@@ -48,21 +48,6 @@ private:
     int fd_;
 };
 
-// Reads until `want` bytes or end of file; returns the count read. Retries EINTR and short reads.
-std::size_t read_some(int fd, uint8_t* dst, std::size_t want, const std::filesystem::path& file) {
-    std::size_t got = 0;
-    while (got < want) {
-        ssize_t n = ::read(fd, dst + got, want - got);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail_file(file, "read failed: " + errno_text(errno));
-        }
-        if (n == 0) break;
-        got += static_cast<std::size_t>(n);
-    }
-    return got;
-}
-
 std::string limit_message(uint64_t size, uint64_t max_bytes) {
     return "is " + std::to_string(size) + " bytes, larger than the " + std::to_string(max_bytes) + "-byte limit";
 }
@@ -109,6 +94,21 @@ int open_regular_file(const std::filesystem::path& file) {
     return fd.release();
 }
 
+std::size_t read_up_to(int fd, void* dst, std::size_t want, const std::filesystem::path& file) {
+    auto* out = static_cast<uint8_t*>(dst);
+    std::size_t got = 0;
+    while (got < want) {
+        const ssize_t n = ::read(fd, out + got, want - got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail_file(file, "read failed: " + errno_text(errno));
+        }
+        if (n == 0) break;
+        got += static_cast<std::size_t>(n);
+    }
+    return got;
+}
+
 void require_regular_file(const std::filesystem::path& file) { ::close(open_regular_file(file)); }
 
 std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t max_bytes) {
@@ -121,7 +121,7 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t
 
     // The file may change between fstat and read: read what is there, never more than max_bytes.
     std::vector<uint8_t> bytes(static_cast<std::size_t>(expected));
-    std::size_t size = read_some(fd.get(), bytes.data(), bytes.size(), file);
+    std::size_t size = read_up_to(fd.get(), bytes.data(), bytes.size(), file);
     if (size < bytes.size()) {
         bytes.resize(size);
         return bytes;
@@ -129,7 +129,7 @@ std::vector<uint8_t> read_file_bytes(const std::filesystem::path& file, uint64_t
     constexpr std::size_t chunk = 1 << 16;
     for (;;) {
         if (bytes.size() - size < chunk) bytes.resize(size + chunk);
-        std::size_t n = read_some(fd.get(), bytes.data() + size, chunk, file);
+        std::size_t n = read_up_to(fd.get(), bytes.data() + size, chunk, file);
         size += n;
         if (size > max_bytes) fail_file(file, "is larger than the " + std::to_string(max_bytes) + "-byte limit");
         if (n < chunk) break;

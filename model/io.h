@@ -25,6 +25,10 @@ std::string hex64(uint64_t v);
 // a socket or an open failure.
 int open_regular_file(const std::filesystem::path& file);
 
+// Reads from fd until `want` bytes or the end of the file; returns the count read. Retries EINTR
+// and short reads; a read error throws Error naming `file`.
+std::size_t read_up_to(int fd, void* dst, std::size_t want, const std::filesystem::path& file);
+
 // The same check without keeping the file open (for readers that open the file themselves).
 void require_regular_file(const std::filesystem::path& file);
 
