@@ -20,6 +20,7 @@
 #include "model/checkpoint.h"
 #include "model/distributed.h"
 #include "model/error.h"
+#include "model/io.h"
 #include "model/tokenizer.h"
 #include "model/trainer.h"
 

@@ -228,6 +228,7 @@ std::vector<fs::path> list_corpus_files(const std::vector<fs::path>& inputs) {
             if (fs::file_size(input, ec) == 0) fail_file(input, "is empty");
             out.push_back(input);
         } else {
+            require_regular_file(input);  // names what it is instead (a FIFO, a device, ...)
             fail_file(input, "is neither a text file nor a folder");
         }
     }

@@ -742,9 +742,10 @@ void Run::prune(const std::string& current) {
 void Run::write_checkpoint(int64_t step, int64_t tokens, double elapsed) {
     log_.sync();
     const std::string name = step_name(step);
-    fs::path tmp = c_.out / (name + ".tmp-" + std::to_string(::getpid()));
-    std::error_code ec;
-    remove_tree(tmp);
+    const fs::path final_dir = c_.out / name;
+    // Built under a temporary name and renamed into place whole; a failure (a full disk) removes it.
+    StagingFolder staging(final_dir);
+    const fs::path& tmp = staging.path();
 
     SaveOptions save;
     save.dtype = st::DType::F32;
@@ -789,11 +790,7 @@ void Run::write_checkpoint(int64_t step, int64_t tokens, double elapsed) {
     state["schedule"] = {{"steps", c_.steps}, {"warmup_steps", c_.warmup_steps()}, {"lr", c_.lr}, {"min_lr", c_.min_lr}};
     write_file_atomically(tmp / "trainer_state.json", state.dump(2) + "\n");
 
-    const fs::path final_dir = c_.out / name;
-    if (fs::exists(final_dir)) remove_tree(final_dir);
-    fs::rename(tmp, final_dir, ec);
-    if (ec) fail_file(final_dir, "cannot rename the checkpoint into place: " + ec.message());
-    fsync_folder(c_.out);
+    staging.commit();
     // The loadable top-level checkpoint: weights first, config last, each replaced atomically;
     // then `latest`, so that a folder with a `latest` always has a loadable top level too.
     install_file(final_dir / "model.safetensors", c_.out / "model.safetensors");
