@@ -6,6 +6,7 @@
 #define HARMONIC_HAVE_CUDA_ALLOCATOR 1
 #endif
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -56,10 +57,11 @@ std::string out_of_memory_text(const ModelConfig& config) {
            gigabytes(4.0 * static_cast<double>(n)) + " as F32)";
 }
 
-// config.json and the weights must describe the same model before anything is allocated: the
-// closed-form parameter count of the config against the elements in the file (whose size the
-// safetensors reader has already checked against its header), so a config that disagrees (a
-// d_model typo, more blocks) is refused at the cost of reading the header.
+// Before anything is allocated, the config's closed-form parameter count is compared with the
+// elements the file declares (the safetensors reader has checked those against the file's size):
+// a config that asks for far more than the file holds (a d_model typo, more blocks) is refused at
+// the cost of reading the header. A small disagreement is left to the per-tensor checks, whose
+// messages name the tensor.
 void check_sizes_before_allocating(const ModelConfig& config, const st::File& file, const fs::path& config_path,
                                    const fs::path& weights_path) {
     const int64_t expected = config.parameter_count();
@@ -69,7 +71,9 @@ void check_sizes_before_allocating(const ModelConfig& config, const st::File& fi
         held += info.numel();
         bytes += static_cast<int64_t>(info.nbytes);
     }
-    if (held == expected) return;
+    constexpr double kSmallModelBytes = 256e6;
+    const double model_bytes = 4.0 * static_cast<double>(expected);
+    if (held == expected || model_bytes <= std::max(kSmallModelBytes, 2.0 * static_cast<double>(bytes))) return;
     fail_file(config_path, "describes a " + family_name(config.family) + " model of " + std::to_string(expected) +
                                " parameters (" + gigabytes(4.0 * static_cast<double>(expected)) + " as F32), but " +
                                weights_path.string() + " holds " + std::to_string(held) + " (" +
