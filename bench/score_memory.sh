@@ -3,10 +3,13 @@
 # for each size, a text made of resources/demo/demo.txt repeated, scored with and without --out,
 # peak RSS from /usr/bin/time -v (kB) and wall seconds. The model is small on purpose (what is
 # measured is what grows with the text, not the model): a Harmonic of width 32 made with
-# `harmonic init`, or CHECKPOINT=folder. Flat is the goal.
+# `harmonic init`, or CHECKPOINT=folder, scored in 16K-token chunks on one thread (OMP_NUM_THREADS=1;
+# on a shared machine more threads only spin), which changes the speed, not what is kept. Flat is
+# the goal. OUT="no yes" (default) runs each size without and with --out; OUT=yes only with.
 # Usage: bash bench/score_memory.sh [SIZES_MB...]   (default: 1 10 100; add 1000 for 1 GB)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 H=${HARMONIC:-build/app/harmonic}
 [ -x "$H" ] || { echo "bench/score_memory.sh: $H is not built (run scripts/build, or set HARMONIC)" >&2; exit 1; }
 SIZES=("$@")
@@ -28,8 +31,8 @@ for mb in "${SIZES[@]}"; do
   text="$tmp/text-$mb.txt"
   bytes=$((mb * 1000 * 1000))
   for ((i = 0; i <= mb; i++)); do cat "$block"; done 2>/dev/null | head -c "$bytes" >"$text" || true
-  for out in no yes; do
-    args=(score --checkpoint "$CKPT" --text "$text" --device cpu)
+  for out in ${OUT:-no yes}; do
+    args=(score --checkpoint "$CKPT" --text "$text" --device cpu --chunk 16384)
     [ "$out" = yes ] && args+=(--out "$tmp/scores.csv")
     /usr/bin/time -v -o "$tmp/time.txt" "$H" "${args[@]}" >"$tmp/log" 2>&1 || { cat "$tmp/log" "$tmp/time.txt" >&2; exit 1; }
     rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$tmp/time.txt")

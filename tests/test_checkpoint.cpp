@@ -248,9 +248,9 @@ TEST_CASE("a checkpoint's weights are resident once while it loads (the file is 
     auto loaded = load_checkpoint(dir);
     const uint64_t peak = status_bytes("VmHWM");
     INFO("file " << file_bytes << " bytes, peak grew by " << (peak - before) << " bytes");
-    // The parameters themselves (the file's size) plus slack; reading the file into memory first
-    // made it twice the file.
-    CHECK(peak - before < file_bytes + file_bytes / 3);
+    // The parameters themselves (the file's size) plus slack for the allocator; reading the file
+    // into memory first made it more than twice the file.
+    CHECK(peak - before < file_bytes + file_bytes / 2);
     CHECK(loaded.model->parameter_count() == 36'200'448);
     remove_tree(dir);
 }
