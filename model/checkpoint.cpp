@@ -226,6 +226,11 @@ void save_checkpoint(const LanguageModel& model, const fs::path& dir, const Save
     config.save(dir / "config.json");
 }
 
+namespace {
+// Builds the model the config describes and copies the checked weights into it.
+void fill_model(LoadedModel& loaded, const st::File& file, const fs::path& weights_path, const torch::Device& device);
+}  // namespace
+
 LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
     if (!fs::exists(dir)) fail_file(dir, "no such checkpoint folder");
     if (!fs::is_directory(dir)) fail_file(dir, "a checkpoint is a folder with config.json and model.safetensors, not a file");
@@ -244,16 +249,24 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
     const st::File file = st::File::read(weights_path);
     loaded.metadata = file.metadata();
     check_sizes_before_allocating(loaded.config, file, config_path, weights_path);
-    std::shared_ptr<LanguageModel> model;
+    // Building and filling the model may still run out of memory: that ends in a message naming
+    // the checkpoint and the size, not the allocator's own words.
     try {
-        model = make_model(loaded.config);
+        fill_model(loaded, file, weights_path, device);
     } catch (const std::bad_alloc&) {
         fail_file(weights_path, out_of_memory_text(loaded.config));
     } catch (const c10::Error& e) {
-        if (is_out_of_memory(e) || std::string(e.what()).find("alloc") != std::string::npos)
+        if (is_out_of_memory(e) || std::string(e.what()).find("can't allocate memory") != std::string::npos)
             fail_file(weights_path, out_of_memory_text(loaded.config));
         throw;
     }
+    return loaded;
+}
+
+namespace {
+
+void fill_model(LoadedModel& loaded, const st::File& file, const fs::path& weights_path, const torch::Device& device) {
+    auto model = make_model(loaded.config);
     const auto params = model->named_parameters();
     // Check everything before copying anything, so a bad file never leaves a half-loaded model.
     std::vector<std::string> missing, problems;
@@ -297,7 +310,8 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
     model->to(device);
     model->eval();
     loaded.model = model;
-    return loaded;
 }
+
+}  // namespace
 
 }  // namespace harmonic

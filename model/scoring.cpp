@@ -68,7 +68,8 @@ double StreamingScorer::mean_bpt() const {
 void StreamingScorer::run(int64_t inputs) {
     torch::NoGradGuard no_grad;
     if (options_.cancel && options_.cancel->load()) throw Cancelled();
-    auto tokens = torch::from_blob(ids_.data(), {1, inputs}, torch::kLong).to(device_);
+    // A copy even on the CPU: ids_ is overwritten by the next chunk while the state may keep a view.
+    auto tokens = torch::from_blob(ids_.data(), {1, inputs}, torch::kLong).to(device_, false, true);
     ForwardOutput out;
     {
         Bf16Autocast autocast(options_.bf16 && device_.is_cuda());

@@ -3,7 +3,9 @@
 # found first (ulimit -v, by bisection), then a 6 MB text is scored with only 192 MB more. Scoring
 # streams (text in blocks, rows straight to the CSV, running sums), so it must finish with every
 # row written; holding the ids, the scores and the CSV in memory needs several hundred MB, and the
-# CSV used to come out cut short with exit status 0. Run by CTest with HARMONIC=<binary>.
+# CSV used to come out cut short with exit status 0. Then `harmonic info` of a 145 MB checkpoint
+# under caps around what it needs: the checkpoint and the size named when it does not fit. Run by
+# CTest with HARMONIC=<binary>.
 set -u
 source "$(dirname "$0")/testlib.sh"
 # Fewer threads and malloc arenas: the address space then depends on the work, not the machine.
@@ -17,7 +19,7 @@ runs_within() {  # runs_within KB FILE [more args]: exit status of score under `
   local kb=$1 text=$2
   shift 2
   # In a child shell, so that a run killed under a small cap is not reported on this test's stderr.
-  bash -c 'ulimit -v "$1" && shift && "$@"' _ "$kb" "$HARMONIC" score --checkpoint "$tmp/h" --text "$text" "$@" \
+  bash -c 'ulimit -v "$1" && shift && "$@"; exit $?' _ "$kb" "$HARMONIC" score --checkpoint "$tmp/h" --text "$text" "$@" \
     >"$tmp/out.txt" 2>"$tmp/err.txt"
 }
 lo=0 hi=$((1024 * 1024))  # KB
@@ -46,4 +48,21 @@ if runs_within $((hi / 2)) "$tmp/big.txt" --out "$tmp/small.csv"; then
 else
   [ ! -e "$tmp/small.csv" ] && pass || fail "a failed score left $tmp/small.csv"
 fi
+
+# Loading a checkpoint under caps from "the tool starts" to "the model fits": each run loads it or
+# fails with the checkpoint named (the mapping or the model), never the allocator's own words.
+"$HARMONIC" init --model harmonic --d-model 1024 --out "$tmp/h1024" >/dev/null || fail "init d = 1024"
+named_model=0
+for extra in $(seq 0 25 450); do
+  bash -c 'ulimit -v "$1" && shift && "$@"; exit $?' _ $((hi + extra * 1024)) "$HARMONIC" info "$tmp/h1024" >/dev/null 2>"$tmp/err.txt"
+  rc=$?
+  err=$(cat "$tmp/err.txt")
+  [ $rc -eq 0 ] && continue
+  case "$err" in
+    *"$tmp/h1024/model.safetensors: "*) pass ;;
+    *) fail "info under $((hi / 1024 + extra)) MB: exit status $rc, message: $err" ;;
+  esac
+  case "$err" in *"out of memory building the model config.json describes (36200448 parameters, 0.14 GB as F32)"*) named_model=1 ;; esac
+done
+[ $named_model -eq 1 ] && pass || fail "no cap ended in the out-of-memory message naming the model's size"
 finish
