@@ -24,7 +24,7 @@ CKPT=${CHECKPOINT:-$tmp/model}
 block="$tmp/block.txt"
 for _ in $(seq 1 $((1000 * 1000 / $(wc -c <resources/demo/demo.txt) + 1))); do cat resources/demo/demo.txt; done >"$block"
 
-echo "# $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GB," \
+echo "# $(nproc --all) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/^Mem:/ {print $2}') GB," \
      "$(date -u +%FT%TZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo ?), $H, checkpoint $CKPT"
 printf '%8s  %-6s %12s %12s %9s\n' "text_MB" "out" "tokens" "peak_rss_MB" "wall_s"
 for mb in "${SIZES[@]}"; do
