@@ -10,6 +10,7 @@
 #include "app/commands.h"
 #include "model/analysis.h"
 #include "model/error.h"
+#include "model/io.h"
 #include "model/text.h"
 #include "views/figure_export.h"
 #include "views/figure_style.h"
@@ -34,6 +35,7 @@ int run_analyze(const AnalyzeArgs& a) {
     }
     const auto preset = views::presetByName(QString::fromStdString(a.preset));
     if (!preset) throw Error("--preset: unknown preset '" + a.preset + "' (" + views::presetNames().join(", ").toStdString() + ")");
+    require_regular_file(a.text);  // a FIFO would block the reader in open()
     const std::string text = read_text_file(a.text);
     AnalysisOptions options;
     options.device = a.device;
@@ -52,11 +54,15 @@ int run_analyze(const AnalyzeArgs& a) {
     for (const auto& m : result.models) fmt::print("{:<24} {:<12} mean bpt {:.4f}\n", m.name, m.family, m.mean_bpt);
     views::ensureGuiApplication();
     QStringList files;
+    // Written into a temporary folder beside --out and renamed into place when every file is
+    // there: a failure (a full disk, out of memory) leaves no half-written output folder.
+    StagingFolder staging(a.out);
     try {
-        files = views::export_figures(result, QString::fromStdString(a.out), formats, a.dpi, *preset);
+        files = views::export_figures(result, QString::fromStdString(staging.path().string()), formats, a.dpi, *preset);
     } catch (const std::runtime_error& e) {
         throw Error(std::string("--out ") + a.out + ": " + e.what());
     }
+    staging.commit();
     fmt::print("wrote {} files to {} ({} tokens, {:.1f} s on {})\n", files.size(), a.out, result.token_count(),
                result.seconds, result.device);
     return 0;

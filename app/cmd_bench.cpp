@@ -45,7 +45,7 @@ constexpr char kRowFormat[] = "{:<12} {:>11} {:>7} {:>6} {:>6} {:>10.3f} {:>12.0
 // way the desktop tool reads a long text: tokens/s over the whole stream, and peak memory after
 // the first chunk and at the end (equal when memory is constant in the stream's length).
 void stream_one(LanguageModel& model, const std::string& name, int64_t chunk, const BenchArgs& a,
-                const torch::Device& device, bool bf16, std::ostringstream& csv) {
+                const torch::Device& device, bool bf16, std::string& csv) {
     torch::NoGradGuard no_grad;
     Bf16Autocast autocast(bf16);
     const auto opts = torch::TensorOptions().dtype(torch::kLong).device(device);
@@ -69,7 +69,7 @@ void stream_one(LanguageModel& model, const std::string& name, int64_t chunk, co
     fmt::print(kRowFormat, name, model.parameter_count(), chunk, a.batch, "stream", ms, tps, cuda_peak_memory_gb(device));
     fmt::print("{:<12} {} tokens per row in {} chunks; peak {:.3f} GB after one chunk, {:.3f} GB over the stream\n", "",
                chunks * chunk, chunks, first_peak, cuda_peak_memory_gb(device));
-    csv << fmt::format("{},{},{},{},{},{},stream:{},{},{:.4f},{:.0f},{:.4f}\n", name, model.parameter_count(), a.d_model,
+    csv += fmt::format("{},{},{},{},{},{},stream:{},{},{:.4f},{:.0f},{:.4f}\n", name, model.parameter_count(), a.d_model,
                        a.vocab, a.batch, chunk, chunks * chunk, bf16 ? "bf16" : "fp32", ms, tps, cuda_peak_memory_gb(device));
 }
 
@@ -78,8 +78,8 @@ int run_bench(const BenchArgs& a) {
     const torch::Device device = parse_device(a.device);
     const bool bf16 = a.precision == "bf16" && device.is_cuda();
     if (device.is_cuda()) at::globalContext().setAllowTF32CuBLAS(true);
-    std::ostringstream csv;
-    csv << "model,parameters,d_model,vocab,batch,seq_len,mode,precision,ms_median,tokens_per_s,peak_gb\n";
+    // A std::string, not an ostringstream: running out of memory throws instead of failing silently.
+    std::string csv = "model,parameters,d_model,vocab,batch,seq_len,mode,precision,ms_median,tokens_per_s,peak_gb\n";
     fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {:>10} {:>12} {:>8}\n", "model", "params", "seq", "batch", "mode",
                "ms", "tok/s", "peak GB");
     const bool fused = a.head == "fused";
@@ -157,7 +157,7 @@ int run_bench(const BenchArgs& a) {
                 const bool oom = is_out_of_memory(e);
                 fmt::print("{:<12} {:>11} {:>7} {:>6} {:>6} {}\n", name, model->parameter_count(), T, a.batch,
                            mode, oom ? "out of memory" : e.what_without_backtrace());
-                csv << fmt::format("{},{},{},{},{},{},{},{},,,{}\n", name, model->parameter_count(), a.d_model, a.vocab,
+                csv += fmt::format("{},{},{},{},{},{},{},{},,,{}\n", name, model->parameter_count(), a.d_model, a.vocab,
                                    a.batch, T, mode, bf16 ? "bf16" : "fp32", oom ? "OOM" : "error");
                 cuda_release_cached_memory(device);
                 continue;
@@ -169,12 +169,12 @@ int run_bench(const BenchArgs& a) {
             if (!forward.note().empty()) fmt::print("{:<12} {}\n", "", forward.note());
             fmt::print(kRowFormat, name, model->parameter_count(), T,
                        a.batch, mode, median, tps, cuda_peak_memory_gb(device));
-            csv << fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
+            csv += fmt::format("{},{},{},{},{},{},{},{},{:.4f},{:.0f},{:.4f}\n", name, model->parameter_count(), a.d_model,
                                a.vocab, a.batch, T, mode, bf16 ? "bf16" : "fp32", median, tps,
                                cuda_peak_memory_gb(device));
         }
     }
-    if (!a.out.empty()) write_file_atomically(a.out, csv.str());
+    if (!a.out.empty()) write_file_atomically(a.out, csv);
     return 0;
 }
 

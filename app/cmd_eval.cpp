@@ -64,17 +64,17 @@ int run_eval(const EvalArgs& a) {
     const auto rows = evaluate_contexts(*loaded.model, corpus.tokens, device, options);
     fmt::print("{:>8}  {:<9} {:>7} {:>8} {:>11} {:>9}  {}\n", "context", "mode", "warm-up", "windows", "tokens",
                "mean bpt", "95% interval");
-    std::ostringstream csv;
-    csv << "context,mode,warmup_chunks,windows,tokens,mean_bpt,sd,ci95_low,ci95_high\n";
+    std::string csv =
+        "context,mode,warmup_chunks,windows,tokens,mean_bpt,sd,ci95_low,ci95_high\n";
     for (const auto& r : rows) {
         const std::string ci = std::isnan(r.ci95) ? "n/a (one window)" : fmt::format("± {:.4f}", r.ci95);
         fmt::print("{:>8}  {:<9} {:>7} {:>8} {:>11} {:>9.4f}  {}\n", r.context, r.mode, r.warmup_chunks, r.windows,
                    r.tokens, r.mean_bpt, ci);
         auto num = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{:.6f}", v); };
-        csv << fmt::format("{},{},{},{},{},{:.6f},{},{},{}\n", r.context, r.mode, r.warmup_chunks, r.windows, r.tokens,
+        csv += fmt::format("{},{},{},{},{},{:.6f},{},{},{}\n", r.context, r.mode, r.warmup_chunks, r.windows, r.tokens,
                            r.mean_bpt, num(r.sd), num(r.mean_bpt - r.ci95), num(r.mean_bpt + r.ci95));
     }
-    if (!a.out.empty()) write_file_atomically(a.out, csv.str());
+    if (!a.out.empty()) write_file_atomically(a.out, csv);
     return 0;
 }
 

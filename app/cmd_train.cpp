@@ -20,6 +20,7 @@
 #include "model/checkpoint.h"
 #include "model/distributed.h"
 #include "model/error.h"
+#include "model/io.h"
 #include "model/tokenizer.h"
 #include "model/trainer.h"
 
@@ -67,6 +68,7 @@ ModelConfig model_from_flags(const TrainArgs& a, std::filesystem::path& tokenize
     if (a.tie) c.tie_embeddings = true;
     if (!a.tokenizer.empty() && a.tokenizer != "bytes") {
         tokenizer_json = a.tokenizer;
+        require_regular_file(tokenizer_json);  // a FIFO would block the loader in open()
         auto tok = load_bpe_tokenizer(tokenizer_json);
         c.tokenizer = "bpe";
         c.vocab_size = tok->vocab_size();

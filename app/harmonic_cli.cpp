@@ -6,6 +6,8 @@
 #include <fmt/ostream.h>
 
 #include <cmath>
+#include <iterator>
+#include <optional>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include "app/commands.h"
 #include "model/analysis.h"
 #include "model/checkpoint.h"
+#include "model/corpus.h"
 #include "model/error.h"
 #include "model/io.h"
 #include "model/scoring.h"
@@ -48,6 +51,7 @@ int run_init(const InitArgs& a) {
         c.vocab_size = 256;
     } else {
         tokenizer_json = a.vocab;
+        require_regular_file(tokenizer_json);  // a FIFO would block the loader in open()
         auto tok = load_bpe_tokenizer(tokenizer_json);
         c.tokenizer = "bpe";
         c.vocab_size = tok->vocab_size();
@@ -91,23 +95,49 @@ struct ScoreArgs {
 int run_score(const ScoreArgs& a) {
     if (a.chunk < 1) throw Error("--chunk: must be at least 1, got " + std::to_string(a.chunk));
     const auto device = parse_device(a.device);
+    require_regular_file(a.text);  // before the model loads: a FIFO must not cost a load, or hang
     auto loaded = load_checkpoint(a.checkpoint, device);
     for (const auto& w : loaded.warnings) fmt::print(std::cerr, "warning: {}\n", w);
-    const std::string text = read_text_file(a.text);
-    const Encoding enc = loaded.tokenizer->encode(text);
-    if (enc.ids.size() < 2) throw Error(a.text + ": needs at least 2 tokens to score, has " + std::to_string(enc.ids.size()));
     StreamOptions options;
     options.chunk_tokens = a.chunk;
     options.bf16 = a.precision == "bf16";
-    const auto scores = score_tokens(*loaded.model, enc.ids, device, options);
+
+    // Constant memory: the text is read and tokenized in blocks, each chunk scored as soon as its
+    // tokens are known, each row streamed to the CSV; only running sums are kept.
+    std::optional<DurableFile> csv;
+    std::string rows;
     if (!a.out.empty()) {
-        std::ostringstream csv;
-        csv << "index,byte_offset,token_id,bpt\n";
-        for (std::size_t i = 1; i < enc.ids.size(); ++i)
-            csv << i << ',' << enc.byte_offsets[i] << ',' << enc.ids[i] << ',' << fmt::format("{:.6f}", scores.bpt[i]) << '\n';
-        write_file_atomically(a.out, csv.str());
+        csv.emplace(a.out);
+        csv->write("index,byte_offset,token_id,bpt\n");
     }
-    fmt::print("tokens: {}\nmean bpt: {:.4f}\n", enc.ids.size(), scores.mean_bpt);
+    StreamingScorer scorer(*loaded.model, device, options, [&](int64_t index, int64_t id, int64_t offset, float bpt) {
+        if (!csv) return;
+        fmt::format_to(std::back_inserter(rows), "{},{},{},{:.6f}\n", index, offset, id, bpt);
+        if (rows.size() >= (1u << 20)) {
+            csv->write(rows);
+            rows.clear();
+        }
+    });
+    const bool bpe = loaded.tokenizer->kind() != "bytes";
+    uint64_t checksum = kFnvOffset;
+    int64_t bytes_before = 0;
+    std::vector<int64_t> offsets;
+    read_text_blocks(a.text, bpe, int64_t(1) << 20, checksum, [&](std::string_view piece) {
+        Encoding enc = loaded.tokenizer->encode(piece);
+        offsets.resize(enc.byte_offsets.size());
+        for (std::size_t i = 0; i < offsets.size(); ++i) offsets[i] = bytes_before + enc.byte_offsets[i];
+        scorer.feed(enc.ids.data(), offsets.data(), enc.ids.size());
+        bytes_before += static_cast<int64_t>(piece.size());
+    });
+    if (bytes_before == 0) fail_file(a.text, "is empty");
+    if (scorer.tokens() < 2)
+        throw Error(a.text + ": needs at least 2 tokens to score, has " + std::to_string(scorer.tokens()));
+    scorer.finish();
+    if (csv) {
+        csv->write(rows);
+        csv->commit();
+    }
+    fmt::print("tokens: {}\nmean bpt: {:.4f}\n", scorer.tokens(), scorer.mean_bpt());
     return 0;
 }
 

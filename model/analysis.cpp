@@ -132,8 +132,42 @@ std::string display_name(const fs::path& dir, std::map<std::string, int>& seen) 
 
 }  // namespace
 
+namespace {
+
+AnalysisResult analyze_in_memory(const std::vector<fs::path>& checkpoints, const std::string& text, const std::string& text_name,
+                                 const AnalysisOptions& options, const ProgressFn& progress, const std::atomic<bool>* cancel,
+                                 int64_t& tokens);
+
+}  // namespace
+
 AnalysisResult analyze(const std::vector<fs::path>& checkpoints, const std::string& text, const std::string& text_name,
                        const AnalysisOptions& options, const ProgressFn& progress, const std::atomic<bool>* cancel) {
+    // The analysis keeps every token's results (bits, top predictions, level traces) for the
+    // views, so a long text can exhaust host memory; that ends in a message, not a bad_alloc.
+    int64_t tokens = 0;
+    auto too_big = [&] {
+        return Error(text_name + ": out of memory analysing " + (tokens > 0 ? std::to_string(tokens) + " tokens" : std::string("the text")) +
+                     " (the analysis keeps every token's results in memory); analyse a part of it (--max-tokens N in "
+                     "`harmonic analyze`) or score it with `harmonic score`, which streams");
+    };
+    try {
+        return analyze_in_memory(checkpoints, text, text_name, options, progress, cancel, tokens);
+    } catch (const std::bad_alloc&) {
+        throw too_big();
+    } catch (const c10::Error& e) {
+        // The CPU allocator's failure is a c10::Error ("DefaultCPUAllocator: can't allocate memory").
+        const std::string what = e.what();
+        if (what.find("can't allocate memory") != std::string::npos || what.find("DefaultCPUAllocator") != std::string::npos)
+            throw too_big();
+        throw;
+    }
+}
+
+namespace {
+
+AnalysisResult analyze_in_memory(const std::vector<fs::path>& checkpoints, const std::string& text, const std::string& text_name,
+                                 const AnalysisOptions& options, const ProgressFn& progress, const std::atomic<bool>* cancel,
+                                 int64_t& tokens) {
     const auto started = std::chrono::steady_clock::now();
     if (checkpoints.empty()) throw Error("analysis: no checkpoint loaded (open at least one checkpoint folder)");
     if (text.empty()) throw Error(text_name + ": the text is empty");
@@ -170,6 +204,7 @@ AnalysisResult analyze(const std::vector<fs::path>& checkpoints, const std::stri
         result.notes.push_back("analysed the first " + std::to_string(options.max_tokens) + " tokens");
     }
     const int64_t n = static_cast<int64_t>(enc.ids.size());
+    tokens = n;
     if (n < 2) throw Error(text_name + ": needs at least 2 tokens, has " + std::to_string(n));
     result.token_ids.assign(enc.ids.begin(), enc.ids.end());
     result.byte_offsets = enc.byte_offsets;
@@ -259,5 +294,7 @@ AnalysisResult analyze(const std::vector<fs::path>& checkpoints, const std::stri
     result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return result;
 }
+
+}  // namespace
 
 }  // namespace harmonic

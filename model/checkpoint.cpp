@@ -6,6 +6,8 @@
 #define HARMONIC_HAVE_CUDA_ALLOCATOR 1
 #endif
 
+#include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -40,6 +42,52 @@ std::string shape_string(const std::vector<int64_t>& shape) {
     std::string s = "[";
     for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
     return s + "]";
+}
+
+std::string gigabytes(double bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+    return buf;
+}
+
+// What building the model asks for, in the words of an error message.
+std::string out_of_memory_text(const ModelConfig& config) {
+    const int64_t n = config.parameter_count();
+    return "out of memory building the model config.json describes (" + std::to_string(n) + " parameters, " +
+           gigabytes(4.0 * static_cast<double>(n)) + " as F32)";
+}
+
+// Before anything is allocated, the config's closed-form parameter count is compared with the
+// elements the file declares (the safetensors reader has checked those against the file's size):
+// a config that asks for far more than the file holds (a d_model typo, more blocks) is refused at
+// the cost of reading the header. A small disagreement is left to the per-tensor checks, whose
+// messages name the tensor.
+void check_sizes_before_allocating(const ModelConfig& config, const st::File& file, const fs::path& config_path,
+                                   const fs::path& weights_path) {
+    const int64_t expected = config.parameter_count();
+    int64_t held = 0, bytes = 0;
+    for (const auto& name : file.names()) {
+        const auto& info = file.info(name);
+        held += info.numel();
+        bytes += static_cast<int64_t>(info.nbytes);
+    }
+    constexpr double kSmallModelBytes = 256e6;
+    const double model_bytes = 4.0 * static_cast<double>(expected);
+    if (held == expected || model_bytes <= std::max(kSmallModelBytes, 2.0 * static_cast<double>(bytes))) return;
+    fail_file(config_path, "describes a " + family_name(config.family) + " model of " + std::to_string(expected) +
+                               " parameters (" + gigabytes(4.0 * static_cast<double>(expected)) + " as F32), but " +
+                               weights_path.string() + " holds " + std::to_string(held) + " (" +
+                               std::to_string(bytes) + " bytes of tensors): the tensor shapes in the file do not fit this config "
+                               "(nothing was allocated)");
+}
+
+// NaN/Inf check in slices, so the temporary mask stays small for a large tensor.
+bool all_finite(const torch::Tensor& t) {
+    const auto flat = t.reshape({-1});
+    constexpr int64_t slice = int64_t(1) << 20;
+    for (int64_t i = 0; i < flat.numel(); i += slice)
+        if (!torch::isfinite(flat.slice(0, i, std::min(flat.numel(), i + slice))).all().item<bool>()) return false;
+    return true;
 }
 
 }  // namespace
@@ -178,6 +226,11 @@ void save_checkpoint(const LanguageModel& model, const fs::path& dir, const Save
     config.save(dir / "config.json");
 }
 
+namespace {
+// Builds the model the config describes and copies the checked weights into it.
+void fill_model(LoadedModel& loaded, const st::File& file, const fs::path& weights_path, const torch::Device& device);
+}  // namespace
+
 LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
     if (!fs::exists(dir)) fail_file(dir, "no such checkpoint folder");
     if (!fs::is_directory(dir)) fail_file(dir, "a checkpoint is a folder with config.json and model.safetensors, not a file");
@@ -195,6 +248,24 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
 
     const st::File file = st::File::read(weights_path);
     loaded.metadata = file.metadata();
+    check_sizes_before_allocating(loaded.config, file, config_path, weights_path);
+    // Building and filling the model may still run out of memory: that ends in a message naming
+    // the checkpoint and the size, not the allocator's own words.
+    try {
+        fill_model(loaded, file, weights_path, device);
+    } catch (const std::bad_alloc&) {
+        fail_file(weights_path, out_of_memory_text(loaded.config));
+    } catch (const c10::Error& e) {
+        if (is_out_of_memory(e) || std::string(e.what()).find("can't allocate memory") != std::string::npos)
+            fail_file(weights_path, out_of_memory_text(loaded.config));
+        throw;
+    }
+    return loaded;
+}
+
+namespace {
+
+void fill_model(LoadedModel& loaded, const st::File& file, const fs::path& weights_path, const torch::Device& device) {
     auto model = make_model(loaded.config);
     const auto params = model->named_parameters();
     // Check everything before copying anything, so a bad file never leaves a half-loaded model.
@@ -224,19 +295,23 @@ LoadedModel load_checkpoint(const fs::path& dir, const torch::Device& device) {
             fail_file(weights_path, "unexpected tensor '" + name + "' (does config.json describe this model?)");
 
     torch::NoGradGuard no_grad;
+    const auto owner = file.owner();
     for (auto& item : params) {
         const auto& info = file.info(item.key());
+        // Over the file's own bytes (the mapping): the one copy is into the parameter, converting
+        // the dtype on the way; the deleter keeps the mapping alive as long as the view.
         auto src = torch::from_blob(const_cast<uint8_t*>(file.data(item.key())), info.shape,
-                                    torch::TensorOptions().dtype(torch_dtype(info.dtype)));
-        auto value = src.to(torch::kFloat32);
-        if (!torch::isfinite(value).all().item<bool>())
+                                    [owner](void*) {}, torch::TensorOptions().dtype(torch_dtype(info.dtype)));
+        item.value().copy_(src);
+        file.release(item.key());
+        if (!all_finite(item.value()))
             loaded.warnings.push_back(weights_path.string() + ": tensor '" + item.key() + "' contains NaN or Inf values");
-        item.value().copy_(value);
     }
     model->to(device);
     model->eval();
     loaded.model = model;
-    return loaded;
 }
+
+}  // namespace
 
 }  // namespace harmonic

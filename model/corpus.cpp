@@ -30,20 +30,12 @@ namespace {
 
 constexpr std::size_t kHeaderBytes = sizeof(TokenCacheHeader);
 
-std::string errno_text(int err) { return std::generic_category().message(err); }
-
 std::string human_bytes(uint64_t n) {
     char buf[64];
     if (n < 1024) std::snprintf(buf, sizeof buf, "%llu bytes", static_cast<unsigned long long>(n));
     else if (n < 1024 * 1024) std::snprintf(buf, sizeof buf, "%.1f KB", double(n) / 1024.0);
     else if (n < (uint64_t(1) << 30)) std::snprintf(buf, sizeof buf, "%.1f MB", double(n) / (1024.0 * 1024.0));
     else std::snprintf(buf, sizeof buf, "%.2f GB", double(n) / double(uint64_t(1) << 30));
-    return buf;
-}
-
-std::string hex64(uint64_t v) {
-    char buf[20];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
     return buf;
 }
 
@@ -90,103 +82,59 @@ std::size_t block_cut(std::string_view buf, bool bpe) {
     return char_boundary(buf);
 }
 
-// Writes the token file to a temporary name and renames it into place when complete.
+// Writes the token file through a DurableFile: renamed into place only when complete.
 class CacheWriter {
 public:
-    CacheWriter(fs::path file, int width, int64_t vocab) : final_(std::move(file)), width_(width), vocab_(vocab) {
-        temp_ = final_;
-        temp_ += ".tmp-" + std::to_string(::getpid());
-        fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd_ < 0) fail_file(final_, "cannot create the token cache: " + errno_text(errno));
-        buf_.assign(kHeaderBytes, 0);  // the header is written last, over these bytes
-    }
-    CacheWriter(const CacheWriter&) = delete;
-    CacheWriter& operator=(const CacheWriter&) = delete;
-    ~CacheWriter() {
-        if (fd_ >= 0) {
-            ::close(fd_);
-            ::unlink(temp_.c_str());
-        }
+    CacheWriter(const fs::path& file, int width, int64_t vocab) : out_(file), width_(width), vocab_(vocab) {
+        out_.write(std::string(kHeaderBytes, '\0'));  // the header is written last, over these bytes
     }
 
     void add_bytes(std::string_view bytes) {
-        buf_.insert(buf_.end(), bytes.begin(), bytes.end());
+        out_.write(bytes);
         count_ += bytes.size();
-        maybe_flush();
     }
 
     void add_ids(const std::vector<int64_t>& ids) {
+        buf_.clear();
         for (int64_t id : ids) {
             if (id < 0 || id >= vocab_)
-                fail_file(final_, "tokenizer produced id " + std::to_string(id) + " outside its vocabulary");
+                fail_file(out_.path(), "tokenizer produced id " + std::to_string(id) + " outside its vocabulary");
             if (width_ == 1) {
-                buf_.push_back(static_cast<uint8_t>(id));
+                buf_.push_back(static_cast<char>(id));
             } else {
                 const auto v = static_cast<uint32_t>(id);
-                const auto* p = reinterpret_cast<const uint8_t*>(&v);
-                buf_.insert(buf_.end(), p, p + 4);
+                buf_.append(reinterpret_cast<const char*>(&v), 4);
             }
         }
+        out_.write(buf_);
         count_ += ids.size();
-        maybe_flush();
     }
 
     uint64_t count() const { return count_; }
 
     void finish(TokenCacheHeader header) {
-        flush();
         header.count = count_;
-        if (::pwrite(fd_, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
-            fail_file(temp_, "cannot write the header: " + errno_text(errno));
-        if (::fsync(fd_) != 0) fail_file(temp_, "cannot sync: " + errno_text(errno));
-        const int fd = fd_;
-        fd_ = -1;
-        if (::close(fd) != 0) {
-            ::unlink(temp_.c_str());
-            fail_file(temp_, "cannot close: " + errno_text(errno));
-        }
-        if (::rename(temp_.c_str(), final_.c_str()) != 0) {
-            const int err = errno;
-            ::unlink(temp_.c_str());
-            fail_file(final_, "cannot rename the token cache into place: " + errno_text(err));
-        }
-        const int dir = ::open(final_.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir >= 0) {
-            ::fsync(dir);
-            ::close(dir);
-        }
+        out_.write_at(0, std::string_view(reinterpret_cast<const char*>(&header), sizeof header));
+        out_.commit();
     }
 
 private:
-    void maybe_flush() {
-        if (buf_.size() >= (std::size_t(4) << 20)) flush();
-    }
-    void flush() {
-        std::size_t done = 0;
-        while (done < buf_.size()) {
-            const ssize_t n = ::write(fd_, buf_.data() + done, buf_.size() - done);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                fail_file(final_, "cannot write the token cache: " + errno_text(errno));
-            }
-            done += static_cast<std::size_t>(n);
-        }
-        buf_.clear();
-    }
-
-    fs::path final_, temp_;
-    int fd_ = -1;
+    DurableFile out_;
     int width_;
     int64_t vocab_;
     uint64_t count_ = 0;
-    std::vector<uint8_t> buf_;
+    std::string buf_;
 };
 
-// Reads one document in blocks, checks it and hands each checked block to `emit`.
-void tokenize_file(const fs::path& file, bool bpe, int64_t block_bytes, uint64_t& checksum,
+}  // namespace
+
+void read_text_blocks(const fs::path& file, bool bpe, int64_t block_bytes, uint64_t& checksum,
                    const std::function<void(std::string_view)>& emit) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) fail_file(file, std::string("cannot be read (") + std::strerror(errno) + ")");
+    const int fd = open_regular_file(file);
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
     std::string buf;
     int64_t lines_before = 0, column_before = 0, bytes_before = 0;
     bool first = true;
@@ -197,10 +145,8 @@ void tokenize_file(const fs::path& file, bool bpe, int64_t block_bytes, uint64_t
         const std::size_t want = first ? std::max<std::size_t>(block, 8192) : block;
         const std::size_t old = buf.size();
         buf.resize(old + want);
-        in.read(buf.data() + old, static_cast<std::streamsize>(want));
-        const auto got = static_cast<std::size_t>(in.gcount());
+        const std::size_t got = read_up_to(fd, buf.data() + old, want, file);
         buf.resize(old + got);
-        if (in.bad()) fail_file(file, "read error");
         const bool last = got < want;
         if (first && looks_binary(buf)) {
             const std::size_t nul = std::string_view(buf).substr(0, 8192).find('\0');
@@ -231,6 +177,8 @@ void tokenize_file(const fs::path& file, bool bpe, int64_t block_bytes, uint64_t
         if (last) break;
     }
 }
+
+namespace {
 
 std::string sanitize(std::string s) {
     for (char& c : s)
@@ -280,6 +228,7 @@ std::vector<fs::path> list_corpus_files(const std::vector<fs::path>& inputs) {
             if (fs::file_size(input, ec) == 0) fail_file(input, "is empty");
             out.push_back(input);
         } else {
+            require_regular_file(input);  // names what it is instead (a FIFO, a device, ...)
             fail_file(input, "is neither a text file nor a folder");
         }
     }
@@ -295,8 +244,7 @@ struct TokenStream::Mapping {
 };
 
 TokenStream TokenStream::open(const fs::path& cache_file) {
-    const int fd = ::open(cache_file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail_file(cache_file, "cannot open the token cache: " + errno_text(errno));
+    const int fd = open_regular_file(cache_file);
     struct stat st {};
     if (::fstat(fd, &st) != 0) {
         const int err = errno;
@@ -368,6 +316,15 @@ std::vector<int64_t> TokenStream::read(int64_t start, int64_t count) const {
     std::vector<int64_t> out(static_cast<std::size_t>(std::max<int64_t>(count, 0)));
     read(start, count, out.data());
     return out;
+}
+
+void TokenStream::release(int64_t start, int64_t count) const {
+    if (!map_ || start < 0 || count <= 0 || start > count_ || count > count_ - start) return;
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const auto begin = reinterpret_cast<uintptr_t>(ids_ + start * width_);
+    const auto end = reinterpret_cast<uintptr_t>(ids_ + (start + count) * width_);
+    const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 int64_t TokenStream::at(int64_t index) const {
@@ -467,7 +424,7 @@ Corpus open_corpus(const std::vector<fs::path>& inputs, const Tokenizer& tokeniz
             if (bytes) writer.add_bytes(options.separator);
             else writer.add_ids(separator_ids);
         }
-        tokenize_file(corpus.files[i], !bytes, options.block_bytes, checksum, [&](std::string_view part) {
+        read_text_blocks(corpus.files[i], !bytes, options.block_bytes, checksum, [&](std::string_view part) {
             if (bytes) writer.add_bytes(part);
             else writer.add_ids(tokenizer.encode_fragment(part).ids);
             progress(part.size());

@@ -217,22 +217,31 @@ TensorInfo parse_tensor(const std::string& source, const std::string& name, cons
     return info;
 }
 
-std::vector<uint8_t> serialize_checked(const std::string& target, const std::vector<TensorToWrite>& tensors,
-                                       const std::map<std::string, std::string>& metadata) {
+// The checked header of a file holding `tensors` (laid out in name order): the 8-byte length and
+// the padded JSON, plus the tensors in that order with their byte sizes.
+struct Layout {
+    std::string head;  // length prefix + header JSON + padding
+    std::vector<const TensorToWrite*> order;
+    std::vector<std::size_t> sizes;
+    uint64_t data_bytes = 0;
+};
+
+Layout layout_checked(const std::string& target, const std::vector<TensorToWrite>& tensors,
+                      const std::map<std::string, std::string>& metadata) {
     auto bad = [&](const std::string& problem) { fail_file(target, problem); };
 
-    std::vector<const TensorToWrite*> sorted;
+    Layout layout;
+    std::vector<const TensorToWrite*>& sorted = layout.order;
     sorted.reserve(tensors.size());
     for (const auto& t : tensors) sorted.push_back(&t);
     std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
-
     // ordered_json: "__metadata__" first, then tensors in name order, keys as the reference writes them.
     nlohmann::ordered_json header = nlohmann::ordered_json::object();
     if (!metadata.empty()) {
         auto& m = header["__metadata__"] = nlohmann::ordered_json::object();
         for (const auto& [k, v] : metadata) m[k] = v;
     }
-    std::vector<std::size_t> sizes;
+    std::vector<std::size_t>& sizes = layout.sizes;
     uint64_t offset = 0;
     for (std::size_t i = 0; i < sorted.size(); ++i) {
         const TensorToWrite& t = *sorted[i];
@@ -272,16 +281,12 @@ std::vector<uint8_t> serialize_checked(const std::string& target, const std::vec
     // The reference pads with spaces so the data section starts 8-byte aligned.
     text.append((8 - text.size() % 8) % 8, ' ');
 
-    std::vector<uint8_t> out(8 + text.size() + offset);
     uint64_t n = text.size();
-    for (int i = 0; i < 8; ++i) out[static_cast<std::size_t>(i)] = static_cast<uint8_t>(n >> (8 * i));
-    std::memcpy(out.data() + 8, text.data(), text.size());
-    uint8_t* dst = out.data() + 8 + text.size();
-    for (std::size_t i = 0; i < sorted.size(); ++i) {
-        if (sizes[i] > 0) std::memcpy(dst, sorted[i]->data, sizes[i]);
-        dst += sizes[i];
-    }
-    return out;
+    layout.head.resize(8);
+    for (int i = 0; i < 8; ++i) layout.head[static_cast<std::size_t>(i)] = static_cast<char>(n >> (8 * i));
+    layout.head += text;
+    layout.data_bytes = offset;
+    return layout;
 }
 
 }  // namespace
@@ -303,25 +308,29 @@ int64_t TensorInfo::numel() const {
 }
 
 File File::read(const std::filesystem::path& file) {
-    // A pipe or device has no size to check the header against and may never end (/dev/zero
-    // would be read up to max_file_bytes): only regular files are read.
-    std::error_code ec;
-    const auto status = std::filesystem::status(file, ec);
-    using std::filesystem::file_type;
-    const file_type type = status.type();
-    if (!ec && (type == file_type::fifo || type == file_type::character || type == file_type::block ||
-                type == file_type::socket))
-        fail_file(file, "is not a regular file");
-    return parse(read_file_bytes(file, max_file_bytes), file.string());
+    // Mapped, not read: the tensors' bytes are paged in as they are used, and a pipe or device
+    // (no size to check the header against, maybe endless) is refused by MappedFile::open.
+    auto mapped = MappedFile::open(file, max_file_bytes);
+    const uint8_t* data = mapped->data();
+    const std::size_t size = mapped->size();
+    File f = parse_view(mapped, data, size, file.string());
+    f.mapped_ = std::move(mapped);
+    return f;
 }
 
 File File::parse(std::vector<uint8_t> bytes, const std::string& source) {
+    auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+    return parse_view(owner, owner->data(), owner->size(), source);
+}
+
+File File::parse_view(std::shared_ptr<const void> owner, const uint8_t* bytes, std::size_t byte_count,
+                      const std::string& source) {
     auto bad = [&](const std::string& problem) { fail_file(source, problem); };
 
-    const uint64_t size = bytes.size();
+    const uint64_t size = byte_count;
     if (size < 8)
         bad("is " + std::to_string(size) + " bytes, too short for a safetensors file (at least 8 needed)");
-    const uint64_t n = read_le_u64(bytes.data());
+    const uint64_t n = read_le_u64(bytes);
     // Every bound on N is checked before N is used to size anything.
     if (n > size - 8)
         bad("safetensors header length " + std::to_string(n) + " exceeds the file size (" + std::to_string(size) +
@@ -331,7 +340,7 @@ File File::parse(std::vector<uint8_t> bytes, const std::string& source) {
             "-byte limit");
     if (n < 2) bad("safetensors header length " + std::to_string(n) + " is too small for a JSON object");
 
-    const auto* hbegin = reinterpret_cast<const char*>(bytes.data() + 8);
+    const auto* hbegin = reinterpret_cast<const char*>(bytes + 8);
     const std::string_view text(hbegin, static_cast<std::size_t>(n));
     // nlohmann skips a byte order mark; the reference (serde_json) refuses one.
     if (text.substr(0, 3) == "\xEF\xBB\xBF")
@@ -411,7 +420,8 @@ File File::parse(std::vector<uint8_t> bytes, const std::string& source) {
         bad("tensors cover " + std::to_string(covered) + " bytes but the data section is " + std::to_string(data_size) +
             " bytes (" + std::to_string(data_size - covered) + " trailing bytes)");
 
-    f.bytes_ = std::move(bytes);
+    f.owner_ = std::move(owner);
+    f.bytes_ = bytes;
     return f;
 }
 
@@ -430,17 +440,35 @@ const TensorInfo& File::info(const std::string& name) const {
     return it->second;
 }
 
-const uint8_t* File::data(const std::string& name) const { return bytes_.data() + data_start_ + info(name).offset; }
+const uint8_t* File::data(const std::string& name) const { return bytes_ + data_start_ + info(name).offset; }
+
+void File::release(const std::string& name) const {
+    if (mapped_) mapped_->release(data(name), info(name).nbytes);
+}
 
 void write(const std::filesystem::path& file, const std::vector<TensorToWrite>& tensors,
            const std::map<std::string, std::string>& metadata) {
-    const auto bytes = serialize_checked(file.string(), tensors, metadata);
-    write_file_atomically(file, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+    // Streamed: the tensors go from their own memory to the file, never through a copy of it all.
+    const Layout layout = layout_checked(file.string(), tensors, metadata);
+    DurableFile out(file);
+    out.write(layout.head);
+    for (std::size_t i = 0; i < layout.order.size(); ++i)
+        if (layout.sizes[i] > 0)
+            out.write(std::string_view(static_cast<const char*>(layout.order[i]->data), layout.sizes[i]));
+    out.commit();
 }
 
 std::vector<uint8_t> serialize(const std::vector<TensorToWrite>& tensors,
                                const std::map<std::string, std::string>& metadata) {
-    return serialize_checked("safetensors", tensors, metadata);
+    const Layout layout = layout_checked("safetensors", tensors, metadata);
+    std::vector<uint8_t> out(layout.head.size() + layout.data_bytes);
+    std::memcpy(out.data(), layout.head.data(), layout.head.size());
+    uint8_t* dst = out.data() + layout.head.size();
+    for (std::size_t i = 0; i < layout.order.size(); ++i) {
+        if (layout.sizes[i] > 0) std::memcpy(dst, layout.order[i]->data, layout.sizes[i]);
+        dst += layout.sizes[i];
+    }
+    return out;
 }
 
 }  // namespace harmonic::safetensors

@@ -12,6 +12,10 @@
 #include <string>
 #include <vector>
 
+namespace harmonic {
+class MappedFile;
+}
+
 namespace harmonic::safetensors {
 
 enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
@@ -40,6 +44,8 @@ struct TensorInfo {
 //    section exactly (no trailing bytes)
 class File {
 public:
+    // Memory-maps the file (read-only): the header is parsed and checked before any tensor byte is
+    // touched, and tensor data is paged in only when used. Regular files only.
     static File read(const std::filesystem::path& file);
     // Parses bytes already in memory; `source` names them in error messages.
     static File parse(std::vector<uint8_t> bytes, const std::string& source);
@@ -53,10 +59,21 @@ public:
     const TensorInfo& info(const std::string& name) const;
     // Pointer to the tensor's bytes (little-endian, row-major), valid while the File lives.
     const uint8_t* data(const std::string& name) const;
+    // Keeps the bytes alive (the mapping or the buffer): hold it while a tensor made over data()
+    // is in use after the File is gone.
+    std::shared_ptr<const void> owner() const { return owner_; }
+    // The tensor's bytes were copied elsewhere: lets the kernel drop its pages from memory (they
+    // are read again from the file if used). Nothing to do for a file parsed from memory.
+    void release(const std::string& name) const;
 
 private:
+    static File parse_view(std::shared_ptr<const void> owner, const uint8_t* bytes, std::size_t size,
+                           const std::string& source);
+
     std::string source_;
-    std::vector<uint8_t> bytes_;
+    std::shared_ptr<const void> owner_;
+    std::shared_ptr<const MappedFile> mapped_;
+    const uint8_t* bytes_ = nullptr;
     std::size_t data_start_ = 0;
     std::map<std::string, std::string> metadata_;
     std::map<std::string, TensorInfo> tensors_;
@@ -69,8 +86,9 @@ struct TensorToWrite {
     const void* data = nullptr;  // numel * dtype_size bytes, little-endian, row-major
 };
 
-// Writes atomically: to FILE.tmp-<pid> in the same folder, fsync, then rename over FILE, so a
-// reader (or a crash) never sees a half-written file. Tensors are laid out in name order.
+// Streams to FILE through a DurableFile (model/io.h): a reader (or a crash) never sees a
+// half-written file, and the tensors are not copied into one buffer first. Tensors are laid out
+// in name order.
 void write(const std::filesystem::path& file, const std::vector<TensorToWrite>& tensors,
            const std::map<std::string, std::string>& metadata = {});
 

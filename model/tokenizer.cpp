@@ -1,6 +1,7 @@
 #include "model/tokenizer.h"
 
 #include "model/error.h"
+#include "model/io.h"
 
 namespace harmonic {
 
@@ -73,7 +74,11 @@ std::unique_ptr<Tokenizer> make_byte_tokenizer() { return std::make_unique<ByteT
 
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& kind, const std::filesystem::path& checkpoint_dir) {
     if (kind == "bytes") return make_byte_tokenizer();
-    if (kind == "bpe") return load_bpe_tokenizer(checkpoint_dir / "tokenizer.json");
+    if (kind == "bpe") {
+        // The BPE loader opens the file itself; a FIFO there would block it forever.
+        require_regular_file(checkpoint_dir / "tokenizer.json");
+        return load_bpe_tokenizer(checkpoint_dir / "tokenizer.json");
+    }
     fail_file(checkpoint_dir / "config.json",
               "unknown tokenizer \"" + kind + "\" (expected \"bytes\" or \"bpe\")");
 }

@@ -55,8 +55,6 @@ uint64_t splitmix64(uint64_t& x) {
     return z ^ (z >> 31);
 }
 
-std::string errno_text(int err) { return std::generic_category().message(err); }
-
 
 std::string strf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 std::string strf(const char* fmt, ...) {
@@ -92,13 +90,6 @@ std::optional<int64_t> parse_step_name(const std::string& name) {
     return v;
 }
 
-void fsync_dir(const fs::path& dir) {
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return;
-    ::fsync(fd);
-    ::close(fd);
-}
-
 // Replaces dst by src's content atomically: a hard link renamed over dst (no copy), or a copy
 // written atomically where the file system has no hard links.
 void install_file(const fs::path& src, const fs::path& dst) {
@@ -115,7 +106,7 @@ void install_file(const fs::path& src, const fs::path& dst) {
         ::unlink(tmp.c_str());
         fail_file(dst, "cannot replace: " + errno_text(err));
     }
-    fsync_dir(dst.parent_path().empty() ? fs::path(".") : dst.parent_path());
+    fsync_folder(dst.parent_path().empty() ? fs::path(".") : dst.parent_path());
 }
 
 // One writer per run folder: an exclusive flock on DIR/.lock (released by the kernel when the
@@ -203,7 +194,7 @@ public:
     }
 
     void sync() {
-        if (enabled_ && fd_ >= 0) ::fsync(fd_);
+        if (enabled_ && fd_ >= 0 && ::fsync(fd_) != 0) fail_file(path_, "cannot sync: " + errno_text(errno));
     }
 
 private:
@@ -590,8 +581,6 @@ void load_optimizer(torch::optim::AdamW& opt, LanguageModel& model, const fs::pa
     }
 }
 
-std::string hex64(uint64_t v) { return strf("%016llx", static_cast<unsigned long long>(v)); }
-
 fs::path latest_step_dir(const fs::path& dir) {
     const fs::path latest = dir / "latest";
     if (!fs::exists(dir)) fail_file(dir, "no such run folder");
@@ -753,9 +742,10 @@ void Run::prune(const std::string& current) {
 void Run::write_checkpoint(int64_t step, int64_t tokens, double elapsed) {
     log_.sync();
     const std::string name = step_name(step);
-    fs::path tmp = c_.out / (name + ".tmp-" + std::to_string(::getpid()));
-    std::error_code ec;
-    remove_tree(tmp);
+    const fs::path final_dir = c_.out / name;
+    // Built under a temporary name and renamed into place whole; a failure (a full disk) removes it.
+    StagingFolder staging(final_dir);
+    const fs::path& tmp = staging.path();
 
     SaveOptions save;
     save.dtype = st::DType::F32;
@@ -800,11 +790,7 @@ void Run::write_checkpoint(int64_t step, int64_t tokens, double elapsed) {
     state["schedule"] = {{"steps", c_.steps}, {"warmup_steps", c_.warmup_steps()}, {"lr", c_.lr}, {"min_lr", c_.min_lr}};
     write_file_atomically(tmp / "trainer_state.json", state.dump(2) + "\n");
 
-    const fs::path final_dir = c_.out / name;
-    if (fs::exists(final_dir)) remove_tree(final_dir);
-    fs::rename(tmp, final_dir, ec);
-    if (ec) fail_file(final_dir, "cannot rename the checkpoint into place: " + ec.message());
-    fsync_dir(c_.out);
+    staging.commit();
     // The loadable top-level checkpoint: weights first, config last, each replaced atomically;
     // then `latest`, so that a folder with a `latest` always has a loadable top level too.
     install_file(final_dir / "model.safetensors", c_.out / "model.safetensors");
@@ -860,6 +846,7 @@ TrainResult Run::go() {
         } else if (!fs::exists(tokenizer_json_)) {
             install_file(step_dir / "tokenizer.json", tokenizer_json_);
         }
+        require_regular_file(tokenizer_json_);  // a FIFO would block the loader in open()
         tokenizer_ = load_bpe_tokenizer(tokenizer_json_);
     } else {
         tokenizer_ = make_byte_tokenizer();
@@ -1228,6 +1215,23 @@ TrainResult resume(const fs::path& dir, const std::string& device, const TrainHo
 
 // ---- evaluation ----
 
+namespace {
+
+// Count, sum and sum of squared deviations (Welford), updated one value at a time.
+struct RunningStats {
+    int64_t n = 0;
+    double sum = 0.0, mean = 0.0, m2 = 0.0;
+    void add(double x) {
+        ++n;
+        sum += x;
+        const double delta = x - mean;
+        mean += delta / static_cast<double>(n);
+        m2 += delta * (x - mean);
+    }
+};
+
+}  // namespace
+
 std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& tokens, const torch::Device& device,
                                        const EvalOptions& options) {
     torch::NoGradGuard no_grad;
@@ -1249,7 +1253,7 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                                static_cast<long long>(C), static_cast<long long>(n), static_cast<long long>(windows),
                                static_cast<long long>(options.warmup_chunks),
                                static_cast<long long>((options.warmup_chunks + 1) * C + 1)));
-        std::vector<double> bpt;
+        RunningStats bpt;  // constant memory however many windows
         std::vector<int64_t> host;
         const bool bf16 = options.bf16 && device.is_cuda();
         if (options.stateful) {
@@ -1261,7 +1265,8 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                 const double bits = forward_bits(model, all.slice(1, 0, C).contiguous(), all.slice(1, 1, C + 1), state.get(),
                                                  bf16, options.fused_head)
                                         .item<double>();
-                if (k >= options.warmup_chunks) bpt.push_back(bits / double(C));
+                if (k >= options.warmup_chunks) bpt.add(bits / double(C));
+                tokens.release(k * C, C);
             }
         } else {
             const int64_t B = options.batch > 0 ? options.batch : std::max<int64_t>(1, 16384 / C);
@@ -1269,6 +1274,7 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                 const int64_t rows_now = std::min(B, windows - k);
                 host.resize(static_cast<std::size_t>(rows_now * (C + 1)));
                 for (int64_t r = 0; r < rows_now; ++r) tokens.read((k + r) * C, C + 1, host.data() + r * (C + 1));
+                tokens.release(k * C, rows_now * C);
                 auto all = torch::from_blob(host.data(), {rows_now, C + 1}, torch::kLong).clone().to(device);
                 if (options.fused_head) {
                     // One window's bits at a time through the fused head: the logits never exist.
@@ -1276,7 +1282,7 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                     HeadlessForward headless(model);
                     const auto features = model.forward(all.slice(1, 0, C).contiguous()).features;
                     for (int64_t r = 0; r < rows_now; ++r)
-                        bpt.push_back(head_bits_sum(features[r], model.head_weight(), all[r].slice(0, 1, C + 1)).item<double>() /
+                        bpt.add(head_bits_sum(features[r], model.head_weight(), all[r].slice(0, 1, C + 1)).item<double>() /
                                       double(C));
                     continue;
                 }
@@ -1295,23 +1301,19 @@ std::vector<EvalRow> evaluate_contexts(LanguageModel& model, const TokenStream& 
                                 .to(torch::kCPU, torch::kFloat64)
                                 .contiguous();
                 const double* b = bits.data_ptr<double>();
-                for (int64_t r = 0; r < rows_now; ++r) bpt.push_back(b[r]);
+                for (int64_t r = 0; r < rows_now; ++r) bpt.add(b[r]);
             }
         }
         EvalRow row;
         row.context = C;
         row.mode = options.stateful ? "stateful" : "windowed";
         row.warmup_chunks = options.stateful ? options.warmup_chunks : 0;
-        row.windows = static_cast<int64_t>(bpt.size());
+        row.windows = bpt.n;
         row.tokens = row.windows * C;
-        double sum = 0.0;
-        for (double b : bpt) sum += b;
-        row.mean_bpt = sum / static_cast<double>(bpt.size());
-        double sq = 0.0;
-        for (double b : bpt) sq += (b - row.mean_bpt) * (b - row.mean_bpt);
-        if (bpt.size() >= 2) {
-            row.sd = std::sqrt(sq / static_cast<double>(bpt.size() - 1));
-            row.ci95 = 1.96 * row.sd / std::sqrt(static_cast<double>(bpt.size()));
+        row.mean_bpt = bpt.sum / static_cast<double>(bpt.n);
+        if (bpt.n >= 2) {
+            row.sd = std::sqrt(bpt.m2 / static_cast<double>(bpt.n - 1));
+            row.ci95 = 1.96 * row.sd / std::sqrt(static_cast<double>(bpt.n));
         } else {
             row.sd = row.ci95 = std::numeric_limits<double>::quiet_NaN();
         }

@@ -3,6 +3,7 @@
 #include "torch_catch.h"
 
 #include <filesystem>
+#include <malloc.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -193,4 +194,63 @@ TEST_CASE("a safetensors file written by the reference Python package loads as a
     // The script fills every tensor with sin(index); spot-check one.
     auto w = loaded.model->named_parameters()["head.weight"].flatten();
     CHECK(std::abs(w[5].item<double>() - std::sin(5.0)) < 1e-6);
+}
+
+namespace {
+
+// A line of /proc/self/status ("VmRSS", "VmHWM") in bytes.
+uint64_t status_bytes(const std::string& key) {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1)) * 1024;
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("a config far larger than its weights is refused before anything is allocated", "[checkpoint][hostile]") {
+    // Each would allocate (and randomly initialise) gigabytes for a 0.1 MB file if the model were
+    // built first: 2.3 GB, 21 GB.
+    auto dir = saved("oversized");
+    SECTION("d_model 4096 by a typo") {
+        rewrite_config(dir, [](auto& j) { j["d_model"] = 4096; });
+    }
+    SECTION("64 blocks of 8 levels at d = 1024") {
+        rewrite_config(dir, [](auto& j) {
+            j["d_model"] = 1024;
+            j["harmonic"]["blocks"] = 64;
+            j["harmonic"]["timescales"] = {4, 8, 16, 32, 64, 128, 256, 512};
+        });
+    }
+    CHECK_THROWS_WITH(load_checkpoint(dir), Contains((dir / "config.json").string()) && Contains("model.safetensors") &&
+                                                Contains("nothing was allocated"));
+}
+
+TEST_CASE("a checkpoint's weights are resident once while it loads (the file is mapped)", "[checkpoint][memory]") {
+    auto dir = fresh_dir("resident");
+    {
+        ModelConfig c = tiny(Family::Harmonic);
+        c.d_model = 1024;  // 36 M parameters, 143 MB as F32
+        torch::manual_seed(1);
+        save_checkpoint(*make_model(c), dir);
+    }
+    const auto file_bytes = fs::file_size(dir / "model.safetensors");
+    // Free heap memory goes back to the system first, so that the load's allocations show as
+    // growth; then writing 5 to clear_refs resets the peak (VmHWM) to the current resident size.
+    ::malloc_trim(0);
+    { std::ofstream("/proc/self/clear_refs") << "5"; }
+    const uint64_t before = status_bytes("VmRSS");
+    if (status_bytes("VmHWM") > before + (8u << 20)) {
+        WARN("cannot reset the peak resident size here (/proc/self/clear_refs); skipped");
+        return;
+    }
+    auto loaded = load_checkpoint(dir);
+    const uint64_t peak = status_bytes("VmHWM");
+    INFO("file " << file_bytes << " bytes, peak grew by " << (peak - before) << " bytes");
+    // The parameters themselves (the file's size) plus slack for the allocator; reading the file
+    // into memory first made it more than twice the file.
+    CHECK(peak - before < file_bytes + file_bytes / 2);
+    CHECK(loaded.model->parameter_count() == 36'200'448);
+    remove_tree(dir);
 }

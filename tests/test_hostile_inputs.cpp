@@ -9,6 +9,7 @@
 #include "model/config.h"
 #include "model/corpus.h"
 #include "model/error.h"
+#include "model/io.h"
 #include "model/safetensors.h"
 #include "model/text.h"
 #include "model/tokenizer.h"
@@ -637,4 +638,139 @@ TEST_CASE("hostile texts: a big corpus reports its progress while it is tokenize
     for (const auto& line : news) progress_lines += line.rfind("tokenized ", 0) == 0;
     CHECK(progress_lines >= static_cast<int>(text.size() / 10000));
     CHECK_THAT(news.at(news.size() - 2), Contains("(100%)"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs that are not regular files, and the durable writer (issue 22).
+
+namespace {
+
+// Runs fn in a child (as outcome_within) that SIGALRM ends after 20 s: a reader that blocks
+// forever fails the test ("signal 14") instead of hanging it.
+Outcome outcome_before_deadline(const std::function<void()>& fn) {
+    return outcome_within(256 * MiB, [&] {
+        struct Deadline {
+            Deadline() { ::alarm(20); }
+            ~Deadline() { ::alarm(0); }
+        } deadline;
+        fn();
+    });
+}
+
+// Resident memory of this process in bytes (VmRSS).
+uint64_t resident_bytes() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+    return 0;
+}
+
+}  // namespace
+
+TEST_CASE("hostile inputs: a FIFO with no writer is refused at once, naming the file", "[hostile][fifo]") {
+    TempDir dir;
+    const fs::path fifo = dir.path / "fifo";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const std::vector<std::pair<std::string, std::function<void()>>> readers = {
+        {"read_file_bytes", [&] { harmonic::read_file_bytes(fifo, 1 << 20); }},
+        {"MappedFile::open", [&] { harmonic::MappedFile::open(fifo, 1 << 20); }},
+        {"safetensors::File::read", [&] { st::File::read(fifo); }},
+        {"ModelConfig::load", [&] { harmonic::ModelConfig::load(fifo); }},
+        {"read_text_blocks", [&] {
+             uint64_t checksum = harmonic::kFnvOffset;
+             harmonic::read_text_blocks(fifo, true, 1 << 20, checksum, [](std::string_view) {});
+         }},
+        {"TokenStream::open", [&] { harmonic::TokenStream::open(fifo); }},
+        {"require_regular_file", [&] { harmonic::require_regular_file(fifo); }},
+    };
+    for (const auto& [name, read] : readers) {
+        INFO(name);
+        const Outcome o = outcome_before_deadline(read);
+        REQUIRE(o.kind == "error");
+        check_message(o.message, fifo, "is not a regular file (a FIFO or pipe)");
+    }
+    // A checkpoint's tokenizer.json as a FIFO: the BPE loader is never reached.
+    const fs::path ckpt = dir.path / "ckpt";
+    fs::create_directories(ckpt);
+    REQUIRE(::mkfifo((ckpt / "tokenizer.json").c_str(), 0600) == 0);
+    const Outcome t = outcome_before_deadline([&] { harmonic::load_tokenizer("bpe", ckpt); });
+    REQUIRE(t.kind == "error");
+    check_message(t.message, ckpt / "tokenizer.json", "is not a regular file");
+    // Devices too (they may never end), and a folder.
+    if (fs::exists("/dev/null")) check_message(error_of([] { harmonic::read_file_bytes("/dev/null", 10); }), "/dev/null", "a device");
+    check_message(error_of([&] { harmonic::read_file_bytes(dir.path, 10); }), dir.path, "is a directory");
+}
+
+TEST_CASE("io: a DurableFile is all or nothing, and every failure names the file", "[hostile][io]") {
+    TempDir dir;
+    const fs::path file = dir.path / "out.csv";
+    auto entries = [&] {
+        std::vector<std::string> names;
+        for (const auto& e : fs::directory_iterator(dir.path)) names.push_back(e.path().filename().string());
+        std::sort(names.begin(), names.end());
+        return names;
+    };
+    {
+        harmonic::DurableFile out(file);
+        out.write("a,b\n");
+        out.write(std::string(9 << 20, 'x'));  // past the buffer: written through
+        CHECK(out.bytes_written() == 4 + (9u << 20));
+        CHECK_FALSE(fs::exists(file));  // nothing visible before commit
+    }
+    CHECK(entries().empty());  // abandoned: the temporary file is gone too
+    {
+        harmonic::DurableFile out(file);
+        out.write("0123456789\n");
+        out.write_at(0, "AB");
+        out.commit();
+        CHECK_THROWS_AS(out.write("late"), harmonic::Error);
+    }
+    CHECK(slurp(file) == "AB23456789\n");
+    CHECK(entries() == std::vector<std::string>{"out.csv"});
+    // A folder that does not exist: the message names the file.
+    check_message(error_of([&] { harmonic::write_file_atomically(dir.path / "no" / "x.csv", "x"); }),
+                  dir.path / "no" / "x.csv", "cannot create temporary file");
+    // A staging folder leaves nothing behind unless committed, and replaces an old folder whole.
+    const fs::path out_dir = dir.path / "figures";
+    {
+        harmonic::StagingFolder staging(out_dir);
+        std::ofstream(staging.path() / "a.csv") << "half";
+    }
+    CHECK_FALSE(fs::exists(out_dir));
+    CHECK(entries() == std::vector<std::string>{"out.csv"});
+    fs::create_directories(out_dir);
+    std::ofstream(out_dir / "old.csv") << "old";
+    {
+        harmonic::StagingFolder staging(out_dir);
+        std::ofstream(staging.path() / "new.csv") << "new";
+        staging.commit();
+    }
+    CHECK(fs::exists(out_dir / "new.csv"));
+    CHECK_FALSE(fs::exists(out_dir / "old.csv"));
+    CHECK(entries() == std::vector<std::string>{"figures", "out.csv"});
+}
+
+TEST_CASE("hostile safetensors: a large file is mapped, not read into memory", "[hostile][safetensors][memory]") {
+#ifndef HARMONIC_TEST_ASAN
+    TempDir dir;
+    // One 256 MB U8 tensor of zeros, as a sparse file: reading it whole would cost 256 MB.
+    constexpr uint64_t tensor_bytes = 256 * MiB;
+    std::string header = R"({"w":{"dtype":"U8","shape":[)" + std::to_string(tensor_bytes) + R"(],"data_offsets":[0,)" +
+                         std::to_string(tensor_bytes) + "]}}";
+    header.append((8 - header.size() % 8) % 8, ' ');
+    const fs::path file = dir.write("big.safetensors", le64(header.size()) + header);
+    fs::resize_file(file, fs::file_size(file) + tensor_bytes);
+    const Outcome o = outcome_within(1024 * MiB, [&] {
+        const uint64_t before = resident_bytes();
+        const st::File f = st::File::read(file);
+        volatile uint8_t first = f.data("w")[0];  // one page touched
+        (void)first;
+        const uint64_t grew = resident_bytes() - std::min(before, resident_bytes());
+        if (grew > 32 * MiB) throw harmonic::Error("resident memory grew by " + std::to_string(grew) + " bytes");
+        if (f.info("w").nbytes != tensor_bytes) throw harmonic::Error("wrong size");
+    });
+    INFO(o.kind << " " << o.message);
+    CHECK(o.kind == "accepted");
+#endif
 }

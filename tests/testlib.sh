@@ -25,3 +25,16 @@ require_gpu() {
     exit 77
   fi
 }
+# expect_failure "description" "glob for stderr" command...: exit status 1 and a message matching
+# the glob; a command still running after 120 s counts as hung (status 124) and fails.
+expect_failure() {
+  local what=$1 pattern=$2
+  shift 2
+  local err
+  err=$(timeout 120 "$@" 2>&1 >/dev/null)
+  local rc=$?
+  if [ $rc -eq 124 ]; then fail "$what: hung (killed after 120 s)"; return; fi
+  if [ $rc -ne 1 ]; then fail "$what: exit status $rc, expected 1 ($err)"; return; fi
+  # shellcheck disable=SC2254
+  case "$err" in $pattern) pass ;; *) fail "$what: stderr does not match '$pattern': $err" ;; esac
+}
