@@ -133,7 +133,6 @@ void MainWindow::buildViews() {
     levelsDock_ = dock(levelsView_, Qt::RightDockWidgetArea, QStringLiteral("levelsDock"));
     timescaleDock_ = dock(timescaleView_, Qt::BottomDockWidgetArea, QStringLiteral("timescaleDock"));
     summaryDock_ = dock(summaryView_, Qt::BottomDockWidgetArea, QStringLiteral("summaryDock"));
-    splitDockWidget(timescaleDock_, summaryDock_, Qt::Horizontal);
 
     // The models of the session, one row each with its state or its own error.
     auto* modelsPanel = new QWidget;
@@ -172,8 +171,6 @@ void MainWindow::buildViews() {
     modelsDock_->setWidget(modelsPanel);
     modelsDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable | QDockWidget::DockWidgetClosable);
     addDockWidget(Qt::BottomDockWidgetArea, modelsDock_);
-    tabifyDockWidget(summaryDock_, modelsDock_);
-    summaryDock_->raise();
 }
 
 QSize MainWindow::defaultSize(const QSize& available) {
@@ -186,16 +183,52 @@ void MainWindow::applyDefaultGeometry(const QSize& size) {
     const QScreen* s = screen() ? screen() : QGuiApplication::primaryScreen();
     const QRect available = s ? s->availableGeometry() : QRect(0, 0, 1280, 800);
     const QSize target = size.isValid() ? size : defaultSize(available.size());
+    // Docks first: the layout they had may not fit into the target size.
+    arrangeDocks(target);
+    if (layout()) layout()->activate();
     resize(target);
     move(available.center() - QPoint(target.width() / 2, target.height() / 2));
+    // Dock sizes are shares of the window: set them again once it is shown at its size.
     docksArranged_ = false;
-    arrangeDocks();
+    if (isVisible()) showEvent(nullptr);
 }
 
-void MainWindow::arrangeDocks() {
+void MainWindow::arrangeDocks(const QSize& size) {
     // In proportion to the window, so every view keeps a readable share on small screens too.
-    const int w = width();
-    const int h = height();
+    const int w = size.width();
+    const int h = size.height();
+    const int compact = h < 900 ? 1 : 0;
+    const bool place = compact != placedCompact_;
+    placedCompact_ = compact;
+    if (place) {
+        for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) {
+            d->setFloating(false);
+            removeDockWidget(d);
+        }
+        addDockWidget(Qt::TopDockWidgetArea, textDock_);
+        addDockWidget(Qt::RightDockWidgetArea, levelsDock_);
+    }
+    if (compact) {
+        // A laptop screen: a bottom row would squash every plot, so timescales, summary and
+        // models share the levels' column as tabs.
+        if (place) {
+            tabifyDockWidget(levelsDock_, timescaleDock_);
+            tabifyDockWidget(levelsDock_, summaryDock_);
+            tabifyDockWidget(levelsDock_, modelsDock_);
+            for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) d->show();
+            levelsDock_->raise();
+        }
+        resizeDocks({textDock_}, {std::max(120, h * 24 / 100)}, Qt::Vertical);
+        resizeDocks({levelsDock_}, {std::max(360, w * 42 / 100)}, Qt::Horizontal);
+        return;
+    }
+    if (place) {
+        addDockWidget(Qt::BottomDockWidgetArea, timescaleDock_);
+        splitDockWidget(timescaleDock_, summaryDock_, Qt::Horizontal);
+        tabifyDockWidget(summaryDock_, modelsDock_);
+        for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) d->show();
+        summaryDock_->raise();
+    }
     resizeDocks({textDock_}, {std::max(120, h * 22 / 100)}, Qt::Vertical);
     resizeDocks({levelsDock_}, {std::max(320, w * 36 / 100)}, Qt::Horizontal);
     resizeDocks({timescaleDock_}, {std::max(200, h * 30 / 100)}, Qt::Vertical);
@@ -203,10 +236,10 @@ void MainWindow::arrangeDocks() {
 }
 
 void MainWindow::showEvent(QShowEvent* event) {
-    QMainWindow::showEvent(event);
+    if (event) QMainWindow::showEvent(event);
     if (!docksArranged_) {
         docksArranged_ = true;
-        arrangeDocks();
+        arrangeDocks(size());
     }
 }
 

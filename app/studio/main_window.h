@@ -124,7 +124,7 @@ private:
     void recordModelErrors(const QStringList& modelErrors);
     QStringList analysableCheckpoints() const;
     void updateModelList();
-    void arrangeDocks();
+    void arrangeDocks(const QSize& size);
     void compareDefaultPair();
     void openCheckpointDialog();
     void openTextDialog();
@@ -148,6 +148,7 @@ private:
     QStringList runCheckpoints_;  // what the run in flight analyses, in order
     QStringList shownModels_;     // model names of the result on screen, to notice a new set
     bool docksArranged_ = false;
+    int placedCompact_ = -1;  // which dock arrangement is in place: 1 tabs in one column, 0 a bottom row
     std::shared_ptr<const std::string> text_;
     QString textName_;
     QString textPath_;
