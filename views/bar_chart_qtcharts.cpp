@@ -89,7 +89,7 @@ public:
         chart_ = new QChart;
         view_ = new QChartView(chart_, parent);
         view_->setRenderHint(QPainter::Antialiasing);
-        view_->setMinimumHeight(180);
+        view_->setMinimumHeight(110);  // the summary table below needs the rest on a small screen
     }
     QWidget* widget() override { return view_; }
     void setData(const BarChartData& data) override {

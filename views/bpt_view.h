@@ -69,7 +69,7 @@ private:
     QComboBox* diffBBox_ = nullptr;
 
     int window_ = 64;
-    bool showRaw_ = true;
+    bool showRaw_ = false;  // several raw curves hide each other; the smoothed ones stay readable
     bool showRunning_ = true;
     int diffA_ = 0;
     int diffB_ = 1;

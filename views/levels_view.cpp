@@ -31,6 +31,8 @@ LevelsView::LevelsView(QWidget* parent) : ModelPickerView(parent) {
     controls()->addWidget(normalizeBox_);
     controls()->addStretch(1);
     plot_ = makePlot(this);
+    // The window decides how tall the levels are; the plot's own hint (every panel's margins) would not fit a small screen.
+    plot_->setMinimumHeight(160);
     plot_->setAutoAddPlottableToLegend(false);
     viewLayout()->addWidget(plot_, 1);
     link_ = new TokenPlotLink(plot_);
@@ -144,6 +146,8 @@ void LevelsView::rebuildPlot() {
         const bool haveTau = static_cast<int64_t>(level.channel_tau.size()) == level.channels;
         rect->axis(QCPAxis::atLeft)->setLabel(levelName + stride + QLatin1Char('\n') +
                                                 (sortByTau_ && haveTau ? tr("ch. by τ") : tr("channel")));
+        rect->axis(QCPAxis::atLeft)->setProperty(kLabelAlternatives, QStringList{levelName + stride,
+                                                                                  QStringLiteral("L%1%2").arg(l + 1).arg(stride)});
         rect->axis(QCPAxis::atBottom)->setTickLabels(false);
         rect->axis(QCPAxis::atLeft)->grid()->setVisible(false);
         rect->axis(QCPAxis::atBottom)->grid()->setVisible(false);
@@ -215,6 +219,7 @@ void LevelsView::rebuildPlot() {
         grid->setRowStretchFactor(row, 2);
         rect->setMarginGroup(QCP::MarginSides(QCP::msLeft) | QCP::msRight, group);
         rect->axis(QCPAxis::atLeft)->setLabel(tr("prediction\nerror ‖e‖"));
+        rect->axis(QCPAxis::atLeft)->setProperty(kLabelAlternatives, QStringList{tr("error ‖e‖"), tr("‖e‖")});
         auto* legend = new QCPLegend;
         rect->insetLayout()->addElement(legend, Qt::AlignTop | Qt::AlignRight);
         legend->setLayer(QStringLiteral("legend"));

@@ -92,7 +92,106 @@ QCustomPlot* makePlot(QWidget* parent) {
     plot->setPlottingHint(QCP::phCacheLabels, true);
     plot->plotLayout()->clear();
     plot->plotLayout()->setRowSpacing(2);
+    QObject::connect(plot, &QCustomPlot::afterLayout, plot, [plot] {
+        if (fitPlotText(plot)) plot->replot(QCustomPlot::rpQueuedReplot);
+    });
     return plot;
+}
+
+namespace {
+const char* const kFullLabel = "harmonicFullLabel";
+const char* const kShownLabel = "harmonicShownLabel";
+const char* const kFullTicks = "harmonicFullTickCount";
+const char* const kTicker = "harmonicTicker";
+
+int textWidth(const QFont& font, const QString& text) {
+    return QFontMetrics(font).boundingRect(QRect(), Qt::TextDontClip, text).width();
+}
+
+// The longest form of an axis label that fits the axis: the view's alternatives, then the
+// first line, then the first line elided.
+QString fittingLabel(QCPAxis* axis, const QString& full, int length) {
+    QStringList candidates = axis->property(kLabelAlternatives).toStringList();
+    if (candidates.isEmpty() || candidates.front() != full) candidates.prepend(full);
+    const QString firstLine = full.section(QLatin1Char('\n'), 0, 0);
+    candidates << firstLine;
+    for (const QString& c : candidates)
+        if (textWidth(axis->labelFont(), c) <= length - 4) return c;
+    return QFontMetrics(axis->labelFont()).elidedText(candidates.back().section(QLatin1Char('\n'), 0, 0), Qt::ElideRight, std::max(0, length - 4));
+}
+
+bool fitAxis(QCPAxis* axis) {
+    if (!axis->visible() || !axis->axisRect()) return false;
+    bool changed = false;
+    const bool horizontal = axis->orientation() == Qt::Horizontal;
+    const int length = horizontal ? axis->axisRect()->width() : axis->axisRect()->height();
+    if (length <= 0) return false;
+    // A label set by the view since the last fit is the new full label.
+    if (axis->label() != axis->property(kShownLabel).toString()) axis->setProperty(kFullLabel, axis->label());
+    const QString full = axis->property(kFullLabel).toString();
+    if (!full.isEmpty()) {
+        const QString label = fittingLabel(axis, full, length);
+        axis->setProperty(kShownLabel, label);
+        if (label != axis->label()) {
+            axis->setLabel(label);
+            axis->setProperty(kShownLabel, label);
+            changed = true;
+        }
+    }
+    if (axis->tickLabels() && axis->ticker()) {
+        // The view's own tick count, remembered per ticker (a view may install a new one).
+        const auto ticker = static_cast<qulonglong>(reinterpret_cast<quintptr>(axis->ticker().data()));
+        QVariant fullTicks = axis->property(kFullTicks);
+        if (!fullTicks.isValid() || axis->property(kTicker).toULongLong() != ticker) {
+            fullTicks = axis->ticker()->tickCount();
+            axis->setProperty(kFullTicks, fullTicks);
+            axis->setProperty(kTicker, ticker);
+        }
+        // Each tick label needs its own height (vertical) or its width plus a gap (horizontal).
+        const QFontMetrics metrics(axis->tickLabelFont());
+        const int each = horizontal ? metrics.horizontalAdvance(QStringLiteral("0.000")) + metrics.height() : metrics.height() * 2;
+        const int ticks = std::clamp(length / std::max(1, each), 1, fullTicks.toInt());
+        if (ticks != axis->ticker()->tickCount()) {
+            axis->ticker()->setTickCount(ticks);
+            changed = true;
+        }
+    }
+    return changed;
+}
+}  // namespace
+
+bool fitPlotText(QCustomPlot* plot) {
+    bool changed = false;
+    for (QCPLayoutElement* e : plot->plotLayout()->elements(true)) {
+        if (auto* rect = qobject_cast<QCPAxisRect*>(e)) {
+            for (QCPAxis* axis : rect->axes()) changed = fitAxis(axis) || changed;
+            // A legend inside a panel too small for it would spill over the neighbours' labels.
+            for (QCPLayoutElement* inset : rect->insetLayout()->elements(false)) {
+                auto* legend = qobject_cast<QCPLegend*>(inset);
+                if (!legend) continue;
+                const QSize need = legend->minimumOuterSizeHint();
+                const bool fits = need.height() <= rect->height() && need.width() <= rect->width();
+                if (legend->visible() != fits) {
+                    legend->setVisible(fits);
+                    changed = true;
+                }
+            }
+            // The last bottom tick label is centred on the right edge: leave room for its half.
+            QCPAxis* bottom = rect->axis(QCPAxis::atBottom);
+            if (bottom && bottom->visible() && bottom->tickLabels()) {
+                const int half = QFontMetrics(bottom->tickLabelFont()).horizontalAdvance(QStringLiteral("1e+04")) / 2 + 2;
+                QMargins m = rect->minimumMargins();
+                if (m.right() < half) {
+                    m.setRight(half);
+                    rect->setMinimumMargins(m);
+                    changed = true;
+                }
+            }
+        } else if (auto* scale = qobject_cast<QCPColorScale*>(e)) {
+            changed = fitAxis(scale->axis()) || changed;
+        }
+    }
+    return changed;
 }
 
 void setLogAxis(QCPAxis* axis) {

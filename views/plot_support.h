@@ -27,6 +27,13 @@ QPen curvePen(const QColor& color, double width, Qt::PenStyle style = Qt::SolidL
 // white background, horizontal-only drag and zoom).
 QCustomPlot* makePlot(QWidget* parent);
 
+// Shortens axis labels that are longer than their axis and thins tick labels that would touch,
+// for the plot's current size (makePlot runs it after every layout); true when it changed
+// something, so the plot needs another layout. An axis may offer shorter forms of its label,
+// longest first, as the QStringList property kLabelAlternatives.
+inline constexpr const char* kLabelAlternatives = "harmonicLabelAlternatives";
+bool fitPlotText(QCustomPlot* plot);
+
 // Logarithmic axis with decade ticks.
 void setLogAxis(QCPAxis* axis);
 

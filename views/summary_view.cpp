@@ -3,6 +3,7 @@
 #include <QHeaderView>
 #include <QLabel>
 #include <QLocale>
+#include <QScrollBar>
 #include <QSplitter>
 #include <QTableWidget>
 #include <QVBoxLayout>
@@ -105,6 +106,12 @@ void SummaryView::onResultChanged() {
     } else {
         info_->setText(tr("No analysis yet."));
     }
+    // Tall enough for every model's row (and the scroll bar a wide table gets), so no row is hidden.
+    table_->resizeRowsToContents();
+    int height = table_->horizontalHeader()->sizeHint().height() + 2 * table_->frameWidth() +
+                 table_->horizontalScrollBar()->sizeHint().height();
+    for (int row = 0; row < table_->rowCount(); ++row) height += table_->rowHeight(row);
+    table_->setMinimumHeight(height);
 }
 
 double SummaryView::figureAspect(const FigurePreset& preset) const { return preset.widthInches < 5 ? 0.75 : 0.4; }

@@ -75,7 +75,8 @@ void TimescaleView::onStyleChanged() { rebuildPlot(); }
 
 void TimescaleView::resizeEvent(QResizeEvent* event) {
     AnalysisView::resizeEvent(event);
-    const bool stacked = event->size().width() < 2 * kStackBelow;
+    // Stacked only where the view is narrow and tall: a wide, low dock squashes stacked panels.
+    const bool stacked = event->size().width() < 2 * kStackBelow && event->size().height() > event->size().width();
     if (stacked != stacked_ && !figureStyle().paper) {
         stacked_ = stacked;
         rebuildPlot();

@@ -2,6 +2,8 @@
 
 #include <QMetaObject>
 #include <exception>
+#include <algorithm>
+#include <map>
 
 #include "model/error.h"
 
@@ -34,6 +36,57 @@ void StallMonitor::tick() {
     last_ = now;
 }
 
+std::shared_ptr<const AnalysisResult> analyzeEach(const StudioBackend& backend, const AnalysisRequest& request,
+                                                  const ProgressFn& progress, const std::atomic<bool>* cancel, QStringList& errors) {
+    const size_t n = request.checkpoints.size();
+    errors = QStringList();
+    for (size_t i = 0; i < n; ++i) errors << QString();
+    std::shared_ptr<AnalysisResult> merged;
+    std::string firstCheckpoint;
+    for (size_t i = 0; i < n; ++i) {
+        if (cancel && cancel->load()) throw Cancelled();
+        const auto& checkpoint = request.checkpoints[i];
+        ProgressFn part;
+        if (progress)
+            part = [&progress, i, n](double fraction, const std::string& stage) {
+                progress((static_cast<double>(i) + std::clamp(fraction, 0.0, 1.0)) / static_cast<double>(n), stage);
+            };
+        try {
+            AnalysisResult r = backend.analyze({checkpoint}, *request.text, request.textName, request.options, part, cancel);
+            if (r.models.empty()) throw std::runtime_error(checkpoint.string() + ": the analysis produced no model");
+            if (!merged) {
+                merged = std::make_shared<AnalysisResult>(std::move(r));
+                firstCheckpoint = checkpoint.string();
+                continue;
+            }
+            if (r.token_ids != merged->token_ids)
+                throw std::runtime_error(checkpoint.string() + ": uses a different tokenizer from " + firstCheckpoint +
+                                         "; models compared on one token axis must share their tokenizer");
+            for (auto& m : r.models) merged->models.push_back(std::move(m));
+            merged->seconds += r.seconds;
+            for (auto& note : r.notes)
+                if (std::find(merged->notes.begin(), merged->notes.end(), note) == merged->notes.end()) merged->notes.push_back(note);
+        } catch (const Cancelled&) {
+            throw;
+        } catch (const std::bad_alloc&) {
+            errors[static_cast<int>(i)] =
+                QObject::tr("Out of memory while analysing. Analyse fewer tokens (Analysis ▸ Maximum tokens) or fewer models.");
+        } catch (const std::exception& e) {
+            errors[static_cast<int>(i)] = QString::fromUtf8(e.what());
+        } catch (...) {
+            errors[static_cast<int>(i)] = QObject::tr("The analysis failed with an unknown error.");
+        }
+    }
+    if (!merged) return nullptr;
+    // Names stay unique across separately analysed models ("model", "model (2)").
+    std::map<std::string, int> seen;
+    for (auto& m : merged->models) {
+        const int k = ++seen[m.name];
+        if (k > 1) m.name += " (" + std::to_string(k) + ")";
+    }
+    return merged;
+}
+
 AnalysisRunner::AnalysisRunner(StudioBackend backend, QObject* parent) : QObject(parent), backend_(std::move(backend)) {}
 
 AnalysisRunner::~AnalysisRunner() {
@@ -53,12 +106,12 @@ void AnalysisRunner::cancel() {
 bool AnalysisRunner::start(const AnalysisRequest& request) {
     if (thread_) return false;
     if (!backend_.analyze) {
-        emit failed(tr("This build has no analysis backend."), false);
+        emit failed(tr("This build has no analysis backend."), false, {});
         return false;
     }
     cancel_ = std::make_shared<std::atomic<bool>>(false);
     auto cancel = cancel_;
-    auto analyze = backend_.analyze;
+    const StudioBackend backend = backend_;
     QPointer<AnalysisRunner> self(this);
 
     // Progress arrives from the worker as often as the analysis likes; forward at most every
@@ -74,14 +127,20 @@ bool AnalysisRunner::start(const AnalysisRequest& request) {
         }, Qt::QueuedConnection);
     };
 
-    QThread* thread = QThread::create([self, request, cancel, analyze, progressFn] {
+    QThread* thread = QThread::create([self, request, cancel, backend, progressFn] {
         std::shared_ptr<const AnalysisResult> result;
         std::vector<views::PreparedData> prepared;
         QString error;
+        QStringList modelErrors;
         bool cancelled = false;
         try {
-            result = std::make_shared<const AnalysisResult>(
-                analyze(request.checkpoints, *request.text, request.textName, request.options, progressFn, cancel.get()));
+            result = analyzeEach(backend, request, progressFn, cancel.get(), modelErrors);
+            if (!result) {
+                QStringList lines;
+                for (const QString& e : modelErrors)
+                    if (!e.isEmpty()) lines << e;
+                error = lines.join(QLatin1Char('\n'));
+            }
         } catch (const Cancelled&) {
             cancelled = true;
         } catch (const std::bad_alloc&) {
@@ -92,6 +151,7 @@ bool AnalysisRunner::start(const AnalysisRequest& request) {
             error = tr("The analysis failed with an unknown error.");
         }
         if (cancel->load() && !result) cancelled = true;
+        if (cancelled) modelErrors.clear();
         if (result) {
             if (progressFn) progressFn(1.0, "preparing the views");
             for (const auto& prepare : request.preparers) {
@@ -102,7 +162,7 @@ bool AnalysisRunner::start(const AnalysisRequest& request) {
                 }
             }
         }
-        QMetaObject::invokeMethod(self.data(), [self, result, prepared, error, cancelled] {
+        QMetaObject::invokeMethod(self.data(), [self, result, prepared, error, cancelled, modelErrors] {
             if (!self) return;
             self->stall_.stop();
             if (self->thread_) {
@@ -110,8 +170,8 @@ bool AnalysisRunner::start(const AnalysisRequest& request) {
                 self->thread_->deleteLater();
                 self->thread_ = nullptr;
             }
-            if (result) emit self->finished(result, prepared);
-            else emit self->failed(cancelled ? tr("Analysis cancelled.") : error, cancelled);
+            if (result) emit self->finished(result, prepared, modelErrors);
+            else emit self->failed(cancelled ? tr("Analysis cancelled.") : error, cancelled, modelErrors);
         }, Qt::QueuedConnection);
     });
     thread_ = thread;

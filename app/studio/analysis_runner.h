@@ -4,6 +4,7 @@
 
 #include <QElapsedTimer>
 #include <QObject>
+#include <QStringList>
 #include <QPointer>
 #include <QThread>
 #include <QTimer>
@@ -42,6 +43,12 @@ private:
     double longest_ = 0;
 };
 
+// Analyses each checkpoint on its own and joins the models that succeeded into one result, so
+// one bad checkpoint costs only its own row. errors[i] is why checkpoints[i] failed (empty when
+// it was analysed); throws Cancelled, and returns null when no model succeeded.
+std::shared_ptr<const AnalysisResult> analyzeEach(const StudioBackend& backend, const AnalysisRequest& request,
+                                                  const ProgressFn& progress, const std::atomic<bool>* cancel, QStringList& errors);
+
 class AnalysisRunner : public QObject {
     Q_OBJECT
 public:
@@ -58,9 +65,12 @@ public:
 signals:
     void progress(double fraction, const QString& stage);
     // prepared[i] is what request.preparers[i] made (null when it had none or failed).
-    void finished(std::shared_ptr<const harmonic::AnalysisResult> result, std::vector<harmonic::views::PreparedData> prepared);
-    // cancelled: the user asked for it (not an error).
-    void failed(const QString& message, bool cancelled);
+    // modelErrors[i] is why request.checkpoints[i] failed, empty when it was analysed.
+    void finished(std::shared_ptr<const harmonic::AnalysisResult> result, std::vector<harmonic::views::PreparedData> prepared,
+                  QStringList modelErrors);
+    // cancelled: the user asked for it (not an error). modelErrors as above (empty when the
+    // run stopped before every model was tried).
+    void failed(const QString& message, bool cancelled, QStringList modelErrors);
 
 private:
     StudioBackend backend_;

@@ -1,10 +1,11 @@
 // harmonic-studio: the desktop tool. Binds the studio window to the model library (LibTorch)
 // and handles the command line:
 //   harmonic-studio [--checkpoint DIR ...] [--text FILE] [--device auto|cpu|cuda]
-//                   [--precision fp32|bf16] [--max-tokens N] [--screenshot FILE.png]
+//                   [--precision fp32|bf16] [--max-tokens N] [--screenshot FILE.png] [--size WxH]
 // With no checkpoint and no text it opens the bundled demo.
 #include <QApplication>
 #include <QCommandLineParser>
+#include <QRegularExpression>
 #include <QTimer>
 #include <cstdio>
 
@@ -68,10 +69,13 @@ int main(int argc, char** argv) {
                                        QStringLiteral("PRECISION"));
     const QCommandLineOption maxTokens(QStringLiteral("max-tokens"), QStringLiteral("Analyse at most N tokens (0: all)."), QStringLiteral("N"));
     const QCommandLineOption screenshot(QStringLiteral("screenshot"),
-                                        QStringLiteral("Render the window to FILE.png once the analysis has finished, then exit."),
+                                        QStringLiteral("Render the window to FILE.png once the analysis has finished, then exit "
+                                                       "(at the size the window opens with, or --size)."),
                                         QStringLiteral("FILE.png"));
+    const QCommandLineOption size(QStringLiteral("size"), QStringLiteral("Open the window at this size, e.g. 1600x1000 (default: most of the screen)."),
+                                  QStringLiteral("WxH"));
     const QCommandLineOption settings(QStringLiteral("settings"), QStringLiteral("Use this INI file for settings."), QStringLiteral("FILE"));
-    parser.addOptions({checkpoint, text, device, precision, maxTokens, screenshot, settings});
+    parser.addOptions({checkpoint, text, device, precision, maxTokens, screenshot, settings, size});
     parser.process(app);
 
     if (parser.isSet(device)) {
@@ -90,6 +94,13 @@ int main(int argc, char** argv) {
         tokenLimit = parser.value(maxTokens).toLongLong(&ok);
         if (!ok || tokenLimit < 0) return fail(QStringLiteral("--max-tokens %1: use a whole number >= 0").arg(parser.value(maxTokens)));
     }
+    QSize windowSize;
+    if (parser.isSet(size)) {
+        const auto match = QRegularExpression(QStringLiteral("^(\\d{1,5})[xX×](\\d{1,5})$")).match(parser.value(size).trimmed());
+        if (match.hasMatch()) windowSize = QSize(match.captured(1).toInt(), match.captured(2).toInt());
+        if (!match.hasMatch() || windowSize.width() < 320 || windowSize.height() < 240)
+            return fail(QStringLiteral("--size %1: use WIDTHxHEIGHT of at least 320x240, e.g. 1600x1000").arg(parser.value(size)));
+    }
     const QString shot = parser.value(screenshot);
     if (!parser.positionalArguments().isEmpty())
         return fail(QStringLiteral("unexpected argument '%1' (use --checkpoint DIR and --text FILE)").arg(parser.positionalArguments().front()));
@@ -98,11 +109,9 @@ int main(int argc, char** argv) {
     if (parser.isSet(device)) window.setDevice(parser.value(device));
     if (parser.isSet(precision)) window.setPrecision(parser.value(precision));
     if (tokenLimit >= 0) window.setMaxTokens(tokenLimit);
-    if (!shot.isEmpty()) {
-        // Unattended: no modal boxes, a fixed size so screenshots are comparable.
-        window.setQuietErrors(true);
-        window.resize(1600, 1000);
-    }
+    // Without --size the window keeps the size it chose for this screen (or the one it was left at).
+    if (windowSize.isValid()) window.applyDefaultGeometry(windowSize);
+    if (!shot.isEmpty()) window.setQuietErrors(true);  // unattended: no modal boxes
     window.show();
 
     int exitCode = 0;

@@ -12,6 +12,13 @@
 #include <QElapsedTimer>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGuiApplication>
+#include <QHBoxLayout>
+#include <QListWidget>
+#include <QPushButton>
+#include <QScreen>
+#include <QShowEvent>
+#include <QVBoxLayout>
 #include <QInputDialog>
 #include <QLabel>
 #include <QLocale>
@@ -85,9 +92,13 @@ MainWindow::MainWindow(StudioBackend backend, const QString& settingsFile, QWidg
     setDevice(settings_->value(QStringLiteral("analysis/device"), QStringLiteral("auto")).toString());
     setPrecision(settings_->value(QStringLiteral("analysis/precision"), QStringLiteral("fp32")).toString());
     maxTokens_ = settings_->value(QStringLiteral("analysis/maxTokens"), 0).toLongLong();
-    resize(1500, 950);
-    restoreGeometry(settings_->value(QStringLiteral("window/geometry")).toByteArray());
-    restoreState(settings_->value(QStringLiteral("window/state")).toByteArray());
+    applyDefaultGeometry();
+    if (restoreGeometry(settings_->value(QStringLiteral("window/geometry")).toByteArray())) {
+        // A window saved on a larger display still has to fit this one.
+        const QRect available = (screen() ? screen() : QGuiApplication::primaryScreen())->availableGeometry();
+        if (width() > available.width() || height() > available.height()) applyDefaultGeometry();
+    }
+    docksArranged_ = restoreState(settings_->value(QStringLiteral("window/state")).toByteArray());
     updateActions();
     updateTitle();
     showStatus(tr("Open checkpoints and a text, or drop them on the window."));
@@ -118,15 +129,118 @@ void MainWindow::buildViews() {
         addDockWidget(area, d);
         return d;
     };
-    QDockWidget* textDock = dock(textView_, Qt::TopDockWidgetArea, QStringLiteral("textDock"));
-    QDockWidget* levelsDock = dock(levelsView_, Qt::RightDockWidgetArea, QStringLiteral("levelsDock"));
-    QDockWidget* timescaleDock = dock(timescaleView_, Qt::BottomDockWidgetArea, QStringLiteral("timescaleDock"));
-    QDockWidget* summaryDock = dock(summaryView_, Qt::BottomDockWidgetArea, QStringLiteral("summaryDock"));
-    splitDockWidget(timescaleDock, summaryDock, Qt::Horizontal);
-    resizeDocks({textDock}, {200}, Qt::Vertical);
-    resizeDocks({levelsDock}, {560}, Qt::Horizontal);
-    resizeDocks({timescaleDock, summaryDock}, {900, 600}, Qt::Horizontal);
-    resizeDocks({timescaleDock}, {300}, Qt::Vertical);
+    textDock_ = dock(textView_, Qt::TopDockWidgetArea, QStringLiteral("textDock"));
+    levelsDock_ = dock(levelsView_, Qt::RightDockWidgetArea, QStringLiteral("levelsDock"));
+    timescaleDock_ = dock(timescaleView_, Qt::BottomDockWidgetArea, QStringLiteral("timescaleDock"));
+    summaryDock_ = dock(summaryView_, Qt::BottomDockWidgetArea, QStringLiteral("summaryDock"));
+
+    // The models of the session, one row each with its state or its own error.
+    auto* modelsPanel = new QWidget;
+    auto* modelsLayout = new QVBoxLayout(modelsPanel);
+    modelsLayout->setContentsMargins(4, 2, 4, 4);
+    modelList_ = new QListWidget(modelsPanel);
+    modelList_->setObjectName(QStringLiteral("modelList"));
+    modelList_->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    modelList_->setWordWrap(true);
+    modelList_->setContextMenuPolicy(Qt::ActionsContextMenu);
+    modelsLayout->addWidget(modelList_, 1);
+    auto* buttons = new QHBoxLayout;
+    auto* add = new QPushButton(tr("Add…"), modelsPanel);
+    auto* remove = new QPushButton(tr("Remove"), modelsPanel);
+    remove->setObjectName(QStringLiteral("removeModelButton"));
+    buttons->addWidget(add);
+    buttons->addWidget(remove);
+    buttons->addStretch(1);
+    modelsLayout->addLayout(buttons);
+    connect(add, &QPushButton::clicked, this, &MainWindow::openCheckpointDialog);
+    connect(remove, &QPushButton::clicked, this, &MainWindow::removeSelectedModels);
+    removeModelAction_ = new QAction(tr("&Remove Model"), this);
+    removeModelAction_->setShortcut(QKeySequence::Delete);
+    removeModelAction_->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    connect(removeModelAction_, &QAction::triggered, this, &MainWindow::removeSelectedModels);
+    modelList_->addAction(removeModelAction_);
+    connect(modelList_, &QListWidget::itemSelectionChanged, this, [this, remove] {
+        const bool any = !modelList_->selectedItems().isEmpty();
+        remove->setEnabled(any);
+        removeModelAction_->setEnabled(any);
+    });
+    remove->setEnabled(false);
+    removeModelAction_->setEnabled(false);
+    modelsDock_ = new QDockWidget(tr("Models"), this);
+    modelsDock_->setObjectName(QStringLiteral("modelsDock"));
+    modelsDock_->setWidget(modelsPanel);
+    modelsDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable | QDockWidget::DockWidgetClosable);
+    addDockWidget(Qt::BottomDockWidgetArea, modelsDock_);
+}
+
+QSize MainWindow::defaultSize(const QSize& available) {
+    // Most of the screen, leaving room for the window frame; never more than the screen.
+    const QSize want(static_cast<int>(available.width() * 0.94), static_cast<int>(available.height() * 0.93));
+    return want.boundedTo(available).expandedTo(QSize(640, 480)).boundedTo(available);
+}
+
+void MainWindow::applyDefaultGeometry(const QSize& size) {
+    const QScreen* s = screen() ? screen() : QGuiApplication::primaryScreen();
+    const QRect available = s ? s->availableGeometry() : QRect(0, 0, 1280, 800);
+    const QSize target = size.isValid() ? size : defaultSize(available.size());
+    // Docks first: the layout they had may not fit into the target size.
+    arrangeDocks(target);
+    if (layout()) layout()->activate();
+    resize(target);
+    move(available.center() - QPoint(target.width() / 2, target.height() / 2));
+    // Dock sizes are shares of the window: set them again once it is shown at its size.
+    docksArranged_ = false;
+    if (isVisible()) showEvent(nullptr);
+}
+
+void MainWindow::arrangeDocks(const QSize& size) {
+    // In proportion to the window, so every view keeps a readable share on small screens too.
+    const int w = size.width();
+    const int h = size.height();
+    const int compact = h < 900 ? 1 : 0;
+    const bool place = compact != placedCompact_;
+    placedCompact_ = compact;
+    if (place) {
+        for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) {
+            d->setFloating(false);
+            removeDockWidget(d);
+        }
+        addDockWidget(Qt::TopDockWidgetArea, textDock_);
+        addDockWidget(Qt::RightDockWidgetArea, levelsDock_);
+    }
+    if (compact) {
+        // A laptop screen: a bottom row would squash every plot, so timescales, summary and
+        // models share the levels' column as tabs.
+        if (place) {
+            tabifyDockWidget(levelsDock_, timescaleDock_);
+            tabifyDockWidget(levelsDock_, summaryDock_);
+            tabifyDockWidget(levelsDock_, modelsDock_);
+            for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) d->show();
+            levelsDock_->raise();
+        }
+        resizeDocks({textDock_}, {std::max(120, h * 24 / 100)}, Qt::Vertical);
+        resizeDocks({levelsDock_}, {std::max(360, w * 42 / 100)}, Qt::Horizontal);
+        return;
+    }
+    if (place) {
+        addDockWidget(Qt::BottomDockWidgetArea, timescaleDock_);
+        splitDockWidget(timescaleDock_, summaryDock_, Qt::Horizontal);
+        tabifyDockWidget(summaryDock_, modelsDock_);
+        for (QDockWidget* d : {textDock_, levelsDock_, timescaleDock_, summaryDock_, modelsDock_}) d->show();
+        summaryDock_->raise();
+    }
+    resizeDocks({textDock_}, {std::max(120, h * 22 / 100)}, Qt::Vertical);
+    resizeDocks({levelsDock_}, {std::max(320, w * 36 / 100)}, Qt::Horizontal);
+    resizeDocks({timescaleDock_}, {std::max(200, h * 30 / 100)}, Qt::Vertical);
+    resizeDocks({timescaleDock_, summaryDock_}, {w * 62 / 100, w * 38 / 100}, Qt::Horizontal);
+}
+
+void MainWindow::showEvent(QShowEvent* event) {
+    if (event) QMainWindow::showEvent(event);
+    if (!docksArranged_) {
+        docksArranged_ = true;
+        arrangeDocks(size());
+    }
 }
 
 void MainWindow::buildMenus() {
@@ -134,6 +248,7 @@ void MainWindow::buildMenus() {
     QAction* openCheckpoint = file->addAction(tr("Open &Checkpoint…"), this, &MainWindow::openCheckpointDialog);
     openCheckpoint->setShortcut(QKeySequence(tr("Ctrl+Shift+O")));
     openCheckpoint->setToolTip(tr("Add a checkpoint folder of any model family; several may be open"));
+    file->addAction(removeModelAction_);
     file->addAction(tr("C&lear Checkpoints"), this, &MainWindow::clearCheckpoints);
     QMenu* recentCheckpoints = file->addMenu(tr("Recent Checkpoints"));
     connect(recentCheckpoints, &QMenu::aboutToShow, this, [this, recentCheckpoints] { fillRecentMenu(recentCheckpoints, kRecentCheckpoints, true); });
@@ -231,9 +346,12 @@ bool MainWindow::addCheckpoints(const QStringList& folders) {
             continue;
         }
         const QString path = info.absoluteFilePath();
-        if (!checkpoints_.contains(path)) checkpoints_ << path;
-        rememberRecent(kRecentCheckpoints, path);
+        // Adding a model again gives a failed one another try.
+        auto it = std::find_if(models_.begin(), models_.end(), [&](const ModelEntry& m) { return m.path == path; });
+        if (it == models_.end()) models_.push_back(ModelEntry{path, ModelState::Pending, {}});
+        else if (it->state == ModelState::Failed) *it = ModelEntry{path, ModelState::Pending, {}};
     }
+    updateModelList();
     updateActions();
     updateTitle();
     if (!missing.isEmpty()) {
@@ -246,9 +364,124 @@ bool MainWindow::addCheckpoints(const QStringList& folders) {
 }
 
 void MainWindow::clearCheckpoints() {
-    checkpoints_.clear();
+    models_.clear();
+    if (isAnalysing()) {
+        rerunWhenDone_ = false;
+        runner_->cancel();
+    }
+    // Plots of models that are gone would contradict the model list.
+    setResult(nullptr);
+    updateModelList();
     updateActions();
     updateTitle();
+    showStatus(tr("Checkpoints cleared."));
+}
+
+bool MainWindow::removeCheckpoint(const QString& folder) {
+    const QString path = QFileInfo(folder).absoluteFilePath();
+    auto it = std::find_if(models_.begin(), models_.end(), [&](const ModelEntry& m) { return m.path == path || m.path == folder; });
+    if (it == models_.end()) return false;
+    const QString removed = it->path;
+    models_.erase(it);
+    if (isAnalysing()) {
+        // The run in flight includes it: start over without it.
+        rerunWhenDone_ = !analysableCheckpoints().isEmpty() && hasText();
+        runner_->cancel();
+    }
+    if (result_) {
+        auto rest = std::make_shared<AnalysisResult>(*result_);
+        const auto gone = std::remove_if(rest->models.begin(), rest->models.end(),
+                                         [&](const ModelTrace& m) { return QString::fromStdString(m.checkpoint) == removed; });
+        if (gone != rest->models.end()) {
+            rest->models.erase(gone, rest->models.end());
+            setResult(rest->models.empty() ? nullptr : std::shared_ptr<const AnalysisResult>(std::move(rest)));
+        }
+    }
+    updateModelList();
+    updateActions();
+    updateTitle();
+    showStatus(tr("Removed %1.").arg(QDir(removed).dirName()));
+    return true;
+}
+
+void MainWindow::removeSelectedModels() {
+    QStringList paths;
+    for (QListWidgetItem* item : modelList_->selectedItems()) paths << item->data(Qt::UserRole).toString();
+    for (const QString& p : paths) removeCheckpoint(p);
+}
+
+QStringList MainWindow::checkpoints() const {
+    QStringList paths;
+    for (const ModelEntry& m : models_) paths << m.path;
+    return paths;
+}
+
+QStringList MainWindow::analysableCheckpoints() const {
+    QStringList paths;
+    for (const ModelEntry& m : models_)
+        if (m.state != ModelState::Failed) paths << m.path;
+    return paths;
+}
+
+MainWindow::ModelState MainWindow::modelState(const QString& folder) const {
+    const QString path = QFileInfo(folder).absoluteFilePath();
+    for (const ModelEntry& m : models_)
+        if (m.path == path || m.path == folder) return m.state;
+    return ModelState::Pending;
+}
+
+QString MainWindow::modelError(const QString& folder) const {
+    const QString path = QFileInfo(folder).absoluteFilePath();
+    for (const ModelEntry& m : models_)
+        if (m.path == path || m.path == folder) return m.error;
+    return {};
+}
+
+void MainWindow::updateModelList() {
+    QStringList selected;
+    for (QListWidgetItem* item : modelList_->selectedItems()) selected << item->data(Qt::UserRole).toString();
+    modelList_->clear();
+    for (const ModelEntry& m : models_) {
+        QString text = QDir(m.path).dirName();
+        auto* item = new QListWidgetItem(modelList_);
+        switch (m.state) {
+        case ModelState::Pending:
+            text += tr(" — not analysed yet");
+            break;
+        case ModelState::Loaded:
+            text += tr(" — loaded");
+            break;
+        case ModelState::Failed:
+            text += tr(" — failed: %1").arg(m.error);
+            item->setForeground(QColor(170, 20, 20));
+            break;
+        }
+        item->setText(text);
+        item->setToolTip(m.path + (m.error.isEmpty() ? QString() : QStringLiteral("\n") + m.error));
+        item->setData(Qt::UserRole, m.path);
+        item->setSelected(selected.contains(m.path));
+    }
+}
+
+void MainWindow::recordModelErrors(const QStringList& modelErrors) {
+    if (modelErrors.size() != runCheckpoints_.size()) return;
+    int failed = 0;
+    for (const QString& e : modelErrors) failed += e.isEmpty() ? 0 : 1;
+    // The same error from every model of several is the text's or the device's fault, not theirs.
+    const bool shared = failed == modelErrors.size() && failed > 1 && modelErrors.count(modelErrors.front()) == failed;
+    for (int i = 0; i < runCheckpoints_.size(); ++i) {
+        auto it = std::find_if(models_.begin(), models_.end(), [&](const ModelEntry& m) { return m.path == runCheckpoints_[i]; });
+        if (it == models_.end()) continue;
+        if (modelErrors[i].isEmpty()) {
+            it->state = ModelState::Loaded;
+            it->error.clear();
+            rememberRecent(kRecentCheckpoints, it->path);  // only folders that loaded
+        } else {
+            it->state = shared ? ModelState::Pending : ModelState::Failed;
+            it->error = modelErrors[i];
+        }
+    }
+    updateModelList();
 }
 
 bool MainWindow::openTextFile(const QString& path) {
@@ -334,7 +567,7 @@ void MainWindow::setMaxTokens(qint64 tokens) {
 }
 
 void MainWindow::maybeAutoRun() {
-    if (!autoRun_ || checkpoints_.isEmpty() || !hasText()) return;
+    if (!autoRun_ || analysableCheckpoints().isEmpty() || !hasText()) return;
     if (isAnalysing()) {
         // Inputs changed mid-run: start over with the new ones.
         rerunWhenDone_ = true;
@@ -350,7 +583,8 @@ bool MainWindow::isAnalysing() const { return runner_->isRunning(); }
 
 void MainWindow::runAnalysis() {
     if (isAnalysing()) return;
-    if (checkpoints_.isEmpty()) {
+    const QStringList checkpoints = analysableCheckpoints();
+    if (checkpoints.isEmpty()) {
         reportError(tr("No checkpoint"), tr("There is no checkpoint to analyse with."),
                     tr("Open one or more checkpoint folders with File ▸ Open Checkpoint… (or drop them on the window)."));
         return;
@@ -361,7 +595,7 @@ void MainWindow::runAnalysis() {
         return;
     }
     AnalysisRequest request;
-    for (const QString& c : checkpoints_) request.checkpoints.emplace_back(c.toStdString());
+    for (const QString& c : checkpoints) request.checkpoints.emplace_back(c.toStdString());
     request.text = text_;
     request.textName = textName_.toStdString();
     request.options.device = device_.toStdString();
@@ -369,9 +603,10 @@ void MainWindow::runAnalysis() {
     request.options.max_tokens = maxTokens_;
     for (views::AnalysisView* v : views()) request.preparers.push_back(v->preparer());
     if (!runner_->start(request)) return;
+    runCheckpoints_ = checkpoints;
     progress_->setValue(0);
     progress_->setVisible(true);
-    showStatus(tr("Analysing %1 with %n model(s)…", nullptr, static_cast<int>(checkpoints_.size())).arg(textName_));
+    showStatus(tr("Analysing %1 with %n model(s)…", nullptr, static_cast<int>(checkpoints.size())).arg(textName_));
     updateActions();
 }
 
@@ -398,19 +633,47 @@ void MainWindow::setResult(std::shared_ptr<const AnalysisResult> result, const s
     if (result_) axis_->setTokenCount(result_->token_count());
     const auto all = views();
     for (size_t i = 0; i < all.size(); ++i) all[i]->setResult(result_, i < prepared.size() ? prepared[i] : nullptr);
-    if (result_ && backend_.vocabulary && !checkpoints_.isEmpty()) {
+    if (result_ && backend_.vocabulary && !result_->models.empty()) {
         try {
-            textView_->setTokenTextFunction(backend_.vocabulary(checkpoints_.front().toStdString()));
+            textView_->setTokenTextFunction(backend_.vocabulary(result_->models.front().checkpoint));
         } catch (const std::exception&) {
             textView_->setTokenTextFunction({});  // predictions then show the text's own tokens or ids
         }
     }
     lastViewUpdateMs_ = static_cast<double>(timer.nsecsElapsed()) / 1e6;
+    QStringList names;
+    if (result_)
+        for (const auto& m : result_->models) names << QString::fromStdString(m.name);
+    if (names != shownModels_) {
+        shownModels_ = names;
+        compareDefaultPair();
+    }
     updateActions();
     updateTitle();
 }
 
-void MainWindow::onFinished(std::shared_ptr<const AnalysisResult> result, std::vector<views::PreparedData> prepared) {
+void MainWindow::compareDefaultPair() {
+    // Both comparisons (the bpt difference panel and the text colouring) show the same pair:
+    // the first Harmonic model against the first baseline, else the first two models.
+    if (!result_ || result_->models.size() < 2) return;
+    const auto& models = result_->models;
+    int a = -1;
+    int b = -1;
+    for (int m = 0; m < static_cast<int>(models.size()); ++m) {
+        const bool harmonic = models[static_cast<size_t>(m)].family == "harmonic";
+        if (harmonic && a < 0) a = m;
+        if (!harmonic && b < 0) b = m;
+    }
+    if (a < 0 || b < 0) {
+        a = 0;
+        b = 1;
+    }
+    bptView_->setDifferenceModels(a, b);
+    textView_->setColorByDifference(a, b);
+}
+
+void MainWindow::onFinished(std::shared_ptr<const AnalysisResult> result, std::vector<views::PreparedData> prepared,
+                            const QStringList& modelErrors) {
     progress_->setVisible(false);
     lastStallMs_ = runner_->longestStallMs();
     if (rerunWhenDone_) {
@@ -418,6 +681,7 @@ void MainWindow::onFinished(std::shared_ptr<const AnalysisResult> result, std::v
         runAnalysis();
         return;
     }
+    recordModelErrors(modelErrors);
     setResult(std::move(result), prepared);
     const QLocale locale;
     QString message = tr("Analysed %1 tokens with %n model(s) in %2 s on %3 · longest UI stall %4 ms · views drawn in %5 ms", nullptr,
@@ -428,26 +692,42 @@ void MainWindow::onFinished(std::shared_ptr<const AnalysisResult> result, std::v
                           .arg(lastStallMs_, 0, 'f', 0)
                           .arg(lastViewUpdateMs_, 0, 'f', 0);
     for (const auto& note : result_->notes) message += QStringLiteral(" · ") + QString::fromStdString(note);
+    QStringList failures;
+    for (int i = 0; i < modelErrors.size() && i < runCheckpoints_.size(); ++i)
+        if (!modelErrors[i].isEmpty()) failures << QDir(runCheckpoints_[i]).dirName() + QStringLiteral(": ") + modelErrors[i];
+    if (!failures.isEmpty()) message += tr(" · %n model(s) failed (see Models)", nullptr, static_cast<int>(failures.size()));
     showStatus(message);
     updateActions();
+    updateTitle();
+    if (!failures.isEmpty()) {
+        modelsDock_->raise();
+        reportError(tr("A model failed"), failures.join(QLatin1Char('\n')), hintFor(failures.join(QLatin1Char('\n'))));
+    }
     emit analysisFinished(true);
 }
 
-void MainWindow::onFailed(const QString& message, bool cancelled) {
+void MainWindow::onFailed(const QString& message, bool cancelled, const QStringList& modelErrors) {
     progress_->setVisible(false);
     lastStallMs_ = runner_->longestStallMs();
     updateActions();
     if (cancelled && rerunWhenDone_) {
         rerunWhenDone_ = false;
-        runAnalysis();
+        if (!analysableCheckpoints().isEmpty() && hasText()) runAnalysis();
+        emit analysisFinished(false);
         return;
     }
     if (cancelled) {
-        showStatus(tr("Analysis cancelled; the previous result stays on screen."));
+        showStatus(result_ ? tr("Analysis cancelled; still showing %1.").arg(shownTextName()) : tr("Analysis cancelled."));
     } else {
-        showStatus(tr("Analysis failed."));
+        recordModelErrors(modelErrors);
+        // Plots of an earlier run would now pass for the result of this one.
+        setResult(nullptr);
+        showStatus(tr("Analysis failed: nothing to show (see Models for each model's error)."));
+        modelsDock_->raise();
         reportError(tr("Analysis failed"), message, hintFor(message));
     }
+    updateActions();
+    updateTitle();
     emit analysisFinished(false);
 }
 
@@ -528,7 +808,7 @@ void MainWindow::exportFigureSetDialog() {
 }
 
 void MainWindow::openCausalityAudit() {
-    auto* dialog = new CausalityDialog(backend_, checkpoints_, text_, result_ ? result_->token_count() : 0,
+    auto* dialog = new CausalityDialog(backend_, analysableCheckpoints(), text_, result_ ? result_->token_count() : 0,
                                        device_ == QLatin1String("auto") ? QStringLiteral("cpu") : device_, this);
     dialog->setAttribute(Qt::WA_DeleteOnClose);
     dialog->show();
@@ -647,25 +927,29 @@ void MainWindow::closeEvent(QCloseEvent* event) {
 
 void MainWindow::updateActions() {
     const bool running = isAnalysing();
-    runAction_->setEnabled(!running && !checkpoints_.isEmpty() && hasText());
+    runAction_->setEnabled(!running && !analysableCheckpoints().isEmpty() && hasText());
     cancelAction_->setEnabled(running);
     exportSetAction_->setEnabled(result_ != nullptr);
     exportViewMenu_->setEnabled(result_ != nullptr);
-    auditAction_->setEnabled(!checkpoints_.isEmpty() && hasText() && backend_.auditCausality != nullptr);
+    auditAction_->setEnabled(!analysableCheckpoints().isEmpty() && hasText() && backend_.auditCausality != nullptr);
 }
 
 void MainWindow::updateTitle() {
+    // The title names the text on screen, which differs from the loaded one after a cancel.
     QString title = tr("Harmonic Studio");
-    if (!textName_.isEmpty()) title = textName_ + QStringLiteral(" — ") + title;
+    const QString shown = shownTextName();
+    if (!shown.isEmpty()) title = shown + QStringLiteral(" — ") + title;
     setWindowTitle(title);
     QStringList names;
-    for (const QString& c : checkpoints_) names << QDir(c).dirName();
+    for (const ModelEntry& m : models_) names << QDir(m.path).dirName() + (m.state == ModelState::Failed ? QStringLiteral(" ✗") : QString());
     sessionLabel_->setText(tr("%1 · %2 · %3%4")
                                .arg(names.isEmpty() ? tr("no checkpoint") : names.join(QStringLiteral(", ")), device_, precision_,
                                     maxTokens_ > 0 ? tr(" · ≤ %1 tokens").arg(maxTokens_) : QString()));
 }
 
 void MainWindow::showStatus(const QString& message) { statusLabel_->setText(message); }
+
+QString MainWindow::shownTextName() const { return result_ ? QString::fromStdString(result_->text_name) : textName_; }
 
 QString MainWindow::statusText() const { return statusLabel_->text(); }
 

@@ -13,7 +13,9 @@
 
 class QAction;
 class QActionGroup;
+class QDockWidget;
 class QLabel;
+class QListWidget;
 class QMenu;
 class QMimeData;
 class QProgressBar;
@@ -38,9 +40,17 @@ public:
     ~MainWindow() override;
 
     // The session. Each returns false after telling the user what went wrong.
+    // Models are independent items: each is analysed, fails or is removed on its own, and a
+    // failed one is left out of later runs until it is added again.
+    enum class ModelState { Pending, Loaded, Failed };
     bool addCheckpoints(const QStringList& folders);
     void clearCheckpoints();
-    QStringList checkpoints() const { return checkpoints_; }
+    bool removeCheckpoint(const QString& folder);
+    void removeSelectedModels();
+    QStringList checkpoints() const;
+    ModelState modelState(const QString& folder) const;
+    QString modelError(const QString& folder) const;
+    QListWidget* modelList() const { return modelList_; }
     bool openTextFile(const QString& path);
     void setText(const QString& name, std::string text, const QString& path = {});
     bool hasText() const { return text_ && !text_->empty(); }
@@ -66,6 +76,12 @@ public:
     // Errors go to a message box, or (quiet: tests, --screenshot) to stderr and errorReported.
     void setQuietErrors(bool quiet) { quiet_ = quiet; }
     bool saveScreenshot(const QString& path);
+    // The size a window opens with on a screen of this available size: most of it, never more.
+    static QSize defaultSize(const QSize& available);
+    // Sizes the window for its screen (centred) and lays the docks out in proportion to it.
+    void applyDefaultGeometry(const QSize& size = {});
+    // The name of the text whose analysis is on screen (the loaded text when none is).
+    QString shownTextName() const;
     // What a drop does: folders become checkpoints, a file the text, plain text is pasted.
     bool handleDrop(const QMimeData* mime);
     QStringList exportFigureSet(const QString& folder, const views::ExportOptions& options);
@@ -89,6 +105,7 @@ protected:
     void dragEnterEvent(QDragEnterEvent* event) override;
     void dropEvent(QDropEvent* event) override;
     void closeEvent(QCloseEvent* event) override;
+    void showEvent(QShowEvent* event) override;
 
 private:
     void buildViews();
@@ -101,9 +118,14 @@ private:
     void fillRecentMenu(QMenu* menu, const QString& key, bool checkpoints);
     void maybeAutoRun();
     void onProgress(double fraction, const QString& stage);
-    void onFinished(std::shared_ptr<const AnalysisResult> result, std::vector<views::PreparedData> prepared);
+    void onFinished(std::shared_ptr<const AnalysisResult> result, std::vector<views::PreparedData> prepared, const QStringList& modelErrors);
     std::vector<views::AnalysisView*> views() const;
-    void onFailed(const QString& message, bool cancelled);
+    void onFailed(const QString& message, bool cancelled, const QStringList& modelErrors);
+    void recordModelErrors(const QStringList& modelErrors);
+    QStringList analysableCheckpoints() const;
+    void updateModelList();
+    void arrangeDocks(const QSize& size);
+    void compareDefaultPair();
     void openCheckpointDialog();
     void openTextDialog();
     void pasteText();
@@ -117,7 +139,16 @@ private:
     std::unique_ptr<QSettings> settings_;
     AnalysisRunner* runner_ = nullptr;
 
-    QStringList checkpoints_;
+    struct ModelEntry {
+        QString path;
+        ModelState state = ModelState::Pending;
+        QString error;
+    };
+    std::vector<ModelEntry> models_;
+    QStringList runCheckpoints_;  // what the run in flight analyses, in order
+    QStringList shownModels_;     // model names of the result on screen, to notice a new set
+    bool docksArranged_ = false;
+    int placedCompact_ = -1;  // which dock arrangement is in place: 1 tabs in one column, 0 a bottom row
     std::shared_ptr<const std::string> text_;
     QString textName_;
     QString textPath_;
@@ -137,7 +168,14 @@ private:
     views::LevelsView* levelsView_ = nullptr;
     views::TimescaleView* timescaleView_ = nullptr;
     views::SummaryView* summaryView_ = nullptr;
+    QListWidget* modelList_ = nullptr;
+    QDockWidget* textDock_ = nullptr;
+    QDockWidget* levelsDock_ = nullptr;
+    QDockWidget* timescaleDock_ = nullptr;
+    QDockWidget* summaryDock_ = nullptr;
+    QDockWidget* modelsDock_ = nullptr;
 
+    QAction* removeModelAction_ = nullptr;
     QAction* runAction_ = nullptr;
     QAction* cancelAction_ = nullptr;
     QAction* exportSetAction_ = nullptr;

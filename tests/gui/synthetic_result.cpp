@@ -244,4 +244,22 @@ AnalysisResult syntheticResult(const SyntheticOptions& options) {
     return result;
 }
 
+AnalysisResult syntheticModelResult(const std::string& checkpoint, const SyntheticOptions& options) {
+    SyntheticOptions o = options;
+    o.models = 3;
+    AnalysisResult r = syntheticResult(o);
+    std::string folder = checkpoint;
+    while (!folder.empty() && folder.back() == '/') folder.pop_back();
+    folder = folder.substr(folder.find_last_of('/') + 1);
+    size_t pick = 2;
+    if (folder.find("harmonic") != std::string::npos) pick = 0;
+    else if (folder.find("transformer") != std::string::npos) pick = 1;
+    ModelTrace model = std::move(r.models[pick]);
+    model.name = folder;
+    model.checkpoint = checkpoint;
+    r.models.clear();
+    r.models.push_back(std::move(model));
+    return r;
+}
+
 }  // namespace harmonic::testing

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "model/analysis_result.h"
 
@@ -19,5 +20,9 @@ struct SyntheticOptions {
 };
 
 AnalysisResult syntheticResult(const SyntheticOptions& options = {});
+
+// What analysing one checkpoint folder gives: the synthetic model of the family its folder is
+// named after (harmonic, transformer, anything else: mamba), named after the folder.
+AnalysisResult syntheticModelResult(const std::string& checkpoint, const SyntheticOptions& options = {});
 
 }  // namespace harmonic::testing

@@ -95,7 +95,9 @@ TEST_CASE("BptView plots exactly the result's bpt, smoothed curves and differenc
         for (const auto& [key, value] : points(*view.runningMeanCurve(m).full()))
             REQUIRE(value == Approx(running[static_cast<size_t>(key)]).epsilon(1e-12));
     }
-    // At 2000 tokens the graphs hold the full data, no level of detail.
+    // Raw curves are drawn on demand; at 2000 tokens the graphs hold the full data, no level of detail.
+    REQUIRE(view.rawGraph(0) == nullptr);
+    view.setShowRaw(true);
     REQUIRE(view.rawGraph(0)->data() == view.rawCurve(0).full());
 
     std::vector<float> diff(r->models[0].bpt.size());
