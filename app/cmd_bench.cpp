@@ -13,7 +13,8 @@
 #include "model/checkpoint.h"
 #include "model/error.h"
 #include "model/io.h"
-#include "model/trainer.h"
+#include "model/cuda_graph.h"
+#include "model/train_config.h"
 
 #ifdef HARMONIC_WITH_CUDA_KERNELS
 #include "kernels/cuda/benchmark.h"

@@ -7,12 +7,13 @@
 #include <iostream>
 #include <sstream>
 
+#include "app/cli_count.h"
 #include "app/commands.h"
 #include "model/checkpoint.h"
 #include "model/corpus.h"
 #include "model/error.h"
 #include "model/io.h"
-#include "model/trainer.h"
+#include "model/evaluation.h"
 
 namespace harmonic::cli {
 

@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "app/cli_count.h"
 #include "app/commands.h"
 #include "model/checkpoint.h"
 #include "model/distributed.h"

@@ -1,6 +1,7 @@
 // Corpus caches, the learning-rate schedule, training on CPU (loss goes down, resume is exact)
 // and evaluation at several context lengths. Every case runs in well under a few seconds.
 #include "torch_catch.h"
+#include "app/cli_count.h"
 #include "model/io.h"
 
 #include <ftw.h>
