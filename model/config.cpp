@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "model/error.h"
+#include "model/json_strict.h"
 #include "model/io.h"
 #include "model/utf8.h"
 
@@ -297,30 +298,16 @@ ModelConfig ModelConfig::load(const std::filesystem::path& config_json) {
     // Face tools) refuses it, and so do we.
     if (bytes.size() >= 3 && bytes[0] == 0xEF && bytes[1] == 0xBB && bytes[2] == 0xBF)
         fail_file(config_json, "starts with a UTF-8 byte order mark (EF BB BF); JSON must not have one");
-    // nlohmann keeps the last of duplicate keys silently; a config whose meaning depends on which
-    // duplicate a reader keeps is refused, as the safetensors header is.
-    std::vector<std::set<std::string>> keys_seen;
-    std::string duplicate;
-    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) {
-            keys_seen.emplace_back();
-        } else if (event == json::parse_event_t::object_end) {
-            if (!keys_seen.empty()) keys_seen.pop_back();
-        } else if (event == json::parse_event_t::key && !keys_seen.empty() && duplicate.empty()) {
-            const auto& key = parsed.get_ref<const std::string&>();
-            if (!keys_seen.back().insert(key).second) duplicate = key;
-        }
-        return true;
-    };
-    json j;
+    StrictJson parsed;
     try {
-        j = json::parse(bytes.begin(), bytes.end(), callback);
+        parsed = parse_json_noting_duplicates(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     } catch (const json::exception& e) {
         // nlohmann reports invalid UTF-8 and syntax errors here with the byte position.
         fail_file(config_json, "not valid JSON: " + escaped_clip(e.what(), 400));
     }
-    if (!duplicate.empty()) fail_file(config_json, "duplicate key '" + escaped_clip(duplicate) + "'");
-    return from_json(j, config_json.string());
+    if (!parsed.duplicate_key.empty())
+        fail_file(config_json, "duplicate key '" + escaped_clip(parsed.duplicate_key) + "'");
+    return from_json(parsed.value, config_json.string());
 }
 
 void ModelConfig::save(const std::filesystem::path& config_json) const {

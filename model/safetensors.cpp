@@ -1,6 +1,7 @@
 #include "model/safetensors.h"
 
 #include "model/error.h"
+#include "model/json_strict.h"
 #include "model/io.h"
 #include "model/utf8.h"
 
@@ -347,24 +348,12 @@ File File::parse_view(std::shared_ptr<const void> owner, const uint8_t* bytes, s
         bad("safetensors header starts with a UTF-8 byte order mark (EF BB BF), which the format does not allow");
     if (const std::string problem = prescan_header(text); !problem.empty()) bad(problem);
 
-    // nlohmann keeps the last of duplicate keys silently; a file whose meaning depends on which
-    // duplicate a reader keeps is refused instead.
-    std::vector<std::set<std::string>> keys_seen;
-    std::string duplicate;
-    auto callback = [&](int /*depth*/, json::parse_event_t event, json& parsed) {
-        if (event == json::parse_event_t::object_start) {
-            keys_seen.emplace_back();
-        } else if (event == json::parse_event_t::object_end) {
-            if (!keys_seen.empty()) keys_seen.pop_back();
-        } else if (event == json::parse_event_t::key && !keys_seen.empty() && duplicate.empty()) {
-            const auto& key = parsed.get_ref<const std::string&>();
-            if (!keys_seen.back().insert(key).second) duplicate = key;
-        }
-        return true;
-    };
     json header;
+    std::string duplicate;
     try {
-        header = json::parse(text.begin(), text.end(), callback);
+        auto parsed = parse_json_noting_duplicates(text);
+        header = std::move(parsed.value);
+        duplicate = std::move(parsed.duplicate_key);
     } catch (const json::exception& e) {
         // nlohmann quotes the last token read, which can be most of the header.
         bad("safetensors header is not valid JSON: " + utf8::escaped(clip(e.what(), 2 * max_shown)));

@@ -152,17 +152,22 @@ TEST_CASE("config files: missing, not JSON, invalid UTF-8", "[config]") {
     CHECK(ModelConfig::load(dir / "ok.json").to_json() == c.resolved().to_json());
 }
 
+namespace {
+// The message of loading `content` written to dir/name as config.json, or "(loaded)".
+std::string config_load_error(const std::filesystem::path& dir, const std::string& name, const std::string& content) {
+    std::ofstream(dir / name, std::ios::binary) << content;
+    try {
+        ModelConfig::load(dir / name);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(loaded)";
+}
+}  // namespace
+
 TEST_CASE("config.json: duplicate keys and a byte order mark are refused", "[config]") {
     auto dir = temp_dir("strict");
-    auto load_error = [&](const std::string& name, const std::string& content) -> std::string {
-        std::ofstream(dir / name, std::ios::binary) << content;
-        try {
-            ModelConfig::load(dir / name);
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "(loaded)";
-    };
+    auto load_error = [&](const std::string& name, const std::string& content) { return config_load_error(dir, name, content); };
     const std::string file = (dir / "dup.json").string();
     // Accepted before, with the last d_model winning.
     CHECK(load_error("dup.json", R"({"model_type": "harmonic", "d_model": 64, "d_model": 128})") ==
@@ -178,15 +183,7 @@ TEST_CASE("config.json: duplicate keys and a byte order mark are refused", "[con
 
 TEST_CASE("config.json: bytes from the file are escaped in messages", "[config]") {
     auto dir = temp_dir("escaped");
-    auto load_error = [&](const std::string& name, const std::string& content) -> std::string {
-        std::ofstream(dir / name, std::ios::binary) << content;
-        try {
-            ModelConfig::load(dir / name);
-        } catch (const Error& e) {
-            return e.what();
-        }
-        return "(loaded)";
-    };
+    auto load_error = [&](const std::string& name, const std::string& content) { return config_load_error(dir, name, content); };
     // The parser quotes the invalid bytes it read; they used to reach the message raw.
     const std::string bad_utf8 = load_error("utf8.json", "{\"model_type\": \"harm\xff\xfeonic\"}");
     CHECK_THAT(bad_utf8, Contains("not valid JSON") && Contains("\\xFF"));

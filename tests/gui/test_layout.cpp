@@ -15,6 +15,7 @@
 #include <qcustomplot.h>
 
 #include "app/studio/main_window.h"
+#include "wait_for_analysis.h"
 #include "synthetic_backend.h"
 #include "views/summary_view.h"
 
@@ -99,18 +100,6 @@ QStringList plotProblems(QCustomPlot* plot, const QString& name) {
     return problems;
 }
 
-bool waitForFinish(MainWindow& window, int timeoutMs) {
-    if (!window.isAnalysing()) return false;
-    QEventLoop loop;
-    bool finished = false;
-    QObject::connect(&window, &MainWindow::analysisFinished, &loop, [&] {
-        finished = true;
-        loop.quit();
-    });
-    QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
-    loop.exec();
-    return finished;
-}
 
 void settle() {
     for (int i = 0; i < 10; ++i) QCoreApplication::processEvents();

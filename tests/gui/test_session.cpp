@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include "app/studio/main_window.h"
+#include "wait_for_analysis.h"
 #include "synthetic_backend.h"
 #include "views/bpt_view.h"
 #include "views/levels_view.h"
@@ -43,19 +44,6 @@ struct Session {
     }
 };
 
-bool waitForFinish(MainWindow& window, bool* ok = nullptr) {
-    if (!window.isAnalysing()) return false;
-    QEventLoop loop;
-    bool finished = false;
-    QObject::connect(&window, &MainWindow::analysisFinished, &loop, [&](bool success) {
-        finished = true;
-        if (ok) *ok = success;
-        loop.quit();
-    });
-    QTimer::singleShot(30000, &loop, &QEventLoop::quit);
-    loop.exec();
-    return finished;
-}
 
 QStringList rowTexts(const MainWindow& window) {
     QStringList rows;
@@ -76,7 +64,7 @@ TEST_CASE("a bad checkpoint fails on its own row and the others still run", "[gu
     REQUIRE(window.openTextFile(s.text));
     window.runAnalysis();
     bool ok = false;
-    REQUIRE(waitForFinish(window, &ok));
+    REQUIRE(waitForFinish(window, 30000, &ok));
     CHECK(ok);
     REQUIRE(window.result() != nullptr);
     REQUIRE(window.result()->models.size() == 2);  // the two good ones are drawn
@@ -104,7 +92,7 @@ TEST_CASE("a bad checkpoint fails on its own row and the others still run", "[gu
         REQUIRE(window.openTextFile(s.other));
         window.runAnalysis();
         ok = false;
-        REQUIRE(waitForFinish(window, &ok));
+        REQUIRE(waitForFinish(window, 30000, &ok));
         CHECK(ok);
         CHECK(window.result()->text_name == "second.txt");
         CHECK(window.result()->models.size() == 2);
@@ -133,7 +121,7 @@ TEST_CASE("Clear and a failed run leave no plots of an earlier run", "[gui][stud
     window.setQuietErrors(true);
     REQUIRE(window.addCheckpoints({s.harmonic, s.transformer}));
     REQUIRE(window.openTextFile(s.text));
-    REQUIRE(waitForFinish(window));
+    REQUIRE(waitForFinish(window, 30000));
     REQUIRE(window.result() != nullptr);
     REQUIRE(window.bptView()->plot()->graphCount() > 0);
 
@@ -149,7 +137,7 @@ TEST_CASE("Clear and a failed run leave no plots of an earlier run", "[gui][stud
         window.clearCheckpoints();
         REQUIRE(window.addCheckpoints({s.bad}));
         bool ok = true;
-        REQUIRE(waitForFinish(window, &ok));
+        REQUIRE(waitForFinish(window, 30000, &ok));
         CHECK(!ok);
         CHECK(window.result() == nullptr);
         CHECK(window.bptView()->plot()->graphCount() == 0);
@@ -166,13 +154,13 @@ TEST_CASE("after Cancel the title names the text on screen", "[gui][studio][sess
     window.setQuietErrors(true);
     REQUIRE(window.addCheckpoints({s.harmonic}));
     REQUIRE(window.openTextFile(s.text));
-    REQUIRE(waitForFinish(window));
+    REQUIRE(waitForFinish(window, 30000));
     CHECK(window.windowTitle().startsWith(QStringLiteral("first.txt")));
     REQUIRE(window.openTextFile(s.other));
     REQUIRE(window.isAnalysing());
     window.cancelAnalysis();
     bool ok = true;
-    REQUIRE(waitForFinish(window, &ok));
+    REQUIRE(waitForFinish(window, 30000, &ok));
     CHECK(!ok);
     REQUIRE(window.result() != nullptr);
     CHECK(window.result()->text_name == "first.txt");
@@ -192,7 +180,7 @@ TEST_CASE("the difference panel and the text colouring compare the same pair", "
     REQUIRE(window.addCheckpoints({s.transformer, mamba, s.harmonic}));
     REQUIRE(window.openTextFile(s.text));
     window.runAnalysis();
-    REQUIRE(waitForFinish(window));
+    REQUIRE(waitForFinish(window, 30000));
     REQUIRE(window.result()->models.size() == 3);
     auto* diffA = window.bptView()->findChildren<QComboBox*>().at(1);
     auto* diffB = window.bptView()->findChildren<QComboBox*>().at(2);
@@ -206,6 +194,6 @@ TEST_CASE("the difference panel and the text colouring compare the same pair", "
     // Running again with the same models keeps what the user chose.
     window.bptView()->setDifferenceModels(1, 0);
     window.runAnalysis();
-    REQUIRE(waitForFinish(window));
+    REQUIRE(waitForFinish(window, 30000));
     CHECK(diffA->currentText() == QStringLiteral("mamba"));
 }

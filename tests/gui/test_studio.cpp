@@ -21,6 +21,7 @@
 
 #include "app/studio/causality_dialog.h"
 #include "app/studio/main_window.h"
+#include "wait_for_analysis.h"
 #include "model/error.h"
 #include "synthetic_result.h"
 #include "views/bpt_view.h"
@@ -114,19 +115,6 @@ int busyTiles(const QImage& image, int grid = 4) {
     return busy;
 }
 
-bool waitForFinish(MainWindow& window, int timeoutMs, bool* ok = nullptr) {
-    if (!window.isAnalysing()) return false;
-    QEventLoop loop;
-    bool finished = false;
-    QObject::connect(&window, &MainWindow::analysisFinished, &loop, [&](bool success) {
-        finished = true;
-        if (ok) *ok = success;
-        loop.quit();
-    });
-    QTimer::singleShot(timeoutMs, &loop, &QEventLoop::quit);
-    loop.exec();
-    return finished;
-}
 
 }  // namespace
 
