@@ -12,6 +12,7 @@
 #include "app/studio/main_window.h"
 #include "model/analysis.h"
 #include "model/config.h"
+#include "model/io.h"
 #include "model/text.h"
 #include "model/tokenizer.h"
 #include "views/csv.h"
@@ -27,7 +28,11 @@ harmonic::studio::StudioBackend modelBackend() {
                                 const std::string& device, int trials) {
         return harmonic::audit_causality(checkpoint, text, position, device, trials);
     };
-    backend.readText = [](const std::filesystem::path& file) { return harmonic::read_text_file(file); };
+    backend.readText = [](const std::filesystem::path& file) {
+        // A FIFO without a writer would block the window in open(): only regular files are texts here.
+        harmonic::require_regular_file(file);
+        return harmonic::read_text_file(file);
+    };
     backend.vocabulary = [](const std::filesystem::path& dir) -> std::function<QString(int32_t)> {
         const harmonic::ModelConfig config = harmonic::ModelConfig::load(dir / "config.json");
         std::shared_ptr<const harmonic::Tokenizer> tokenizer = harmonic::load_tokenizer(config.tokenizer, dir);
