@@ -160,6 +160,9 @@ void ModelConfig::validate(const std::string& source) const {
         bad("vocab_size", "must be in [2, 10000000], got " + std::to_string(vocab_size));
     if (tokenizer != "bytes" && tokenizer != "bpe") bad("tokenizer", "must be \"bytes\" or \"bpe\", got \"" + escaped_clip(tokenizer) + "\"");
     if (tokenizer == "bytes" && vocab_size < 256) bad("vocab_size", "a byte-level model needs at least 256, got " + std::to_string(vocab_size));
+    // Every family: the baselines are sized to match a Harmonic of this many blocks (resolved()).
+    if (harmonic.blocks < 1 || harmonic.blocks > 64)
+        bad("harmonic.blocks", "must be in [1, 64], got " + std::to_string(harmonic.blocks));
     switch (family) {
         case Family::Harmonic: {
             const auto& h = harmonic;
@@ -173,7 +176,6 @@ void ModelConfig::validate(const std::string& source) const {
             if (h.prediction != "temporal" && h.prediction != "top_down")
                 bad("harmonic.prediction", "must be \"temporal\" or \"top_down\", got \"" + escaped_clip(h.prediction) + "\"");
             if (h.prediction == "top_down" && h.routing == "raw") bad("harmonic.prediction", "top_down needs routing \"error\"");
-            if (h.blocks < 1 || h.blocks > 64) bad("harmonic.blocks", "must be in [1, 64]");
             break;
         }
         case Family::Transformer: {

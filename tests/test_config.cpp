@@ -129,6 +129,11 @@ TEST_CASE("bad configs are rejected with the file and the problem", "[config]") 
     expect(json{{"model_type", "harmonic"}, {"harmonic", {{"cell", "lstm"}}}}, "harmonic.cell");
     expect(json{{"model_type", "harmonic"}, {"harmonic", {{"prediction", "top_down"}, {"routing", "raw"}}}}, "top_down");
     expect(json{{"model_type", "harmonic"}, {"harmonic", {{"blocks", 0}}}}, "harmonic.blocks");
+    // A baseline is sized to a Harmonic of harmonic.blocks blocks: an absurd count overflowed that
+    // sizing (found by fuzz_config) instead of being refused.
+    expect(json{{"model_type", "mamba"}, {"harmonic", {{"blocks", std::numeric_limits<int64_t>::min()}}}},
+           "harmonic.blocks");
+    expect(json{{"model_type", "transformer"}, {"harmonic", {{"blocks", 1000}}}}, "harmonic.blocks");
     expect(json{{"model_type", "harmonic"}, {"harmonic", 3}}, "must be an object");
     expect(json{{"model_type", "transformer"}, {"d_model", 100}, {"transformer", {{"heads", 3}}}}, "transformer.heads");
     expect(json{{"model_type", "mamba"}, {"mamba", {{"d_state", 0}}}}, "mamba.d_state");
