@@ -202,19 +202,24 @@ void DurableFile::write(std::string_view bytes) {
         buffer_.append(bytes);
 }
 
-void DurableFile::write_all(std::string_view bytes) {
+int write_fully(int fd, std::string_view bytes) {
     const char* p = bytes.data();
     std::size_t left = bytes.size();
     while (left > 0) {
-        const ssize_t n = ::write(fd_, p, left);
+        const ssize_t n = ::write(fd, p, left);
         if (n < 0) {
             if (errno == EINTR) continue;
-            fail("cannot write " + temp_.string(), errno);
+            return errno;
         }
         p += n;
         left -= static_cast<std::size_t>(n);
-        written_ += static_cast<uint64_t>(n);
     }
+    return 0;
+}
+
+void DurableFile::write_all(std::string_view bytes) {
+    if (const int err = write_fully(fd_, bytes); err != 0) fail("cannot write " + temp_.string(), err);
+    written_ += bytes.size();
 }
 
 void DurableFile::flush() {

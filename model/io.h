@@ -60,6 +60,10 @@ private:
     std::size_t size_ = 0;
 };
 
+// Writes all of `bytes` to the descriptor, retrying short writes and EINTR. Returns 0, or the
+// errno of the write that failed (the caller names the file).
+int write_fully(int fd, std::string_view bytes);
+
 // A file written durably and atomically: bytes go to FILE.tmp-<pid>-<n> in the same folder, every
 // write is checked, and commit() fsyncs it, closes it (checked: close can report a deferred write
 // error), renames it over FILE and fsyncs the folder. Without commit() (an exception, a crash)

@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include "kernels/activations_cpu.h"
-#include "kernels/cpu_path.h"
 #include "kernels/selective_scan.h"
 
 namespace harmonic {
@@ -94,7 +93,7 @@ ForwardOutput MambaModel::forward_chunk(const torch::Tensor& tokens, StreamState
                                   /*dilation=*/torch::IntArrayRef{1}, /*groups=*/E);
         // Without autograd on the CPU, the activations that give every element the same bits however
         // the work is split across threads and chunks (kernels/activations_cpu.h).
-        const bool exact_cpu = kernels::cpu_without_grad({&conv, &L.dt_proj->weight});
+        const bool exact_cpu = conv.device().is_cpu() && !conv.requires_grad();
         auto u = (exact_cpu ? kernels::silu_cpu(conv).to(conv.scalar_type()) : torch::silu(conv)).transpose(1, 2);
         auto dbc = L.x_proj(u);
         auto dt = linear(L.dt_proj, dbc.index({"...", Slice(0, R)}));

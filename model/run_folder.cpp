@@ -128,17 +128,7 @@ void RunLog::row(int64_t step, int64_t tokens, double lr, double loss, double va
     std::string line = strf("%lld,%lld,%.6e,%.8f,", static_cast<long long>(step), static_cast<long long>(tokens), lr, loss);
     if (val >= 0) line += strf("%.8f", val);
     line += strf(",%.1f,%.2f\n", tps, elapsed);
-    const char* p = line.data();
-    std::size_t left = line.size();
-    while (left > 0) {
-        const ssize_t n = ::write(fd_, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            fail_file(path_, "cannot append: " + errno_text(errno));
-        }
-        p += n;
-        left -= static_cast<std::size_t>(n);
-    }
+    if (const int err = write_fully(fd_, line); err != 0) fail_file(path_, "cannot append: " + errno_text(err));
 }
 
 void RunLog::sync() {

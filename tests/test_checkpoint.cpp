@@ -241,10 +241,8 @@ TEST_CASE("a checkpoint's weights are resident once while it loads (the file is 
     ::malloc_trim(0);
     { std::ofstream("/proc/self/clear_refs") << "5"; }
     const uint64_t before = status_bytes("VmRSS");
-    if (status_bytes("VmHWM") > before + (8u << 20)) {
-        WARN("cannot reset the peak resident size here (/proc/self/clear_refs); skipped");
-        return;
-    }
+    // Linux resets the peak on request; without that the measurement below would mean nothing.
+    REQUIRE(status_bytes("VmHWM") <= before + (8u << 20));
     auto loaded = load_checkpoint(dir);
     const uint64_t peak = status_bytes("VmHWM");
     INFO("file " << file_bytes << " bytes, peak grew by " << (peak - before) << " bytes");
